@@ -38,9 +38,7 @@ class BucketSpec(msgspec.Struct, frozen=True, kw_only=True):
 STREAM_AVATAR = StreamSpec(name="AISHA_AVATAR", subjects=("aisha.avatar.>",))
 STREAM_TRAINING = StreamSpec(name="AISHA_TRAINING", subjects=("aisha.training.>",))
 STREAM_GENERATION = StreamSpec(name="AISHA_GENERATION", subjects=("aisha.generation.>",))
-STREAM_DLQ = StreamSpec(
-    name="AISHA_DLQ", subjects=("aisha.dlq.>",), max_age_seconds=30 * 24 * 3600
-)
+STREAM_DLQ = StreamSpec(name="AISHA_DLQ", subjects=("aisha.dlq.>",), max_age_seconds=30 * 24 * 3600)
 STREAMS: tuple[StreamSpec, ...] = (STREAM_AVATAR, STREAM_TRAINING, STREAM_GENERATION, STREAM_DLQ)
 
 TRAINER_REQUESTS = ConsumerSpec(

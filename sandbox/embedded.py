@@ -65,11 +65,15 @@ class EmbeddedNats:
         self._proc = subprocess.Popen(
             [
                 nats_server_binary(),
-                "-a", "127.0.0.1",
-                "-p", str(self.port),
-                "-m", str(self.monitor_port),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-m",
+                str(self.monitor_port),
                 "-js",
-                "-sd", str(self.store_dir),
+                "-sd",
+                str(self.store_dir),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -82,8 +86,9 @@ class EmbeddedNats:
                     f"nats-server exited with {self._proc.returncode}; see "
                     f"{self.store_dir / 'nats-server.log'}"
                 )
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=0.2
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
             ):
                 return self
             time.sleep(0.05)
@@ -131,7 +136,7 @@ class EmbeddedPostgres:
             warnings.simplefilter("ignore")
             import pgserver
 
-            server = pgserver.get_server(
+            server = pgserver.get_server(  # type: ignore[attr-defined]
                 self.data_dir, cleanup_mode="delete" if self.delete_on_stop else "stop"
             )
         self._server = server

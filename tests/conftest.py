@@ -65,6 +65,42 @@ async def create_database(admin_url: str, template: str | None = None) -> str:
 
 
 @pytest.fixture
-async def empty_db_url(pg_admin_url: str) -> AsyncIterator[str]:
+async def empty_db_url(pg_admin_url: str) -> str:
     """A brand-new empty database for one test."""
-    yield await create_database(pg_admin_url)
+    return await create_database(pg_admin_url)
+
+
+def _migrated_database(admin_url: str) -> str:
+    import asyncio
+
+    from services.kit import migrate
+
+    url = asyncio.run(create_database(admin_url))
+    migrate.upgrade(url)
+    return urlsplit(url).path.lstrip("/")
+
+
+@pytest.fixture(scope="session")
+def migrated_template(pg_admin_url: str) -> str:
+    """Name of a database migrated to head once per session; `db_url` copies it per test.
+
+    Nothing may stay connected to it (CREATE DATABASE ... TEMPLATE needs it idle).
+    """
+    import concurrent.futures
+
+    # Alembic's env.py runs its own event loop: keep it off any loop of this thread.
+    with concurrent.futures.ThreadPoolExecutor(1) as executor:
+        return executor.submit(_migrated_database, pg_admin_url).result()
+
+
+@pytest.fixture
+async def db_url(pg_admin_url: str, migrated_template: str) -> AsyncIterator[str]:
+    """A fresh database with the full schema (roles, grants) for one test, dropped after it."""
+    url = await create_database(pg_admin_url, template=migrated_template)
+    yield url
+    conn = await asyncpg.connect(pg_admin_url)
+    try:
+        name = urlsplit(url).path.lstrip("/")
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
