@@ -46,6 +46,9 @@ TRAINER_REQUESTS = ConsumerSpec(
     stream=STREAM_AVATAR.name,
     filter_subjects=("aisha.avatar.training_requested", "aisha.avatar.cancel_requested"),
     ack_wait_seconds=120.0,
+    # Waiting for a free training slot naks the request: allow ~30 minutes of that.
+    max_deliver=40,
+    backoff_seconds=(2.0, 5.0, 10.0, 30.0, 60.0),
 )
 TRAINER_GENERATIONS = ConsumerSpec(
     durable="trainer-generation",

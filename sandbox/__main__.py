@@ -42,8 +42,16 @@ async def _main(options: StackOptions) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     stack = Stack(options)
+    starting = asyncio.create_task(stack.start())
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait([starting, stopper], return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():  # Ctrl-C during start-up: undo what was started
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        return 130
+    stopper.cancel()
     try:
-        await stack.start()
+        starting.result()
     except StackError as exc:
         print(f"aisha: {exc}", file=sys.stderr)
         return 2

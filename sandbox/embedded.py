@@ -7,6 +7,7 @@ Both come from PyPI, so a fresh machine needs nothing but Python. Used by the la
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import socket
@@ -135,6 +136,8 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             import pgserver
+
+            logging.getLogger("pgserver").setLevel(logging.WARNING)
 
             server = pgserver.get_server(  # type: ignore[attr-defined]
                 self.data_dir, cleanup_mode="delete" if self.delete_on_stop else "stop"

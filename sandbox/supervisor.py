@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger("sandbox")
+ROOT = str(Path(__file__).resolve().parent.parent)
 
 
 @dataclass
@@ -27,7 +28,7 @@ class Child:
     proc: asyncio.subprocess.Process | None = field(default=None, repr=False)
 
     async def start(self) -> None:
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once per start
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as out:  # noqa: ASYNC230 - opening a local log is instant
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -36,7 +37,7 @@ class Child:
                 env=self.env,
                 stdout=out,
                 stderr=out,
-                cwd=str(Path(__file__).resolve().parent.parent),
+                cwd=ROOT,
             )
 
     async def stop(self, grace: float = 15.0) -> None:

@@ -1,4 +1,4 @@
-"""Run the FAL emulator standalone: `python -m sandbox.fal --proxy-port 8443 --control-port 8090`."""
+"""Run the FAL emulator standalone: `python -m sandbox.fal --proxy-port 8443`."""
 
 from __future__ import annotations
 

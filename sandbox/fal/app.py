@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Callable
@@ -181,8 +180,7 @@ class Dispatcher:
         job = self.ctx.runner.jobs.get(request_id or "")
         if job is None:
             return response
-        while job.state != COMPLETED:
-            await asyncio.sleep(0.02)
+        await job.done.wait()
         return self._result(job)
 
     async def jwks(self, request: web.Request, body: bytes) -> web.StreamResponse:
@@ -192,7 +190,10 @@ class Dispatcher:
 def _fault_response(rule: FaultRule) -> web.Response:
     status = int(rule.param("status", 500))
     if rule.param("ingress", False):
-        html = "<html><head><title>502 Bad Gateway</title></head><body><center>nginx</center></body></html>"
+        html = (
+            "<html><head><title>502 Bad Gateway</title></head>"
+            "<body><center>nginx</center></body></html>"
+        )
         return web.Response(status=status, text=html, content_type="text/html")
     if status == 429:
         return error(

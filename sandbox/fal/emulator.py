@@ -15,11 +15,11 @@ from aiohttp import web
 from sandbox.fal.app import build_app
 from sandbox.fal.context import Context
 from sandbox.fal.control import control_routes
-from sandbox.fal.endpoints import AppSettings, Apps
+from sandbox.fal.endpoints import Apps, AppSettings
 from sandbox.fal.faults import FaultBook, FaultRule
 from sandbox.fal.jobs import Clock, Job, JobRunner
 from sandbox.fal.proxy import ConnectProxy
-from sandbox.fal.recorder import Recorder, RecordedRequest
+from sandbox.fal.recorder import RecordedRequest, Recorder
 from sandbox.fal.storage import Storage
 from sandbox.fal.tls import CertFiles, make_cert_files
 from sandbox.fal.webhooks import Delivery, WebhookSender
@@ -171,6 +171,12 @@ class FalEmulator:
         return self._certs.ca_file
 
     @property
+    def ca_bundle_file(self) -> Path:
+        """Public roots plus the throwaway CA: what `SSL_CERT_FILE` points at."""
+        assert self._certs is not None, "emulator not started"
+        return self._certs.bundle_file
+
+    @property
     def public_key_jwks_url(self) -> str:
         return JWKS_URL
 
@@ -185,7 +191,7 @@ class FalEmulator:
             "https_proxy": self.proxy_url,
             "NO_PROXY": "127.0.0.1,localhost",
             "no_proxy": "127.0.0.1,localhost",
-            "SSL_CERT_FILE": str(self.ca_file),
+            "SSL_CERT_FILE": str(self.ca_bundle_file),
             "FAL_KEY": self.fal_key,
         }
 

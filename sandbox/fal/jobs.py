@@ -70,6 +70,7 @@ class Job:
     result: dict[str, Any] | None = None
     failure: JobFailure | None = None
     cancelled: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @property
     def succeeded(self) -> bool:
@@ -151,6 +152,7 @@ class JobRunner:
     def _finish(self, job: Job) -> None:
         job.state = COMPLETED
         job.finished_at = time.time()
+        job.done.set()
         self._on_done(job)
 
     def cancel(self, job: Job) -> bool:

@@ -68,10 +68,9 @@ class WebhookReceiver:
             self._changed.notify_all()
         return web.json_response({"ok": status < 300}, status=status)
 
-    async def wait_for(self, count: int, timeout: float = 5.0) -> list[ReceivedWebhook]:
+    async def wait_for(self, count: int, within: float = 5.0) -> list[ReceivedWebhook]:
         """Wait until `count` webhooks arrived (TimeoutError otherwise)."""
         async with self._changed:
-            await asyncio.wait_for(
-                self._changed.wait_for(lambda: len(self.received) >= count), timeout
-            )
+            arrived = self._changed.wait_for(lambda: len(self.received) >= count)
+            await asyncio.wait_for(arrived, within)
         return list(self.received)

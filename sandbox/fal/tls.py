@@ -36,6 +36,7 @@ class CertFiles:
     ca_file: Path
     cert_file: Path
     key_file: Path
+    bundle_file: Path
 
     def server_context(self) -> ssl.SSLContext:
         """A TLS server context presenting the emulator certificate."""
@@ -73,6 +74,17 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+
+
+def _public_roots() -> bytes:
+    """The usual public roots (certifi's bundle, else the system's), to append our CA to."""
+    try:
+        import certifi
+
+        return Path(certifi.where()).read_bytes()
+    except (ImportError, OSError):
+        cafile = ssl.get_default_verify_paths().cafile
+        return Path(cafile).read_bytes() if cafile and Path(cafile).exists() else b""
 
 
 def make_cert_files(directory: Path, hosts: tuple[str, ...] = FAL_HOSTS) -> CertFiles:
@@ -132,8 +144,11 @@ def make_cert_files(directory: Path, hosts: tuple[str, ...] = FAL_HOSTS) -> Cert
         ca_file=directory / "fal-ca.pem",
         cert_file=directory / "fal-server.pem",
         key_file=directory / "fal-server.key",
+        bundle_file=directory / "fal-ca-bundle.pem",
     )
-    files.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
+    files.ca_file.write_bytes(ca_pem)
+    files.bundle_file.write_bytes(_public_roots().rstrip(b"\n") + b"\n" + ca_pem)
     files.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     files.key_file.write_bytes(_pem_key(key))
     files.key_file.chmod(0o600)

@@ -116,7 +116,13 @@ class Sender:
 
     async def edit(self, chat_id: int, message_id: int, text: str, markup: Markup = None) -> bool:
         """Edit a message; a queued edit of the same message is replaced, not repeated."""
-        return bool(await self._submit(_Job("edit", chat_id, message_id, text, markup)))
+        return bool(await self.enqueue_edit(chat_id, message_id, text, markup))
+
+    def enqueue_edit(
+        self, chat_id: int, message_id: int, text: str, markup: Markup = None
+    ) -> asyncio.Future[Any]:
+        """Queue an edit now (keeping the caller's order) and await the outcome later."""
+        return self._submit(_Job("edit", chat_id, message_id, text, markup))
 
     async def delete(self, chat_id: int, message_id: int) -> bool:
         return bool(await self._submit(_Job("delete", chat_id, message_id)))

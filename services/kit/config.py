@@ -92,8 +92,12 @@ class Env:
     def url(self, name: str, schemes: tuple[str, ...], default: str | None = None) -> str:
         raw = self._raw(name, default)
         for part in raw.split(","):
-            parsed = urlsplit(part.strip())
-            if parsed.scheme not in schemes or not (parsed.netloc or parsed.query):
+            try:
+                parsed = urlsplit(part.strip())
+                valid = parsed.scheme in schemes and bool(parsed.netloc or parsed.query)
+            except ValueError:  # e.g. an unbalanced "[" of an IPv6 host
+                valid = False
+            if not valid:
                 form = " or ".join(f"{s}://..." for s in schemes)
                 raise ConfigError(f"{name}: expected a URL like {form}, got {_mask(raw)!r}")
         return raw
@@ -109,11 +113,19 @@ class Env:
 
 
 def _mask(url: str) -> str:
-    """Hide a password in a URL before it goes into an error message."""
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(parts.password, "***")
-    return url
+    """Hide the password of each URL of a comma-separated list before it goes into an error
+    message."""
+    masked = []
+    for part in url.split(","):
+        try:
+            password = urlsplit(part.strip()).password
+        except ValueError:
+            password = None
+            if "@" in part:  # unparseable: hide the whole userinfo
+                scheme, sep, rest = part.rpartition("://")
+                part = f"{scheme}{sep}***@{rest.rpartition('@')[2]}"
+        masked.append(part.replace(password, "***") if password else part)
+    return ",".join(masked)
 
 
 @dataclass(frozen=True, kw_only=True)

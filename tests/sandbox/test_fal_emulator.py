@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
+import sys
 from pathlib import Path
 
 import fal_client
@@ -105,7 +107,9 @@ async def test_training_flow(emu, fal, http, receiver, app_id, arguments):
     seen = await follow(handle)
 
     kinds = [type(s).__name__ for s in seen]
-    assert kinds[0] == "Queued" and "InProgress" in kinds and kinds[-1] == "Completed"
+    assert kinds[0] == "Queued"
+    assert "InProgress" in kinds
+    assert kinds[-1] == "Completed"
     final = seen[-1]
     assert final.error is None
     messages = [entry["message"] for entry in final.logs]
@@ -115,20 +119,26 @@ async def test_training_flow(emu, fal, http, receiver, app_id, arguments):
     result = await handle.get()
     lora, config = result["diffusers_lora_file"], result["config_file"]
     lora_bytes = (await http.get(lora["url"])).content
-    assert len(lora_bytes) == lora["file_size"] and lora_bytes.startswith(b"AISHA-SANDBOX-LORA")
+    assert len(lora_bytes) == lora["file_size"]
+    assert lora_bytes.startswith(b"AISHA-SANDBOX-LORA")
     config_json = (await http.get(config["url"])).json()
-    assert config_json["app_id"] == app_id and config_json["images"] == 10
+    assert config_json["app_id"] == app_id
+    assert config_json["images"] == 10
 
     (delivery,) = await receiver.wait_for(1)
     body = delivery.json
-    assert body["status"] == "OK" and body["request_id"] == handle.request_id
-    assert body["gateway_request_id"] == handle.request_id and body["payload"] == result
-    assert body["error"] is None and body["payload_error"] is None
+    assert body["status"] == "OK"
+    assert body["request_id"] == handle.request_id
+    assert body["gateway_request_id"] == handle.request_id
+    assert body["payload"] == result
+    assert body["error"] is None
+    assert body["payload_error"] is None
     assert verify(await jwks_via_proxy(http, emu), delivery.headers, delivery.body)
     assert delivery.headers["X-Fal-Webhook-Request-Id"] == handle.request_id
 
     (submit,) = emu.recorder.find(op="submit")
-    assert submit.app_id == app_id and submit.query == {"fal_webhook": receiver.url}
+    assert submit.app_id == app_id
+    assert submit.query == {"fal_webhook": receiver.url}
     assert submit.json["images_data_url"] == archive_url
     assert submit.headers["Authorization"] == "Key sandbox-key-id:***"
 
@@ -138,7 +148,8 @@ async def test_upload_file_roundtrip(fal, http, tmp_path):
     path.write_bytes(photo(1))
     url = await fal.upload_file(path)
     got = await http.get(url)
-    assert got.status_code == 200 and got.content == path.read_bytes()
+    assert got.status_code == 200
+    assert got.content == path.read_bytes()
     assert got.headers["content-type"] == "image/jpeg"
 
 
@@ -162,17 +173,17 @@ async def test_bad_training_archive_fails_with_422(emu, fal, receiver, make_url,
         url = "https://v3.fal.media/files/rabbit/nothing_here.zip"
     handle = await fal.submit(FAST, {"images_data_url": url}, webhook_url=receiver.url)
     final = (await follow(handle))[-1]
-    assert final.error == "Invalid status code: 422" and final.error_type == "validation_error"
+    assert final.error == "Invalid status code: 422"
+    assert final.error_type == "validation_error"
     with pytest.raises(fal_client.FalClientHTTPError) as raised:
         await handle.get()
     assert raised.value.status_code == 422
     (detail,) = raised.value.response.json()["detail"]
-    assert detail["loc"] == ["body", "images_data_url"] and expected in detail["msg"]
+    assert detail["loc"] == ["body", "images_data_url"]
+    assert expected in detail["msg"]
     (delivery,) = await receiver.wait_for(1)
-    assert (
-        delivery.json["status"] == "ERROR"
-        and delivery.json["payload"]["detail"][0]["msg"] == detail["msg"]
-    )
+    assert delivery.json["status"] == "ERROR"
+    assert delivery.json["payload"]["detail"][0]["msg"] == detail["msg"]
 
 
 async def test_missing_argument_is_422(fal):
@@ -214,8 +225,10 @@ async def test_generation_honours_size_count_and_seed(fal, http):
         await failed.get()
 
     first = await fal.subscribe("fal-ai/flux-lora", {**args, "seed": 42, "output_format": "png"})
-    assert first["seed"] == 42 and first["has_nsfw_concepts"] == [False] * 3
-    assert first["prompt"] == args["prompt"] and "inference" in first["timings"]
+    assert first["seed"] == 42
+    assert first["has_nsfw_concepts"] == [False] * 3
+    assert first["prompt"] == args["prompt"]
+    assert "inference" in first["timings"]
     blobs = []
     for image in first["images"]:
         assert (image["width"], image["height"], image["content_type"]) == (320, 240, "image/png")
@@ -260,7 +273,8 @@ async def test_cancel(emu, fal, receiver):
         await handle.cancel()
     assert raised.value.status_code == 400
     await asyncio.sleep(0.2)
-    assert receiver.received == [] and emu.job(handle.request_id).cancelled
+    assert receiver.received == []
+    assert emu.job(handle.request_id).cancelled
 
 
 async def test_queue_position_with_concurrency_one(tmp_path, monkeypatch):
@@ -272,7 +286,8 @@ async def test_queue_position_with_concurrency_one(tmp_path, monkeypatch):
         client = fal_client.AsyncClient()
         handles = [await client.submit("fal-ai/flux/dev", {"prompt": f"p{n}"}) for n in range(3)]
         status = await handles[2].status()
-        assert isinstance(status, fal_client.Queued) and status.position == 2
+        assert isinstance(status, fal_client.Queued)
+        assert status.position == 2
         for handle in handles:
             await handle.get()
 
@@ -299,9 +314,34 @@ async def test_auth_and_control_api(emu, fal, http):
         assert [r["status"] for r in submits] == [401, 404, 200]
         assert submits[-1]["json"] == {"prompt": "x", "image_size": "square"}
         jobs = (await control.get("/_emulator/jobs")).json()
-        assert jobs[-1]["faults"] == ["nsfw"] and jobs[-1]["state"] == "COMPLETED"
+        assert jobs[-1]["faults"] == ["nsfw"]
+        assert jobs[-1]["state"] == "COMPLETED"
         info = (await control.get("/_emulator/info")).json()
-        assert info["env"]["HTTPS_PROXY"] == emu.proxy_url and "webhook_lost" in info["faults"]
+        assert info["env"]["HTTPS_PROXY"] == emu.proxy_url
+        assert "webhook_lost" in info["faults"]
         bad = await control.post("/_emulator/faults", json={"name": "no_such_fault"})
         assert bad.status_code == 422
         assert json.loads((await control.get("/_emulator/jwks")).text) == emu.jwks
+
+
+CHILD = """
+import fal_client
+result = fal_client.run("fal-ai/flux/dev", arguments={"prompt": "child", "image_size": "square"})
+print(result["images"][0]["width"])
+"""
+
+
+async def test_child_process_with_client_env(emu):
+    env = {**os.environ, **emu.client_env()}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        CHILD,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().strip() == "512"
+    assert emu.recorder.find(host="fal.run", op="run")

@@ -70,7 +70,8 @@ async def test_lost_webhook(emu, fal, receiver):
     request_id = await generate(fal, receiver)
     assert isinstance(await fal.status(GEN, request_id), fal_client.Completed)
     await asyncio.sleep(0.3)
-    assert receiver.received == [] and emu.webhook_deliveries == []
+    assert receiver.received == []
+    assert emu.webhook_deliveries == []
     await generate(fal, receiver)
     await receiver.wait_for(1)
 
@@ -79,7 +80,8 @@ async def test_duplicate_webhook(emu, fal, receiver):
     emu.add_fault("webhook_duplicate", contains="twice")
     request_id = await generate(fal, receiver, "say it twice")
     first, second = await receiver.wait_for(2)
-    assert first.body == second.body and first.json["request_id"] == request_id
+    assert first.body == second.body
+    assert first.json["request_id"] == request_id
     assert all(verify(emu.jwks, d.headers, d.body) for d in (first, second))
     assert [d.copy for d in emu.webhook_deliveries] == [1, 2]
 
@@ -106,7 +108,8 @@ async def test_late_and_out_of_order_webhooks(emu, fal, receiver):
     late_id = await generate(fal, receiver, "late one")
     done = time.time()
     (late,) = await receiver.wait_for(1)
-    assert late.json["request_id"] == late_id and late.at - done >= 0.3
+    assert late.json["request_id"] == late_id
+    assert late.at - done >= 0.3
 
     emu.add_fault("webhook_out_of_order", contains="older", seconds=5, replay_seconds=0.2)
     older = await generate(fal, receiver, "older job")
@@ -155,11 +158,14 @@ async def test_failed_training(emu, fal, receiver):
     )
     with pytest.raises(fal_client.FalClientHTTPError) as raised:
         await handle.get()
-    assert raised.value.status_code == 500 and "Training diverged" in str(raised.value)
+    assert raised.value.status_code == 500
+    assert "Training diverged" in str(raised.value)
     status = await handle.status(with_logs=True)
-    assert status.error == "Training diverged" and status.error_type == "internal_server_error"
+    assert status.error == "Training diverged"
+    assert status.error_type == "internal_server_error"
     (delivery,) = await receiver.wait_for(1)
-    assert delivery.json["status"] == "ERROR" and delivery.json["error"] == "Training diverged"
+    assert delivery.json["status"] == "ERROR"
+    assert delivery.json["error"] == "Training diverged"
 
 
 async def test_500_on_submit_raises(emu, fal):

@@ -16,7 +16,11 @@ from aiogram.types import (
     BufferedInputFile,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputMediaAudio,
+    InputMediaDocument,
+    InputMediaLivePhoto,
     InputMediaPhoto,
+    InputMediaVideo,
 )
 from aiohttp import web
 from PIL import Image
@@ -24,6 +28,9 @@ from PIL import Image
 from sandbox.telegram import Limits, TelegramEmulator
 
 TOKEN = "123456789:AAH-sandbox_token"
+MediaItem = (
+    InputMediaAudio | InputMediaDocument | InputMediaLivePhoto | InputMediaPhoto | InputMediaVideo
+)
 
 
 def png(width: int = 1200, height: int = 900, color: str = "red") -> bytes:
@@ -74,14 +81,17 @@ async def test_send_message_with_keyboard_lands_in_transcript(
         user_id, "<b>Hi</b> there", parse_mode="HTML", reply_markup=keyboard(("Go", "go:1"))
     )
     assert sent.text == "Hi there"
-    assert sent.entities is not None and sent.entities[0].type == "bold"
+    assert sent.entities is not None
+    assert sent.entities[0].type == "bold"
     assert sent.entities[0].length == 2
-    assert sent.from_user is not None and sent.from_user.id == 123456789
+    assert sent.from_user is not None
+    assert sent.from_user.id == 123456789
     assert sent.reply_markup is not None
     assert sent.reply_markup.inline_keyboard[0][0].callback_data == "go:1"
     transcript = await emu.transcript(user_id)
     [entry] = transcript["messages"]
-    assert entry["outgoing"] and entry["message"]["text"] == "Hi there"
+    assert entry["outgoing"]
+    assert entry["message"]["text"] == "Hi there"
 
 
 async def test_unknown_chat_is_bad_request(bot: Bot) -> None:
@@ -99,7 +109,8 @@ async def test_edits_keep_history_and_not_modified_is_rejected(
         message_id=sent.message_id,
         reply_markup=keyboard(("Stop", "s")),
     )
-    assert not isinstance(edited, bool) and edited.text == "Training: 50%"
+    assert not isinstance(edited, bool)
+    assert edited.text == "Training: 50%"
     assert edited.edit_date is not None
     with pytest.raises(TelegramBadRequest, match="message is not modified"):
         await bot.edit_message_text(
@@ -122,7 +133,8 @@ async def test_edit_caption_and_delete(bot: Bot, emu: TelegramEmulator, user_id:
     edited = await bot.edit_message_caption(
         chat_id=user_id, message_id=photo.message_id, caption="<i>new</i>", parse_mode="HTML"
     )
-    assert not isinstance(edited, bool) and edited.caption == "new"
+    assert not isinstance(edited, bool)
+    assert edited.caption == "new"
     assert await bot.delete_message(user_id, photo.message_id) is True
     [entry] = (await emu.transcript(user_id))["messages"]
     assert entry["deleted"] is True
@@ -135,12 +147,14 @@ async def test_send_photo_by_upload_file_id_and_url(
 ) -> None:
     data = png(1200, 900)
     first = await bot.send_photo(user_id, BufferedInputFile(data, "p.png"))
-    assert first.photo is not None and len(first.photo) == 4
+    assert first.photo is not None
+    assert len(first.photo) == 4
     largest = first.photo[-1]
     assert (largest.width, largest.height) == (1200, 900)
     assert first.photo[0].width == 90
     again = await bot.send_photo(user_id, largest.file_id)
-    assert again.photo is not None and again.photo[-1].file_unique_id == largest.file_unique_id
+    assert again.photo is not None
+    assert again.photo[-1].file_unique_id == largest.file_unique_id
 
     async def serve(_: web.Request) -> web.Response:
         return web.Response(body=png(64, 48, "blue"), content_type="image/png")
@@ -156,7 +170,8 @@ async def test_send_photo_by_upload_file_id_and_url(
         by_url = await bot.send_photo(user_id, f"http://127.0.0.1:{port}/img.png")
     finally:
         await runner.cleanup()
-    assert by_url.photo is not None and (by_url.photo[-1].width, by_url.photo[-1].height) == (
+    assert by_url.photo is not None
+    assert (by_url.photo[-1].width, by_url.photo[-1].height) == (
         64,
         48,
     )
@@ -167,16 +182,19 @@ async def test_send_photo_by_upload_file_id_and_url(
 
 
 async def test_media_group_sizes(bot: Bot, emu: TelegramEmulator, user_id: int) -> None:
-    media = [
+    media: list[MediaItem] = [
         InputMediaPhoto(media=BufferedInputFile(png(40, 30), f"{i}.png"), caption=f"c{i}")
         for i in range(3)
     ]
     sent = await bot.send_media_group(user_id, media)
     assert len(sent) == 3
-    assert len({m.media_group_id for m in sent}) == 1 and sent[0].media_group_id
+    assert len({m.media_group_id for m in sent}) == 1
+    assert sent[0].media_group_id
     assert [m.caption for m in sent] == ["c0", "c1", "c2"]
     for count in (1, 11):
-        items = [InputMediaPhoto(media=sent[0].photo[-1].file_id) for _ in range(count)]  # type: ignore[index]
+        assert sent[0].photo is not None
+        file_id = sent[0].photo[-1].file_id
+        items: list[MediaItem] = [InputMediaPhoto(media=file_id) for _ in range(count)]
         with pytest.raises(TelegramBadRequest, match="wrong number of media"):
             await bot.send_media_group(user_id, items)
     assert (await emu.violations())["media_group_size"] == 2
@@ -190,9 +208,11 @@ async def test_document_get_file_and_download(bot: Bot, user_id: int) -> None:
     assert sent.document.file_name == "report.pdf"
     assert sent.document.mime_type == "application/pdf"
     file = await bot.get_file(sent.document.file_id)
-    assert file.file_path and file.file_size == 13
+    assert file.file_path
+    assert file.file_size == 13
     buf = await bot.download(file)
-    assert buf is not None and buf.read() == b"%PDF-1.4 fake"
+    assert buf is not None
+    assert buf.read() == b"%PDF-1.4 fake"
 
 
 async def test_download_user_photo_largest_is_original(
@@ -203,7 +223,8 @@ async def test_download_user_photo_largest_is_original(
     largest = message["photo"][-1]
     assert (largest["width"], largest["height"]) == (1000, 700)
     buf = await bot.download(largest["file_id"])
-    assert buf is not None and buf.read() == data
+    assert buf is not None
+    assert buf.read() == data
 
 
 async def test_callback_query_answer_and_commands(
@@ -212,7 +233,8 @@ async def test_callback_query_answer_and_commands(
     sent = await bot.send_message(user_id, "Pick", reply_markup=keyboard(("A", "a"), ("B", "b")))
     query_id = await emu.press_button(user_id, sent.message_id, data="b")
     [update] = await bot.get_updates(timeout=1)
-    assert update.callback_query is not None and update.callback_query.data == "b"
+    assert update.callback_query is not None
+    assert update.callback_query.data == "b"
     assert update.callback_query.id == query_id
     assert await bot.answer_callback_query(query_id, text="ok") is True
     answers = (await emu.transcript(user_id))["callback_answers"]
@@ -245,17 +267,22 @@ async def test_get_updates_after_user_actions(
     await emu.send_command(user_id, "start", "ref42")
     updates = await asyncio.wait_for(waiter, 5)
     message = updates[0].message
-    assert message is not None and message.text == "/start ref42"
-    assert message.entities is not None and message.entities[0].type == "bot_command"
-    assert message.from_user is not None and message.from_user.language_code == "ru"
+    assert message is not None
+    assert message.text == "/start ref42"
+    assert message.entities is not None
+    assert message.entities[0].type == "bot_command"
+    assert message.from_user is not None
+    assert message.from_user.language_code == "ru"
     await emu.send_album(user_id, [png(50, 50), png(60, 60)], caption="two")
     await emu.send_document(user_id, b"hello", "notes.txt")
     updates = await bot.get_updates(offset=updates[-1].update_id + 1, timeout=1)
     assert len(updates) == 3
     groups = {u.message.media_group_id for u in updates[:2] if u.message}
-    assert len(groups) == 1 and None not in groups
+    assert len(groups) == 1
+    assert None not in groups
     last = updates[2].message
-    assert last is not None and last.document is not None
+    assert last is not None
+    assert last.document is not None
     assert last.document.mime_type == "text/plain"
     assert await bot.get_updates(offset=updates[-1].update_id + 1, timeout=0) == []
 
@@ -293,7 +320,8 @@ async def test_webhook_push_with_secret(bot: Bot, emu: TelegramEmulator, user_id
         await asyncio.wait_for(got.wait(), 5)
         info = await bot.get_webhook_info()
         assert info.url.endswith("/hook")
-        assert info.last_error_message is not None and "500" in info.last_error_message
+        assert info.last_error_message is not None
+        assert "500" in info.last_error_message
         await bot.delete_webhook()
     finally:
         await runner.cleanup()

@@ -66,7 +66,8 @@ async def test_dispatcher_polls_echoes_and_handles_button(emu: TelegramEmulator)
         await dp.stop_polling()
         await asyncio.wait_for(polling, 5)
     user_msg, bot_msg = transcript["messages"]
-    assert not user_msg["outgoing"] and user_msg["message"]["text"] == "hello"
+    assert not user_msg["outgoing"]
+    assert user_msg["message"]["text"] == "hello"
     assert bot_msg["message"]["text"] == "liked"
     assert [h["text"] for h in bot_msg["history"]] == ["echo: hello"]
     assert transcript["callback_answers"][0]["answer"]["text"] == "thanks"
@@ -106,7 +107,8 @@ async def test_control_http_api_and_live_feed(emu: TelegramEmulator) -> None:
                 )
             async with http.post(f"{base}/users/{uid}/photos", data=form) as r:
                 album = await r.json()
-            assert len(album) == 2 and album[0]["media_group_id"] == album[1]["media_group_id"]
+            assert len(album) == 2
+            assert album[0]["media_group_id"] == album[1]["media_group_id"]
             file_id = album[0]["photo"][-1]["file_id"]
             async with http.get(f"{base}/files/{file_id}") as r:
                 assert r.content_type == "image/png"
@@ -125,7 +127,8 @@ async def test_control_http_api_and_live_feed(emu: TelegramEmulator) -> None:
         async with http.get(f"{base}/violations") as r:
             assert (await r.json())["violations"] == {}
         async with http.get(f"{emu.web_url}") as r:
-            assert r.status == 200 and "<title>" in await r.text()
+            assert r.status == 200
+            assert "<title>" in await r.text()
     updates = await emu.pending_updates()
     assert [u["message"]["chat"]["id"] for u in updates] == [uid, uid, uid]
 

@@ -166,7 +166,8 @@ async def test_blocked_user_is_forbidden(bot: Bot, emu: TelegramEmulator, user_i
         await bot.send_message(user_id, "hello?")
     updates = await bot.get_updates(timeout=0)
     member = updates[-1].my_chat_member
-    assert member is not None and member.new_chat_member.status == "kicked"
+    assert member is not None
+    assert member.new_chat_member.status == "kicked"
     await emu.set_blocked(user_id, False)
     assert (await bot.send_message(user_id, "welcome back")).text == "welcome back"
     assert (await emu.violations())["blocked_user"] == 1

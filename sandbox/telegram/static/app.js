@@ -135,7 +135,7 @@ function bubble(entry) {
   }
   if (m.document) {
     node.append(el("a", { class: "doc", href: fileUrl(m.document.file_id),
-      download: m.document.file_name || "file" }, "📄 " + (m.document.file_name || "file")));
+      download: m.document.file_name || "file" }, m.document.file_name || "file"));
   }
   if (m.text !== undefined) node.append(renderEntities(m.text, m.entities));
   if (m.caption !== undefined) node.append(renderEntities(m.caption, m.caption_entities));
