@@ -79,7 +79,11 @@ class TelegramEmulator:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Listen on host:port (0 picks a free port)."""
         self._session = aiohttp.ClientSession()
-        self._runner = web.AppRunner(self.make_app(), shutdown_timeout=1.0, access_log=None)
+        # handler_cancellation: a long poll whose client went away stops waiting at once,
+        # so it neither holds updates nor reports a 409 conflict to nobody.
+        self._runner = web.AppRunner(
+            self.make_app(), shutdown_timeout=1.0, access_log=None, handler_cancellation=True
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()

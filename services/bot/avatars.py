@@ -92,7 +92,7 @@ class AvatarService:
         )
         return Avatar.from_record(row) if row else None
 
-    async def list(self, user_id: int) -> list[Avatar]:
+    async def list_for(self, user_id: int) -> list[Avatar]:
         rows = await self.pool.fetch(
             f"SELECT {COLUMNS} FROM avatars WHERE user_id = $1 ORDER BY created_at DESC LIMIT 50",
             user_id,
@@ -179,7 +179,7 @@ class AvatarService:
             user_id,
             name,
         )
-        return result.endswith(" 1")
+        return str(result).endswith(" 1")
 
     async def delete(self, user_id: int, avatar_id: UUID) -> list[str] | None:
         """Delete a non-training avatar; returns the object names of its photos to remove."""
@@ -205,7 +205,7 @@ class AvatarService:
             user_id,
             avatar_id,
         )
-        return result.endswith(" 1")
+        return str(result).endswith(" 1")
 
     async def stats(self) -> list[TypeStats]:
         """Per training type: how many, how many succeeded, and how long training took."""

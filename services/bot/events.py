@@ -37,7 +37,9 @@ from services.kit.db import UnitOfWork
 
 log = logging.getLogger(__name__)
 CONSUMER = BOT_TRAINING.durable
-TrainingEvent = TrainingSubmitted | TrainingProgress | TrainingCompleted | TrainingFailed | TrainingCancelled
+TrainingEvent = (
+    TrainingSubmitted | TrainingProgress | TrainingCompleted | TrainingFailed | TrainingCancelled
+)
 Render = Callable[[Translator, Avatar], progress.View]
 
 
@@ -66,7 +68,9 @@ class TrainingEvents:
         if e.queue_position is not None and e.progress == 0:
             await self._apply(e, None, lambda t, a: progress.queued(t, a, e.queue_position))
         else:
-            await self._apply(e, None, lambda t, a: progress.running(t, a, e.progress, e.eta_seconds))
+            await self._apply(
+                e, None, lambda t, a: progress.running(t, a, e.progress, e.eta_seconds)
+            )
 
     async def on_completed(self, e: TrainingCompleted, _: Delivery) -> None:
         await self._apply(e, AvatarStatus.COMPLETED, progress.completed)
@@ -79,7 +83,9 @@ class TrainingEvents:
     async def on_cancelled(self, e: TrainingCancelled, _: Delivery) -> None:
         await self._apply(e, AvatarStatus.CANCELLED, progress.cancelled)
 
-    async def _apply(self, event: TrainingEvent, status: AvatarStatus | None, render: Render) -> None:
+    async def _apply(
+        self, event: TrainingEvent, status: AvatarStatus | None, render: Render
+    ) -> None:
         try:
             avatar_id = UUID(event.avatar_id)
         except ValueError:
@@ -117,7 +123,10 @@ class TrainingEvents:
                 log.info("event for unknown avatar %s ignored", avatar_id)
                 return None
             avatar = Avatar.from_record(row)
-            if event.attempt != avatar.training_attempt or avatar.status is not AvatarStatus.TRAINING:
+            if (
+                event.attempt != avatar.training_attempt
+                or avatar.status is not AvatarStatus.TRAINING
+            ):
                 log.info(
                     "stale %s ignored (attempt %d, avatar at %d/%s)",
                     type(event).__name__,

@@ -137,8 +137,7 @@ class PhotoIntake:
     ) -> str:
         async with self.avatars.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                "SELECT status, photo_count FROM avatars WHERE id = $1 AND user_id = $2 "
-                "FOR UPDATE",
+                "SELECT status, photo_count FROM avatars WHERE id = $1 AND user_id = $2 FOR UPDATE",
                 avatar_id,
                 user_id,
             )
@@ -201,7 +200,9 @@ class PhotoIntake:
         crossed = avatar.photo_count >= minimum > avatar.photo_count - accepted
         await self.show_counter(chat_id, avatar, t, move=crossed)
 
-    async def show_counter(self, chat_id: int, avatar: Avatar, t: Translator, *, move: bool) -> None:
+    async def show_counter(
+        self, chat_id: int, avatar: Avatar, t: Translator, *, move: bool
+    ) -> None:
         """Edit the live counter; `move` re-posts it below the photos the user just sent."""
         text = counter_text(t, avatar, self.avatars.min_photos, self.avatars.max_photos)
         markup = kb.photo_counter(t, avatar.id, avatar.photo_count >= self.avatars.min_photos)

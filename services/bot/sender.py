@@ -134,12 +134,12 @@ class Sender:
     def is_blocked(self, chat_id: int) -> bool:
         return chat_id in self._blocked
 
-    async def close(self, timeout: float = 10.0) -> None:
-        """Let queued jobs finish for up to `timeout` seconds, then drop the rest."""
+    async def close(self, grace: float = 10.0) -> None:
+        """Let queued jobs finish for up to `grace` seconds, then drop the rest."""
         tasks = [c.task for c in self._chats.values() if c.task is not None]
         if not tasks:
             return
-        _, late = await asyncio.wait(tasks, timeout=timeout)
+        _, late = await asyncio.wait(tasks, timeout=grace)
         for task in late:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)

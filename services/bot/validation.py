@@ -40,7 +40,9 @@ class ValidPhoto:
     size_bytes: int
 
 
-def validate_photo(raw: bytes, *, min_side: int = MIN_SIDE, max_bytes: int = MAX_BYTES) -> ValidPhoto:
+def validate_photo(
+    raw: bytes, *, min_side: int = MIN_SIDE, max_bytes: int = MAX_BYTES
+) -> ValidPhoto:
     """Decode, check and normalize one photo; raises `PhotoRejected` with a reason code."""
     if len(raw) > max_bytes:
         raise PhotoRejected("too_big_file")

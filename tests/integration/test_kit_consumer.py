@@ -479,8 +479,7 @@ async def test_report_lag_exports_gauges(
     assert metrics.registry.get_sample_value("aisha_kittest_consumer_ack_pending", labels) == 0
 
 
-@pytest.mark.parametrize("unused", [None])
-async def test_connection_pool_is_not_leaked_by_claims(unused: None, db_url: str) -> None:
+async def test_connection_pool_is_not_leaked_by_claims(db_url: str) -> None:
     """Units of work give their connection back even when the body raises."""
     pool = await create_pool(db_url, role="aisha_bot", min_size=1, max_size=1)
     try:

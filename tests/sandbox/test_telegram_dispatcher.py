@@ -144,3 +144,28 @@ async def test_stop_wakes_long_poll() -> None:
         await asyncio.wait_for(poll, 5)
     assert poll.done()
     await bot.session.close()
+
+
+async def test_restarted_poller_causes_no_conflict(emu: TelegramEmulator) -> None:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(emu.base_url))
+    bot = Bot(TOKEN, session=session)
+    abandoned = asyncio.create_task(bot.get_updates(timeout=30))
+    await asyncio.sleep(0.1)
+    abandoned.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await abandoned
+    await session.close()
+    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(emu.base_url)))
+    try:
+        uid = int((await emu.create_user("Fay"))["id"])
+        await emu.send_text(uid, "after restart")
+        updates = await bot.get_updates(timeout=2)
+        assert updates[0].message is not None
+        assert updates[0].message.text == "after restart"
+        second = asyncio.create_task(bot.get_updates(offset=updates[0].update_id + 1, timeout=5))
+        await asyncio.sleep(0.1)
+        with pytest.raises(Exception, match="terminated by other getUpdates"):
+            await asyncio.gather(second, bot.get_updates(timeout=0))
+    finally:
+        await bot.session.close()
+    assert (await emu.violations()) == {"getupdates_conflict": 1}

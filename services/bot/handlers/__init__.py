@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from services.bot.handlers import admin, avatar, avatars, fallback, photos, settings, start, training
+from services.bot.handlers import (
+    admin,
+    avatar,
+    avatars,
+    fallback,
+    photos,
+    settings,
+    start,
+    training,
+)
 
 
 def get_routers() -> list[Router]:

@@ -54,7 +54,11 @@ async def got_gender(
 
 async def type_info(callback: CallbackQuery, callback_data: TrainingTypeCb, t: Translator) -> None:
     value = callback_data.value.value
-    await edit_or_send(callback, t(f"avatar.type_{value}_details"), kb.training_type_confirm(t, callback_data.value))
+    await edit_or_send(
+        callback,
+        t(f"avatar.type_{value}_details"),
+        kb.training_type_confirm(t, callback_data.value),
+    )
     await callback.answer()
 
 
@@ -73,13 +77,24 @@ async def type_picked(
 ) -> None:
     """Creates the avatar; the type message becomes its live photo counter."""
     data = await state.get_data()
-    avatar = await avatars.create(user.id, data["name"], Gender(data["gender"]), callback_data.value)
+    avatar = await avatars.create(
+        user.id, data["name"], Gender(data["gender"]), callback_data.value
+    )
     await state.set_state(Upload.photos)
     await state.set_data({"avatar_id": str(avatar.id)})
-    intro = t("photos.intro", type=t.plain(f"avatar.type_{avatar.training_type.value}"), min=avatars.min_photos, max=avatars.max_photos)
-    await edit_or_send(callback, intro + "\n\n" + counter_text(t, avatar, avatars.min_photos, avatars.max_photos))
+    intro = t(
+        "photos.intro",
+        type=t.plain(f"avatar.type_{avatar.training_type.value}"),
+        min=avatars.min_photos,
+        max=avatars.max_photos,
+    )
+    await edit_or_send(
+        callback, intro + "\n\n" + counter_text(t, avatar, avatars.min_photos, avatars.max_photos)
+    )
     if callback.message is not None:
-        await avatars.set_live_message(avatar.id, callback.message.chat.id, callback.message.message_id)
+        await avatars.set_live_message(
+            avatar.id, callback.message.chat.id, callback.message.message_id
+        )
     await callback.answer()
 
 
@@ -100,5 +115,3 @@ def build() -> Router:
         type_picked, CreateAvatar.training_type, TrainingTypeCb.filter(F.action == "pick")
     )
     return router
-
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from uuid import UUID
 
 from aiogram import F, Router
 from aiogram.fsm.context import FSMContext
@@ -38,21 +39,27 @@ async def show_list(
     callback: CallbackQuery, state: FSMContext, user: User, t: Translator, avatars: AvatarService
 ) -> None:
     await state.clear()
-    items = await avatars.list(user.id)
+    items = await avatars.list_for(user.id)
     text = t("avatars.title") if items else t("avatars.empty")
     await edit_or_send(callback, text, kb.avatar_list(t, items))
     await callback.answer()
 
 
 async def show(
-    callback: CallbackQuery, callback_data: AvatarCb, user: User, t: Translator, avatars: AvatarService
+    callback: CallbackQuery,
+    callback_data: AvatarCb,
+    user: User,
+    t: Translator,
+    avatars: AvatarService,
 ) -> None:
     avatar = await avatars.get(user.id, callback_data.avatar_id)
     if avatar is None:
         await not_found(callback, t)
         return
     is_main = user.main_avatar_id == avatar.id
-    await edit_or_send(callback, details_text(t, avatar, is_main), kb.avatar_details(t, avatar, is_main))
+    await edit_or_send(
+        callback, details_text(t, avatar, is_main), kb.avatar_details(t, avatar, is_main)
+    )
     await callback.answer()
 
 
@@ -78,18 +85,27 @@ async def got_new_name(
         return
     avatar_id = (await state.get_data())["avatar_id"]
     await state.clear()
-    renamed = await avatars.rename(user.id, avatar_id, name)
-    await message.answer(t("avatars.renamed" if renamed else "common.not_found_text", name=name), reply_markup=menu.main_menu(t))
+    renamed = await avatars.rename(user.id, UUID(avatar_id), name)
+    await message.answer(
+        t("avatars.renamed" if renamed else "common.not_found_text", name=name),
+        reply_markup=menu.main_menu(t),
+    )
 
 
 async def ask_delete(
-    callback: CallbackQuery, callback_data: AvatarCb, user: User, t: Translator, avatars: AvatarService
+    callback: CallbackQuery,
+    callback_data: AvatarCb,
+    user: User,
+    t: Translator,
+    avatars: AvatarService,
 ) -> None:
     avatar = await avatars.get(user.id, callback_data.avatar_id)
     if avatar is None:
         await not_found(callback, t)
         return
-    await edit_or_send(callback, t("avatars.delete_confirm", name=avatar.name), kb.delete_confirm(t, avatar.id))
+    await edit_or_send(
+        callback, t("avatars.delete_confirm", name=avatar.name), kb.delete_confirm(t, avatar.id)
+    )
     await callback.answer()
 
 
@@ -110,7 +126,11 @@ async def delete(
 
 
 async def set_main(
-    callback: CallbackQuery, callback_data: AvatarCb, user: User, t: Translator, avatars: AvatarService
+    callback: CallbackQuery,
+    callback_data: AvatarCb,
+    user: User,
+    t: Translator,
+    avatars: AvatarService,
 ) -> None:
     if not await avatars.set_main(user.id, callback_data.avatar_id):
         await not_found(callback, t)

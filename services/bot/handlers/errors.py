@@ -1,4 +1,4 @@
-"""The last line of defence: log the failure, tell the user something went wrong, in their language."""
+"""The last line of defence: log the failure, tell the user (in their language) it failed."""
 
 from __future__ import annotations
 

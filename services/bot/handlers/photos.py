@@ -22,17 +22,23 @@ async def got_photo(
     message: Message, bot: Bot, state: FSMContext, t: Translator, intake: PhotoIntake
 ) -> None:
     """Telegram sends several sizes of a photo; the last one is the original's."""
-    assert message.photo and message.from_user
+    assert message.photo
+    assert message.from_user
     size = message.photo[-1]
-    upload = Upload(file_id=size.file_id, file_unique_id=size.file_unique_id, file_size=size.file_size)
-    await intake.receive(bot, message.chat.id, message.from_user.id, await _avatar_id(state), t, upload)
+    upload = Upload(
+        file_id=size.file_id, file_unique_id=size.file_unique_id, file_size=size.file_size
+    )
+    await intake.receive(
+        bot, message.chat.id, message.from_user.id, await _avatar_id(state), t, upload
+    )
 
 
 async def got_document(
     message: Message, bot: Bot, state: FSMContext, t: Translator, intake: PhotoIntake
 ) -> None:
     """Photos sent "as file" keep full quality; anything that is not an image is refused."""
-    assert message.document and message.from_user
+    assert message.document
+    assert message.from_user
     doc, avatar_id = message.document, await _avatar_id(state)
     if not (doc.mime_type or "").startswith("image/"):
         intake.reject(message.chat.id, message.from_user.id, avatar_id, t, "not_image")

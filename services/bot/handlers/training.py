@@ -31,7 +31,9 @@ async def start(
         return
     chat_id, message_id = callback.message.chat.id, callback.message.message_id
     retry = callback_data.action == "retry"
-    avatar = await avatars.start_training(user.id, callback_data.avatar_id, chat_id, message_id, retry=retry)
+    avatar = await avatars.start_training(
+        user.id, callback_data.avatar_id, chat_id, message_id, retry=retry
+    )
     if avatar is None:
         await _refused(callback, callback_data, user, t, avatars)
         return
@@ -50,7 +52,9 @@ async def _refused(
     elif avatar.status is AvatarStatus.TRAINING:
         await callback.answer(t.plain("training.already"))
     elif avatar.photo_count < avatars.min_photos:
-        await callback.answer(t.plain("training.not_enough", min=avatars.min_photos), show_alert=True)
+        await callback.answer(
+            t.plain("training.not_enough", min=avatars.min_photos), show_alert=True
+        )
     else:
         await callback.answer(t.plain("common.stale"), show_alert=True)
 

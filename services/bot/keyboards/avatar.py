@@ -50,9 +50,7 @@ def training_type_confirm(t: Translator, value: TrainingType) -> InlineKeyboardM
         text=t.plain("avatar.type_confirm"),
         callback_data=TrainingTypeCb(action="pick", value=value),
     )
-    kb.button(
-        text=t.plain("menu.back"), callback_data=TrainingTypeCb(action="back", value=value)
-    )
+    kb.button(text=t.plain("menu.back"), callback_data=TrainingTypeCb(action="back", value=value))
     kb.adjust(1)
     return kb.as_markup()
 
@@ -92,7 +90,9 @@ def avatar_list(t: Translator, avatars: list[Avatar]) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for avatar in avatars:
         kb.button(
-            text=t.plain("avatars.item", name=avatar.name, status=t.plain(f"status.{avatar.status}")),
+            text=t.plain(
+                "avatars.item", name=avatar.name, status=t.plain(f"status.{avatar.status}")
+            ),
             callback_data=AvatarCb(action="view", avatar_id=avatar.id),
         )
     kb.button(text=t.plain("menu.create"), callback_data=MenuCb(action="create"))
@@ -105,18 +105,36 @@ def avatar_details(t: Translator, avatar: Avatar, is_main: bool) -> InlineKeyboa
     kb = InlineKeyboardBuilder()
     aid = avatar.id
     if avatar.status is AvatarStatus.COMPLETED and not is_main:
-        kb.button(text=t.plain("avatars.set_main"), callback_data=AvatarCb(action="main", avatar_id=aid))
+        kb.button(
+            text=t.plain("avatars.set_main"), callback_data=AvatarCb(action="main", avatar_id=aid)
+        )
     if avatar.status in (AvatarStatus.UPLOADING, AvatarStatus.READY, AvatarStatus.DRAFT):
-        kb.button(text=t.plain("avatars.add_photos"), callback_data=AvatarCb(action="photos", avatar_id=aid))
+        kb.button(
+            text=t.plain("avatars.add_photos"),
+            callback_data=AvatarCb(action="photos", avatar_id=aid),
+        )
     if avatar.status is AvatarStatus.READY:
-        kb.button(text=t.plain("training.start_button"), callback_data=TrainingCb(action="start", avatar_id=aid))
+        kb.button(
+            text=t.plain("training.start_button"),
+            callback_data=TrainingCb(action="start", avatar_id=aid),
+        )
     if avatar.status in (AvatarStatus.ERROR, AvatarStatus.CANCELLED):
-        kb.button(text=t.plain("training.retry_button"), callback_data=TrainingCb(action="retry", avatar_id=aid))
+        kb.button(
+            text=t.plain("training.retry_button"),
+            callback_data=TrainingCb(action="retry", avatar_id=aid),
+        )
     if avatar.status is AvatarStatus.TRAINING:
-        kb.button(text=t.plain("training.cancel_button"), callback_data=TrainingCb(action="cancel", avatar_id=aid))
-    kb.button(text=t.plain("avatars.rename"), callback_data=AvatarCb(action="rename", avatar_id=aid))
+        kb.button(
+            text=t.plain("training.cancel_button"),
+            callback_data=TrainingCb(action="cancel", avatar_id=aid),
+        )
+    kb.button(
+        text=t.plain("avatars.rename"), callback_data=AvatarCb(action="rename", avatar_id=aid)
+    )
     if avatar.status is not AvatarStatus.TRAINING:
-        kb.button(text=t.plain("avatars.delete"), callback_data=AvatarCb(action="delete", avatar_id=aid))
+        kb.button(
+            text=t.plain("avatars.delete"), callback_data=AvatarCb(action="delete", avatar_id=aid)
+        )
     kb.button(text=t.plain("menu.back"), callback_data=MenuCb(action="avatars"))
     kb.adjust(1)
     return kb.as_markup()
@@ -124,7 +142,13 @@ def avatar_details(t: Translator, avatar: Avatar, is_main: bool) -> InlineKeyboa
 
 def delete_confirm(t: Translator, avatar_id: UUID) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
-    kb.button(text=t.plain("avatars.delete_yes"), callback_data=AvatarCb(action="delete_yes", avatar_id=avatar_id))
-    kb.button(text=t.plain("avatars.delete_no"), callback_data=AvatarCb(action="view", avatar_id=avatar_id))
+    kb.button(
+        text=t.plain("avatars.delete_yes"),
+        callback_data=AvatarCb(action="delete_yes", avatar_id=avatar_id),
+    )
+    kb.button(
+        text=t.plain("avatars.delete_no"),
+        callback_data=AvatarCb(action="view", avatar_id=avatar_id),
+    )
     kb.adjust(2)
     return kb.as_markup()

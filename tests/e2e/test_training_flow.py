@@ -1,0 +1,216 @@
+"""Walking skeleton: a training request travels bot → trainer → FAL → status → bot.
+
+Real processes for the trainer and the status service, real NATS and PostgreSQL, the
+unmodified fal-client against the FAL emulator. The test plays the bot's part: it stores
+the avatar and photos as the bot does and publishes the request, then reads the events
+the bot consumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import uuid
+from pathlib import Path
+
+import asyncpg
+import nats
+import pytest
+from PIL import Image
+
+import contracts
+from contracts.jetstream import OBJ_PHOTOS
+from sandbox.fal import FalEmulator
+from services.kit.broker import provision
+from tests.e2e.services import running_services, service_port
+
+pytestmark = pytest.mark.e2e
+
+
+def _jpeg(i: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (640, 640), (i * 20 % 255, 80, 200 - i * 10)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+async def _seed_avatar(db_url: str, js, training_type: str, photos: int = 10) -> tuple[str, int]:
+    """Insert a user, an avatar ready for training and its photos, as the bot would."""
+    user_id = int(uuid.uuid4().int % 10**9)
+    store = await js.object_store(OBJ_PHOTOS.name)
+    conn = await asyncpg.connect(db_url, server_settings={"role": "aisha_bot"})
+    try:
+        await conn.execute("INSERT INTO users (id, first_name) VALUES ($1, 'Ann')", user_id)
+        avatar_id = await conn.fetchval(
+            "INSERT INTO avatars (user_id, name, gender, training_type, trigger_word, status,"
+            " training_attempt, photo_count) VALUES ($1, 'Ann', 'female', $2, 'TOKann', 'training',"
+            " 1, $3) RETURNING id::text",
+            user_id,
+            training_type,
+            photos,
+        )
+        for i in range(photos):
+            name = f"{avatar_id}/{i}.jpg"
+            await store.put(name, _jpeg(i))
+            await conn.execute(
+                "INSERT INTO photos (avatar_id, user_id, object_name, sha256, status)"
+                " VALUES ($1, $2, $3, $4, 'accepted')",
+                avatar_id,
+                user_id,
+                name,
+                f"sha{i}",
+            )
+    finally:
+        await conn.close()
+    return avatar_id, user_id
+
+
+async def _collect(sub, avatar_id: str, until: type, limit: float) -> list[contracts.Event]:
+    seen: list[contracts.Event] = []
+    deadline = asyncio.get_running_loop().time() + limit
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            msg = await sub.next_msg(timeout=1.0)
+        except nats.errors.TimeoutError:
+            continue
+        event = contracts.decode(msg.subject, msg.data)
+        if getattr(event, "avatar_id", None) == avatar_id:
+            seen.append(event)
+            if isinstance(event, until):
+                return seen
+    raise AssertionError(f"no {until.__name__} within {limit}s; saw {seen}")
+
+
+@pytest.fixture
+async def fal():
+    emulator = FalEmulator(training_seconds=1.5, queue_seconds=0.3, generation_seconds=0.5)
+    await emulator.start()
+    yield emulator
+    await emulator.stop()
+
+
+@pytest.fixture
+async def js(nats_url):
+    nc = await nats.connect(nats_url)
+    jetstream = nc.jetstream()
+    await provision(jetstream)
+    yield jetstream
+    await nc.drain()
+
+
+@pytest.fixture
+async def stack(db_url, nats_url, fal, js, tmp_path: Path):
+    env = {
+        "DATABASE_URL": db_url,
+        "NATS_URL": nats_url,
+        "PUBLIC_BASE_URL": "http://127.0.0.1:1",  # replaced below once status has a port
+        "STATUS_POLL_INTERVAL_SECONDS": "0.5",
+        **fal.client_env(),
+    }
+    async with running_services(("status",), env, tmp_path) as status:
+        env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{service_port(status['status'])}"
+        async with running_services(("trainer",), env, tmp_path) as trainer:
+            yield {**status, **trainer}
+
+
+@pytest.mark.parametrize("training_type", ["portrait", "style"])
+async def test_training_request_reaches_completion(stack, js, db_url, fal, training_type):
+    nc = js._nc
+    sub = await nc.subscribe("aisha.training.>")
+    avatar_id, user_id = await _seed_avatar(db_url, js, training_type)
+    request = contracts.TrainingRequested(
+        event_id=contracts.derived_event_id("training_requested", avatar_id, 1),
+        occurred_at=contracts.utcnow(),
+        avatar_id=avatar_id,
+        user_id=user_id,
+        attempt=1,
+        training_type=contracts.TrainingType(training_type),
+        priority=contracts.FalPriority.QUALITY,
+        trigger_word="TOKann",
+        photo_count=10,
+    )
+    await js.publish(
+        request.subject, contracts.encode(request), headers={"Nats-Msg-Id": request.event_id}
+    )
+
+    events = await _collect(sub, avatar_id, contracts.TrainingCompleted, limit=45)
+    kinds = [type(e) for e in events]
+    assert kinds[0] is contracts.TrainingSubmitted
+    completed = events[-1]
+    assert isinstance(completed, contracts.TrainingCompleted)
+    assert completed.lora_url.startswith("https://")
+
+    conn = await asyncpg.connect(db_url)
+    row = await conn.fetchrow("SELECT * FROM avatars WHERE id = $1", avatar_id)
+    await conn.close()
+    submitted = [j for j in fal.jobs if j.request_id == row["fal_request_id"]]
+    assert len(submitted) == 1
+    expected_endpoint = (
+        "fal-ai/flux-lora-portrait-trainer"
+        if training_type == "portrait"
+        else "fal-ai/flux-lora-fast-training"
+    )
+    assert row["fal_endpoint"] == expected_endpoint
+    assert row["training_type"] == training_type
+    assert row["steps"] == (2500 if training_type == "portrait" else 1000)
+    assert row["trigger_phrase"] == "TOKann"
+    assert row["finetune_type"] == "lora"
+    assert "attempt 1" in row["finetune_comment"]
+    assert row["webhook_url"].startswith(stack_webhook_prefix(stack))
+    assert row["fal_status"] == "COMPLETED"
+    assert row["training_progress"] == 100
+    assert row["diffusers_lora_file_url"] == completed.lora_url
+    assert row["config_file_url"]
+    assert json.loads(row["fal_response_data"])["diffusers_lora_file"]["url"] == completed.lora_url
+    assert row["last_status_check"] is not None
+    assert row["training_error"] is None
+    if training_type == "portrait":
+        assert row["learning_rate"] == pytest.approx(0.00009)
+        assert row["subject_crop"] is True
+        assert row["create_masks"] is True
+    else:
+        assert row["captioning"] is True
+        assert row["create_masks"] is False
+    await sub.unsubscribe()
+
+
+async def test_duplicate_request_is_not_submitted_twice(stack, js, db_url, fal):
+    sub = await js._nc.subscribe("aisha.training.>")
+    avatar_id, user_id = await _seed_avatar(db_url, js, "style")
+    request = contracts.TrainingRequested(
+        event_id=contracts.new_event_id(),
+        occurred_at=contracts.utcnow(),
+        avatar_id=avatar_id,
+        user_id=user_id,
+        attempt=1,
+        training_type=contracts.TrainingType.STYLE,
+        priority=contracts.FalPriority.SPEED,
+        trigger_word="TOKann",
+        photo_count=10,
+    )
+    await js.publish(request.subject, contracts.encode(request))
+    await _collect(sub, avatar_id, contracts.TrainingSubmitted, limit=30)
+    again = contracts.TrainingRequested(
+        **{**_fields(request), "event_id": contracts.new_event_id()}
+    )
+    await js.publish(again.subject, contracts.encode(again))
+    await _collect(sub, avatar_id, contracts.TrainingCompleted, limit=45)
+    await asyncio.sleep(1.0)
+    conn = await asyncpg.connect(db_url)
+    count = await conn.fetchval(
+        "SELECT count(*) FROM fal_submissions WHERE subject_id = $1", uuid.UUID(avatar_id)
+    )
+    await conn.close()
+    key = f"training:{avatar_id}:1"
+    mine = [j for j in fal.jobs if j.webhook_url and key in j.webhook_url]
+    assert count == 1
+    assert len(mine) == 1, "the same attempt reached FAL more than once"
+    await sub.unsubscribe()
+
+
+def _fields(event) -> dict:
+    return {f: getattr(event, f) for f in event.__struct_fields__}
+
+
+def stack_webhook_prefix(stack) -> str:
+    return f"http://127.0.0.1:{service_port(stack['status'])}/fal/webhook"
