@@ -62,6 +62,7 @@ class Delivery:
             self.world.confirm(offset)
         self._generation += 1
         mine = self._generation
+        self.world.bump()  # an older poll still waiting is terminated with 409
         deadline = time.monotonic() + min(max(wait, 0.0), MAX_POLL_TIMEOUT)
         while not self.world.updates and not self._closing:
             left = deadline - time.monotonic()

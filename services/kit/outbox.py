@@ -45,7 +45,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        if False:
+        if payload == self._producer:
             self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -77,6 +77,10 @@ class Runtime:
         for task in done:
             if task is not stopper and not task.cancelled() and task.exception() is not None:
                 log.error("task %s died", task.get_name(), exc_info=task.exception())
+        await self._stop_tasks()
+
+    async def _stop_tasks(self) -> None:
+        """Set the stop event, give the tasks the grace period, then cancel the late ones."""
         self.stop.set()
         self.http.shutting_down = True
         pending = [t for t in self.tasks if not t.done()]
@@ -123,6 +127,10 @@ async def open_runtime(
         http.add_check("nats", nats_ok)
         http.add_check("postgres", db_ok)
         rt = Runtime(config, metrics, nc, js, pool, http, stop)
+        # Leaving the block without `rt.wait()` (a startup error such as a taken port) must
+        # still stop the tasks before the pool closes: `Pool.close` waits for the relay's
+        # connection, and orphaned tasks would run on against closed resources.
+        stack.push_async_callback(rt._stop_tasks)
         rt.spawn("outbox", OutboxRelay(pool, js, config.service, metrics).run(stop))
         yield rt
 

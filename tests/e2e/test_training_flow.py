@@ -214,3 +214,97 @@ def _fields(event) -> dict:
 
 def stack_webhook_prefix(stack) -> str:
     return f"http://127.0.0.1:{service_port(stack['status'])}/fal/webhook"
+
+
+async def _request(js, avatar_id: str, user_id: int, trigger: str) -> None:
+    event = contracts.TrainingRequested(
+        event_id=contracts.derived_event_id("training_requested", avatar_id, 1),
+        occurred_at=contracts.utcnow(),
+        avatar_id=avatar_id,
+        user_id=user_id,
+        attempt=1,
+        training_type=contracts.TrainingType.STYLE,
+        priority=contracts.FalPriority.SPEED,
+        trigger_word=trigger,
+        photo_count=10,
+    )
+    await js.publish(
+        event.subject, contracts.encode(event), headers={"Nats-Msg-Id": event.event_id}
+    )
+
+
+async def _webhook_counts(status_port: int) -> dict[str, float]:
+    import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url = f"http://127.0.0.1:{status_port}/metrics"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        text = await response.text()
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "aisha_status_webhooks":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    counts[sample.labels["outcome"]] = sample.value
+    return counts
+
+
+@pytest.mark.parametrize(
+    ("fault", "outcome"),
+    [
+        ("webhook_lost", None),
+        ("webhook_duplicate", "replay_or_duplicate"),
+        ("webhook_bad_signature", "forged"),
+        ("webhook_stale_timestamp", "stale"),
+    ],
+)
+async def test_webhook_faults_still_complete_once(stack, js, db_url, fal, fault, outcome):
+    """Whatever happens to the webhook, the training completes exactly once."""
+    sub = await js._nc.subscribe("aisha.training.>")
+    avatar_id, user_id = await _seed_avatar(db_url, js, "style")
+    trigger = f"TOK{uuid.uuid4().hex[:6]}"
+    fal.add_fault(fault, contains=trigger)
+    await _request(js, avatar_id, user_id, trigger)
+    events = await _collect(sub, avatar_id, contracts.TrainingCompleted, limit=45)
+    await asyncio.sleep(1.5)  # room for a duplicate or late delivery to arrive
+    while True:
+        try:
+            msg = await sub.next_msg(timeout=0.2)
+        except nats.errors.TimeoutError:
+            break
+        event = contracts.decode(msg.subject, msg.data)
+        if getattr(event, "avatar_id", None) == avatar_id:
+            events.append(event)
+    completions = [e for e in events if isinstance(e, contracts.TrainingCompleted)]
+    assert len({e.event_id for e in completions}) == 1
+    counts = await _webhook_counts(service_port(stack["status"]))
+    if outcome == "forged":
+        assert counts.get("forged", 0) >= 1
+    elif outcome == "stale":
+        assert counts.get("stale", 0) >= 1
+    elif outcome == "replay_or_duplicate":
+        assert counts.get("duplicate", 0) + counts.get("replay", 0) >= 1
+    await sub.unsubscribe()
+
+
+async def test_failed_training_is_reported_as_retryable(stack, js, db_url, fal):
+    sub = await js._nc.subscribe("aisha.training.>")
+    avatar_id, user_id = await _seed_avatar(db_url, js, "style")
+    trigger = f"TOK{uuid.uuid4().hex[:6]}"
+    fal.add_fault("job_failed", contains=trigger)
+    await _request(js, avatar_id, user_id, trigger)
+    events = await _collect(sub, avatar_id, contracts.TrainingFailed, limit=45)
+    failed = events[-1]
+    assert isinstance(failed, contracts.TrainingFailed)
+    assert failed.reason is contracts.FailureReason.FAL_ERROR
+    assert failed.retryable is True
+    conn = await asyncpg.connect(db_url)
+    row = await conn.fetchrow(
+        "SELECT fal_status, training_error, training_finished_at FROM avatars WHERE id = $1",
+        uuid.UUID(avatar_id),
+    )
+    await conn.close()
+    assert row["fal_status"] == "ERROR"
+    assert row["training_error"]
+    assert row["training_finished_at"] is not None
+    await sub.unsubscribe()

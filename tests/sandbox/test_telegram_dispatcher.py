@@ -147,9 +147,9 @@ async def test_stop_wakes_long_poll() -> None:
 
 
 async def test_restarted_poller_causes_no_conflict(emu: TelegramEmulator) -> None:
+    uid = int((await emu.create_user("Fay"))["id"])
     session = AiohttpSession(api=TelegramAPIServer.from_base(emu.base_url))
-    bot = Bot(TOKEN, session=session)
-    abandoned = asyncio.create_task(bot.get_updates(timeout=30))
+    abandoned = asyncio.create_task(Bot(TOKEN, session=session).get_updates(timeout=30))
     await asyncio.sleep(0.1)
     abandoned.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -157,9 +157,10 @@ async def test_restarted_poller_causes_no_conflict(emu: TelegramEmulator) -> Non
     await session.close()
     bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(emu.base_url)))
     try:
-        uid = int((await emu.create_user("Fay"))["id"])
+        poll = asyncio.create_task(bot.get_updates(timeout=5))
+        await asyncio.sleep(0.1)
         await emu.send_text(uid, "after restart")
-        updates = await bot.get_updates(timeout=2)
+        updates = await asyncio.wait_for(poll, 5)
         assert updates[0].message is not None
         assert updates[0].message.text == "after restart"
         second = asyncio.create_task(bot.get_updates(offset=updates[0].update_id + 1, timeout=5))
