@@ -82,7 +82,7 @@ class TelegramEmulator:
         # handler_cancellation: a long poll whose client went away stops waiting at once,
         # so it neither holds updates nor reports a 409 conflict to nobody.
         self._runner = web.AppRunner(
-            self.make_app(), shutdown_timeout=1.0, access_log=None, handler_cancellation=False
+            self.make_app(), shutdown_timeout=1.0, access_log=None, handler_cancellation=True
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)

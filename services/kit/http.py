@@ -88,7 +88,7 @@ class HttpServer:
             try:
                 async with asyncio.timeout(2.0):
                     results[name] = await check()
-            except (TimeoutError, OSError, RuntimeError) as exc:
+            except Exception as exc:  # noqa: BLE001 - e.g. asyncpg errors: not ready, not a 500
                 log.debug("readiness check %s failed: %s", name, exc)
                 results[name] = False
         ready = all(results.values())

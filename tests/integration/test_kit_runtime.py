@@ -7,6 +7,7 @@ import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
+import asyncpg
 import pytest
 from aiohttp import web
 
@@ -149,9 +150,17 @@ async def test_readiness_is_false_when_a_check_fails(http: aiohttp.ClientSession
     async def down() -> bool:
         return False
 
+    async def pool_closed() -> bool:
+        raise asyncpg.InterfaceError("pool is closed")
+
+    async def too_many() -> bool:
+        raise asyncpg.TooManyConnectionsError("sorry, too many clients already")
+
     server.add_check("ok", ok)
     server.add_check("broken", broken)
     server.add_check("down", down)
+    server.add_check("pool_closed", pool_closed)
+    server.add_check("too_many", too_many)
     await server.start()
     try:
         async with http.get(f"http://127.0.0.1:{server.bound_port}/readyz") as resp:
@@ -159,7 +168,14 @@ async def test_readiness_is_false_when_a_check_fails(http: aiohttp.ClientSession
             body = await resp.json()
         assert body == {
             "ready": False,
-            "checks": {"shutting_down": True, "ok": True, "broken": False, "down": False},
+            "checks": {
+                "shutting_down": True,
+                "ok": True,
+                "broken": False,
+                "down": False,
+                "pool_closed": False,
+                "too_many": False,
+            },
         }
         assert metrics.registry.get_sample_value("aisha_x_ready") == 0
     finally:
