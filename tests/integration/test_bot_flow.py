@@ -250,3 +250,202 @@ def progress_event(avatar_id: str, uid: int, attempt: int, percent: int) -> Trai
         progress=percent,
         eta_seconds=300,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# tests
+# --------------------------------------------------------------------------------------------
+
+
+async def test_start_menu_speaks_the_users_language(emu: TelegramEmulator, bot: BotUnderTest) -> None:
+    en = (await emu.create_user("Anna", language_code="en"))["id"]
+    ru = (await emu.create_user("Иван", language_code="ru"))["id"]
+    await emu.send_command(en, "start")
+    await emu.send_command(ru, "start")
+    english = await bot_message(emu, en, button="menu:create")
+    russian = await bot_message(emu, ru, button="menu:create")
+    assert "Hi, Anna" in english["text"]
+    assert "Привет, Иван" in russian["text"]
+    assert any(b["text"] == "➕ Создать аватар" for b in buttons(russian))
+
+
+async def test_create_avatar_upload_photos_train_and_get_ready(
+    emu: TelegramEmulator, bot: BotUnderTest, js: JetStreamContext, admin_pool: asyncpg.Pool
+) -> None:
+    uid = (await emu.create_user("Anna", language_code="en"))["id"]
+    await create_avatar_by_buttons(emu, uid, "Anna <b>")
+    row = await eventually(lambda: avatar_row(admin_pool, uid))
+    assert row["name"] == "Anna <b>"
+    assert (row["status"], row["training_type"], row["gender"]) == ("uploading", "portrait", "female")
+
+    # 3 single photos, a duplicate, a PDF, then an album of 7 → 10 accepted
+    for seed in range(3):
+        await emu.send_photo(uid, photo(seed))
+    await emu.send_photo(uid, photo(0))
+    await emu.send_document(uid, b"%PDF-1.4 not an image", "cv.pdf", "application/pdf")
+    await emu.send_album(uid, [photo(seed) for seed in range(3, 10)])
+
+    counter = await bot_message(emu, uid, text="10 photos", button="training:start")
+    summary = await bot_message(emu, uid, text="not accepted")
+    assert "not an image" in summary["text"]
+    assert "duplicate" in summary["text"]
+    row = await avatar_row(admin_pool, uid)
+    assert (row["photo_count"], row["status"]) == (10, "ready")
+    stored = await admin_pool.fetch("SELECT object_name FROM photos WHERE avatar_id = $1", row["id"])
+    assert len(stored) == 10
+    store = await js.object_store("aisha_photos")
+    info = await store.get(stored[0]["object_name"])
+    assert Image.open(io.BytesIO(info.data)).size == (600, 600)
+
+    # confirm pressed twice before the bot reacts: one attempt, one event
+    data = next(b["callback_data"] for b in buttons(counter) if b["callback_data"].startswith("training:start"))
+    await emu.press_button(uid, counter["message_id"], data=data)
+    await emu.press_button(uid, counter["message_id"], data=data)
+    await bot_message(emu, uid, text="queue", button="training:cancel")
+    avatar_id = str(row["id"])
+    events = await eventually(lambda: requested_events(js, avatar_id))
+    await asyncio.sleep(0.5)
+    events = await requested_events(js, avatar_id)
+    assert len(events) == 1
+    assert (events[0].attempt, events[0].photo_count, events[0].training_type) == (1, 10, "portrait")
+    row = await avatar_row(admin_pool, uid)
+    assert (row["status"], row["training_attempt"]) == ("training", 1)
+    assert row["progress_message_id"] == counter["message_id"]
+
+    # the status service reports: submitted → 50 % → completed; a late progress changes nothing
+    submitted = TrainingSubmitted(
+        event_id=new_event_id(), occurred_at=utcnow(), avatar_id=avatar_id, user_id=uid,
+        attempt=1, training_type="portrait", request_id="req-1", endpoint="fal-ai/x",
+    )  # fmt: skip
+    await publish(js, submitted)
+    await publish(js, progress_event(avatar_id, uid, 1, 50))
+    shown = await bot_message(emu, uid, text="50%")
+    assert shown["message_id"] == counter["message_id"]
+    assert "▰▰▰▰▰▱▱▱▱▱" in shown["text"]
+    assert "min left" in shown["text"]
+    done = TrainingCompleted(
+        event_id=new_event_id(), occurred_at=utcnow(), avatar_id=avatar_id, user_id=uid,
+        attempt=1, request_id="req-1", lora_url="https://fal.example/lora.safetensors",
+    )  # fmt: skip
+    await publish(js, done)
+    await publish(js, done)  # a duplicate delivery
+    ready = await bot_message(emu, uid, text="is ready", button="menu:create")
+    assert ready["message_id"] == counter["message_id"]
+    await publish(js, progress_event(avatar_id, uid, 1, 70))
+    await asyncio.sleep(0.7)
+    current = next(m for m in await emu.bot_messages(uid) if m["message_id"] == counter["message_id"])
+    assert "is ready" in current["text"]
+    assert (await avatar_row(admin_pool, uid))["status"] == "completed"
+
+
+async def seed_ready_avatar(pool: asyncpg.Pool, uid: int, name: str = "Seeded") -> str:
+    await pool.execute(
+        "INSERT INTO users (id, first_name, language) VALUES ($1, 'U', 'en') ON CONFLICT DO NOTHING",
+        uid,
+    )
+    avatar_id = await pool.fetchval(
+        "INSERT INTO avatars (user_id, name, gender, trigger_word, status, photo_count) "
+        "VALUES ($1, $2, 'male', 'ohwxtest', 'ready', 10) RETURNING id",
+        uid,
+        name,
+    )
+    return str(avatar_id)
+
+
+async def open_avatar(emu: TelegramEmulator, uid: int) -> Json:
+    """/start → My avatars → the first avatar's details."""
+    await emu.send_command(uid, "start")
+    menu = await bot_message(emu, uid, button="menu:avatars")
+    await press(emu, uid, menu, "menu:avatars")
+    listing = await bot_message(emu, uid, button="avatar:view")
+    await press(emu, uid, listing, "avatar:view")
+    return await bot_message(emu, uid, text="Status:")
+
+
+async def test_failure_shows_the_reason_and_retry_starts_attempt_two(
+    emu: TelegramEmulator, bot: BotUnderTest, js: JetStreamContext, admin_pool: asyncpg.Pool
+) -> None:
+    uid = (await emu.create_user("Boris"))["id"]
+    avatar_id = await seed_ready_avatar(admin_pool, uid)
+    details = await open_avatar(emu, uid)
+    await press(emu, uid, details, "training:start")
+    await bot_message(emu, uid, text="queue")
+    failed = TrainingFailed(
+        event_id=new_event_id(), occurred_at=utcnow(), avatar_id=avatar_id, user_id=uid,
+        attempt=1, reason=FailureReason.FAL_REJECTED_INPUT, retryable=True,
+    )  # fmt: skip
+    await publish(js, failed)
+    shown = await bot_message(emu, uid, text="could not use these photos", button="training:retry")
+    assert (await avatar_row(admin_pool, uid))["status"] == "error"
+
+    await press(emu, uid, shown, "training:retry")
+    await bot_message(emu, uid, text="queue", button="training:cancel")
+    events = await eventually(
+        lambda: _attempts(js, avatar_id, want=2)
+    )
+    assert events == [1, 2]
+    # a late event of attempt 1 must not touch attempt 2
+    stale = TrainingCompleted(
+        event_id=new_event_id(), occurred_at=utcnow(), avatar_id=avatar_id, user_id=uid,
+        attempt=1, request_id="old", lora_url="https://fal.example/old.safetensors",
+    )  # fmt: skip
+    await publish(js, stale)
+    await asyncio.sleep(0.7)
+    row = await avatar_row(admin_pool, uid)
+    assert (row["status"], row["training_attempt"]) == ("training", 2)
+
+
+async def _attempts(js: JetStreamContext, avatar_id: str, want: int) -> list[int] | None:
+    attempts = sorted(e.attempt for e in await requested_events(js, avatar_id))
+    return attempts if len(attempts) >= want else None
+
+
+async def test_another_users_avatar_ids_are_not_found(
+    emu: TelegramEmulator, bot: BotUnderTest, js: JetStreamContext, admin_pool: asyncpg.Pool
+) -> None:
+    owner = (await emu.create_user("Owner"))["id"]
+    thief = (await emu.create_user("Thief", language_code="ru"))["id"]
+    avatar_id = await seed_ready_avatar(admin_pool, owner)
+    hex_id = uuid.UUID(avatar_id).hex
+    await emu.send_command(thief, "start")
+    menu = await bot_message(emu, thief, button="menu:create")
+    for data in (f"training:start:{hex_id}", f"avatar:delete_yes:{hex_id}", f"avatar:view:{hex_id}"):
+        answer = await answer_of(emu, thief, forge_press(emu, thief, menu["message_id"], data))
+        assert answer["text"] == "Аватар не найден."
+    stale = await answer_of(emu, thief, forge_press(emu, thief, menu["message_id"], "training:boom:zz"))
+    assert "устарела" in stale["text"]
+    row = await avatar_row(admin_pool, owner)
+    assert (row["status"], row["training_attempt"]) == ("ready", 0)
+    assert await requested_events(js, avatar_id) == []
+
+
+async def test_fsm_survives_a_restart(
+    emu: TelegramEmulator, bot: BotUnderTest, admin_pool: asyncpg.Pool
+) -> None:
+    uid = (await emu.create_user("Vera"))["id"]
+    await emu.send_command(uid, "new")
+    await bot_message(emu, uid, text="name")
+    await emu.send_text(uid, "Vera")
+    gender = await bot_message(emu, uid, button="gender:")
+    await bot.stop()
+    await bot.start()  # a new process: new dispatcher, new NATS KV storage instance
+    await press(emu, uid, gender, "gender:male")
+    types = await bot_message(emu, uid, button="training_type:pick")
+    await press(emu, uid, types, "training_type:info:style")
+    info = await bot_message(emu, uid, text="Fast training", button="training_type:pick:style")
+    await press(emu, uid, info, "training_type:pick:style")
+    await bot_message(emu, uid, text="0 of 10")
+    row = await avatar_row(admin_pool, uid)
+    assert (row["name"], row["gender"], row["training_type"]) == ("Vera", "male", "style")
+
+
+async def test_admin_stats(emu: TelegramEmulator, bot: BotUnderTest, admin_pool: asyncpg.Pool) -> None:
+    await emu.create_user("Admin", user_id=ADMIN_ID)
+    await seed_ready_avatar(admin_pool, ADMIN_ID)
+    await emu.send_command(ADMIN_ID, "stats")
+    stats = await bot_message(emu, ADMIN_ID, text="Training statistics")
+    assert "portrait" in stats["text"]
+    user = (await emu.create_user("Nobody"))["id"]
+    await emu.send_command(user, "stats")
+    reply = await bot_message(emu, user, text="didn't understand")
+    assert "statistics" not in reply["text"]
