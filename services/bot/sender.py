@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,6 +108,7 @@ class Sender:
         self._on_forbidden = on_forbidden
         self._chats: dict[int, _Chat] = {}
         self._blocked: set[int] = set()
+        self._shown: OrderedDict[tuple[int, int], int] = OrderedDict()
         self.requests = 0
 
     async def send(self, chat_id: int, text: str, markup: Markup = None) -> Message | None:
@@ -149,6 +150,9 @@ class Sender:
         if job.chat_id in self._blocked:
             future.set_result(None)
             return future
+        if job.kind == "edit" and self._already_shown(job):
+            future.set_result(True)  # the same text is on screen: skip the request
+            return future
         chat = self._chat(job.chat_id)
         pending = self._pending_edit(chat, job) if job.kind == "edit" else None
         if pending is not None:
@@ -167,6 +171,23 @@ class Sender:
             if queued.kind == "edit" and queued.message_id == job.message_id:
                 return queued
         return None
+
+    def _already_shown(self, job: _Job) -> bool:
+        assert job.message_id is not None
+        key = (job.chat_id, job.message_id)
+        chat = self._chats.get(job.chat_id)
+        queued = chat is not None and any(q.message_id == job.message_id for q in chat.queue)
+        return not queued and self._shown.get(key) == _fingerprint(job)
+
+    def _remember(self, job: _Job) -> None:
+        """What each message shows now, for the last 10k messages edited."""
+        if job.message_id is None:
+            return
+        key = (job.chat_id, job.message_id)
+        self._shown[key] = _fingerprint(job)
+        self._shown.move_to_end(key)
+        while len(self._shown) > 10_000:
+            self._shown.popitem(last=False)
 
     def _chat(self, chat_id: int) -> _Chat:
         chat = self._chats.get(chat_id)
@@ -187,7 +208,10 @@ class Sender:
                 await chat.bucket.acquire()
                 await self._global.acquire()
                 job = chat.queue.popleft()
-                _resolve(job, await self._deliver(job))
+                result = await self._deliver(job)
+                if job.kind == "edit" and result:
+                    self._remember(job)
+                _resolve(job, result)
                 while chat_id in self._blocked and chat.queue:
                     _resolve(chat.queue.popleft(), None)
         finally:
@@ -243,3 +267,8 @@ def _resolve(job: _Job, result: Any) -> None:
     for waiter in job.waiters:
         if not waiter.done():
             waiter.set_result(result)
+
+
+def _fingerprint(job: _Job) -> int:
+    markup = job.markup.model_dump_json() if job.markup is not None else ""
+    return hash((job.text, markup))

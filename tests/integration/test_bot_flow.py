@@ -73,6 +73,8 @@ class BotUnderTest:
 async def emu() -> AsyncIterator[TelegramEmulator]:
     async with TelegramEmulator(limits=Limits(enabled=False)) as emulator:
         yield emulator
+        # no invalid HTML, oversize callback data, unknown methods... in any test
+        assert await emulator.violations() == {}
 
 
 @pytest.fixture
@@ -158,7 +160,9 @@ async def bot_message(
 
 
 async def press(emu: TelegramEmulator, user: int, message: Json, data_prefix: str) -> str:
-    data = next(b["callback_data"] for b in buttons(message) if b["callback_data"].startswith(data_prefix))
+    data = next(
+        b["callback_data"] for b in buttons(message) if b["callback_data"].startswith(data_prefix)
+    )
     return await emu.press_button(user, message["message_id"], data=data)
 
 
@@ -191,7 +195,9 @@ def forge_press(emu: TelegramEmulator, user_id: int, message_id: int, data: str)
 def photo(seed: int, size: int = 600) -> bytes:
     """A distinct JPEG per seed (different pixels, so different hashes)."""
     img = Image.new("RGB", (size, size), ((seed * 37) % 256, (seed * 91) % 256, (seed * 53) % 256))
-    ImageDraw.Draw(img).rectangle((seed * 7 % 300, 40, seed * 7 % 300 + 120, 200), fill=(255, 255, 255))
+    ImageDraw.Draw(img).rectangle(
+        (seed * 7 % 300, 40, seed * 7 % 300 + 120, 200), fill=(255, 255, 255)
+    )
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=90)
     return buf.getvalue()
@@ -257,7 +263,9 @@ def progress_event(avatar_id: str, uid: int, attempt: int, percent: int) -> Trai
 # --------------------------------------------------------------------------------------------
 
 
-async def test_start_menu_speaks_the_users_language(emu: TelegramEmulator, bot: BotUnderTest) -> None:
+async def test_start_menu_speaks_the_users_language(
+    emu: TelegramEmulator, bot: BotUnderTest
+) -> None:
     en = (await emu.create_user("Anna", language_code="en"))["id"]
     ru = (await emu.create_user("Иван", language_code="ru"))["id"]
     await emu.send_command(en, "start")
@@ -276,7 +284,11 @@ async def test_create_avatar_upload_photos_train_and_get_ready(
     await create_avatar_by_buttons(emu, uid, "Anna <b>")
     row = await eventually(lambda: avatar_row(admin_pool, uid))
     assert row["name"] == "Anna <b>"
-    assert (row["status"], row["training_type"], row["gender"]) == ("uploading", "portrait", "female")
+    assert (row["status"], row["training_type"], row["gender"]) == (
+        "uploading",
+        "portrait",
+        "female",
+    )
 
     # 3 single photos, a duplicate, a PDF, then an album of 7 → 10 accepted
     for seed in range(3):
@@ -291,14 +303,20 @@ async def test_create_avatar_upload_photos_train_and_get_ready(
     assert "duplicate" in summary["text"]
     row = await avatar_row(admin_pool, uid)
     assert (row["photo_count"], row["status"]) == (10, "ready")
-    stored = await admin_pool.fetch("SELECT object_name FROM photos WHERE avatar_id = $1", row["id"])
+    stored = await admin_pool.fetch(
+        "SELECT object_name FROM photos WHERE avatar_id = $1", row["id"]
+    )
     assert len(stored) == 10
     store = await js.object_store("aisha_photos")
     info = await store.get(stored[0]["object_name"])
     assert Image.open(io.BytesIO(info.data)).size == (600, 600)
 
     # confirm pressed twice before the bot reacts: one attempt, one event
-    data = next(b["callback_data"] for b in buttons(counter) if b["callback_data"].startswith("training:start"))
+    data = next(
+        b["callback_data"]
+        for b in buttons(counter)
+        if b["callback_data"].startswith("training:start")
+    )
     await emu.press_button(uid, counter["message_id"], data=data)
     await emu.press_button(uid, counter["message_id"], data=data)
     await bot_message(emu, uid, text="queue", button="training:cancel")
@@ -307,7 +325,11 @@ async def test_create_avatar_upload_photos_train_and_get_ready(
     await asyncio.sleep(0.5)
     events = await requested_events(js, avatar_id)
     assert len(events) == 1
-    assert (events[0].attempt, events[0].photo_count, events[0].training_type) == (1, 10, "portrait")
+    assert (events[0].attempt, events[0].photo_count, events[0].training_type) == (
+        1,
+        10,
+        "portrait",
+    )
     row = await avatar_row(admin_pool, uid)
     assert (row["status"], row["training_attempt"]) == ("training", 1)
     assert row["progress_message_id"] == counter["message_id"]
@@ -333,14 +355,17 @@ async def test_create_avatar_upload_photos_train_and_get_ready(
     assert ready["message_id"] == counter["message_id"]
     await publish(js, progress_event(avatar_id, uid, 1, 70))
     await asyncio.sleep(0.7)
-    current = next(m for m in await emu.bot_messages(uid) if m["message_id"] == counter["message_id"])
+    current = next(
+        m for m in await emu.bot_messages(uid) if m["message_id"] == counter["message_id"]
+    )
     assert "is ready" in current["text"]
     assert (await avatar_row(admin_pool, uid))["status"] == "completed"
 
 
 async def seed_ready_avatar(pool: asyncpg.Pool, uid: int, name: str = "Seeded") -> str:
     await pool.execute(
-        "INSERT INTO users (id, first_name, language) VALUES ($1, 'U', 'en') ON CONFLICT DO NOTHING",
+        "INSERT INTO users (id, first_name, language) VALUES ($1, 'U', 'en') "
+        "ON CONFLICT DO NOTHING",
         uid,
     )
     avatar_id = await pool.fetchval(
@@ -380,9 +405,7 @@ async def test_failure_shows_the_reason_and_retry_starts_attempt_two(
 
     await press(emu, uid, shown, "training:retry")
     await bot_message(emu, uid, text="queue", button="training:cancel")
-    events = await eventually(
-        lambda: _attempts(js, avatar_id, want=2)
-    )
+    events = await eventually(lambda: _attempts(js, avatar_id, want=2))
     assert events == [1, 2]
     # a late event of attempt 1 must not touch attempt 2
     stale = TrainingCompleted(
@@ -409,10 +432,16 @@ async def test_another_users_avatar_ids_are_not_found(
     hex_id = uuid.UUID(avatar_id).hex
     await emu.send_command(thief, "start")
     menu = await bot_message(emu, thief, button="menu:create")
-    for data in (f"training:start:{hex_id}", f"avatar:delete_yes:{hex_id}", f"avatar:view:{hex_id}"):
+    for data in (
+        f"training:start:{hex_id}",
+        f"avatar:delete_yes:{hex_id}",
+        f"avatar:view:{hex_id}",
+    ):
         answer = await answer_of(emu, thief, forge_press(emu, thief, menu["message_id"], data))
         assert answer["text"] == "Аватар не найден."
-    stale = await answer_of(emu, thief, forge_press(emu, thief, menu["message_id"], "training:boom:zz"))
+    stale = await answer_of(
+        emu, thief, forge_press(emu, thief, menu["message_id"], "training:boom:zz")
+    )
     assert "устарела" in stale["text"]
     row = await avatar_row(admin_pool, owner)
     assert (row["status"], row["training_attempt"]) == ("ready", 0)
@@ -439,7 +468,9 @@ async def test_fsm_survives_a_restart(
     assert (row["name"], row["gender"], row["training_type"]) == ("Vera", "male", "style")
 
 
-async def test_admin_stats(emu: TelegramEmulator, bot: BotUnderTest, admin_pool: asyncpg.Pool) -> None:
+async def test_admin_stats(
+    emu: TelegramEmulator, bot: BotUnderTest, admin_pool: asyncpg.Pool
+) -> None:
     await emu.create_user("Admin", user_id=ADMIN_ID)
     await seed_ready_avatar(admin_pool, ADMIN_ID)
     await emu.send_command(ADMIN_ID, "stats")

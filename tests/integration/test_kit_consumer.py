@@ -33,12 +33,12 @@ DLQ_SUBJECT = dead_letter_subject(SUBJECT)
 
 
 async def wait_until(
-    predicate: Callable[[], Awaitable[bool]], timeout: float = 5.0, interval: float = 0.02
+    predicate: Callable[[], Awaitable[bool]], within: float = 5.0, interval: float = 0.02
 ) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while not await predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(interval)
 
 
@@ -108,9 +108,9 @@ class Running:
         self.stop = asyncio.Event()
         self.task = asyncio.create_task(consumer.run(self.stop))
 
-    async def close(self, timeout: float = 5.0) -> None:
+    async def close(self) -> None:
         self.stop.set()
-        await asyncio.wait_for(self.task, timeout)
+        await asyncio.wait_for(self.task, 5.0)
 
 
 @pytest.fixture
@@ -134,7 +134,7 @@ async def run(
         await asyncio.gather(running.task, return_exceptions=True)
 
 
-async def dead_letter_of(js: JetStreamContext, body: bytes, timeout: float = 5.0) -> Any:
+async def dead_letter_of(js: JetStreamContext, body: bytes) -> Any:
     """The DLQ message carrying exactly `body` (bodies are unique per test)."""
     found: list[Any] = []
 
@@ -148,8 +148,18 @@ async def dead_letter_of(js: JetStreamContext, body: bytes, timeout: float = 5.0
             return True
         return False
 
-    await wait_until(arrived, timeout)
+    await wait_until(arrived)
     return found[0]
+
+
+async def settled(js: JetStreamContext, spec: ConsumerSpec) -> None:
+    """Acks are fire-and-forget publishes: wait until the server has applied them."""
+
+    async def nothing_outstanding() -> bool:
+        info = await js.consumer_info(spec.stream, spec.durable)
+        return info.num_ack_pending == 0 and info.num_pending == 0
+
+    await wait_until(nothing_outstanding)
 
 
 async def test_ack_happens_only_after_the_handler_returns(
@@ -201,10 +211,7 @@ async def test_failing_handler_is_redelivered_then_succeeds(
     await js.publish(SUBJECT, encode(training_requested()))
     await asyncio.wait_for(done.wait(), 5)
 
-    async def acked() -> bool:
-        return (await js.consumer_info(spec.stream, spec.durable)).num_ack_pending == 0
-
-    await wait_until(acked)
+    await settled(js, spec)
     await running.close()
     assert deliveries == [1, 2]
     assert sample(metrics, "events_consumed", subject=SUBJECT, outcome="retry") == 1
@@ -238,10 +245,8 @@ async def test_after_max_deliver_the_message_is_dead_lettered(
 
     await wait_until(counted)
     # Terminated: no fourth delivery arrives, nothing stays pending.
+    await settled(js, spec)
     await asyncio.sleep(0.3)
-    info = await js.consumer_info(spec.stream, spec.durable)
-    assert info.num_ack_pending == 0
-    assert info.num_pending == 0
     await running.close()
     assert [d.number for d in deliveries] == [1, 2, 3]
     assert [d.last for d in deliveries] == [False, False, True]
@@ -273,11 +278,10 @@ async def test_malformed_body_is_dead_lettered_at_once_and_loop_continues(
         return sample(metrics, "dead_letters", subject=SUBJECT, reason="malformed") == 2
 
     await wait_until(both_counted)
+    await settled(js, spec)
     await running.close()
     assert handled == [good.event_id]
-    info = await js.consumer_info(spec.stream, spec.durable)
-    assert info.num_ack_pending == 0
-    assert info.num_redelivered == 0
+    assert (await js.consumer_info(spec.stream, spec.durable)).num_redelivered == 0
 
 
 async def test_reject_dead_letters_immediately(
@@ -313,7 +317,7 @@ async def test_event_without_handler_is_acked_and_ignored(
             return sample(metrics, "events_consumed", subject=SUBJECT, outcome="ignored") == 1
 
         await wait_until(ignored)
-        assert (await js.consumer_info(spec.stream, spec.durable)).num_ack_pending == 0
+        await settled(js, spec)
     finally:
         await running.close()
 
@@ -372,9 +376,7 @@ async def test_stop_waits_for_in_flight_handlers(
     release.set()
     await asyncio.wait_for(running.task, 5)
     assert finished == [event.event_id]
-    info = await js.consumer_info(spec.stream, spec.durable)
-    assert info.num_ack_pending == 0
-    assert info.num_pending == 0
+    await settled(js, spec)
 
 
 async def test_stop_with_nothing_in_flight_returns_promptly(
@@ -483,11 +485,15 @@ async def test_connection_pool_is_not_leaked_by_claims(db_url: str) -> None:
     """Units of work give their connection back even when the body raises."""
     pool = await create_pool(db_url, role="aisha_bot", min_size=1, max_size=1)
     try:
+
+        async def failing_unit() -> None:
+            async with UnitOfWork(pool, "bot") as uow:
+                await uow.claim("c", new_event_id())
+                raise RuntimeError("x")
+
         for _ in range(3):
             with pytest.raises(RuntimeError):
-                async with UnitOfWork(pool, "bot") as uow:
-                    await uow.claim("c", new_event_id())
-                    raise RuntimeError("x")
+                await failing_unit()
         async with asyncio.timeout(2):
             conn: asyncpg.Connection = await pool.acquire()
             await pool.release(conn)

@@ -98,9 +98,7 @@ async def test_runtime_serves_health_readiness_metrics_and_shuts_down(
         sock.bind(("127.0.0.1", port))
 
 
-async def test_second_server_on_the_same_port_is_a_config_error(
-    db_url: str, nats_url: str
-) -> None:
+async def test_second_server_on_the_same_port_is_a_config_error(db_url: str, nats_url: str) -> None:
     port = free_port()
     stop = asyncio.Event()
     config = make_config(db_url, nats_url, port)

@@ -50,7 +50,11 @@ def test_empty_value_counts_as_missing() -> None:
         ("NATS_URL", "http://127.0.0.1:4222", r"NATS_URL: expected a URL like nats://\.\.\."),
         ("NATS_URL", "nats://a:4222,http://b:4222", r"NATS_URL: .*tls://\.\.\."),
         ("TRAINER_HTTP_PORT", "eighty", r"TRAINER_HTTP_PORT: expected an integer, got 'eighty'"),
-        ("TRAINER_HTTP_PORT", "70000", r"TRAINER_HTTP_PORT: expected a TCP port 0-65535, got 70000"),
+        (
+            "TRAINER_HTTP_PORT",
+            "70000",
+            r"TRAINER_HTTP_PORT: expected a TCP port 0-65535, got 70000",
+        ),
         ("TRAINER_HTTP_PORT", "-1", r"TRAINER_HTTP_PORT: expected an integer >= 0"),
         ("SHUTDOWN_GRACE_SECONDS", "soon", r"SHUTDOWN_GRACE_SECONDS: expected a number"),
         ("LOG_FORMAT", "xml", r"LOG_FORMAT: expected text or json, got 'xml'"),
@@ -162,7 +166,9 @@ def test_dotenv_used_when_env_lacks_it_and_real_env_wins(
     merged = environment(dotenv)
     assert merged["AISHA_T_FROM_FILE"] == "file-value"
     assert merged["AISHA_T_BOTH"] == "env-wins"
-    assert common({**merged, "NATS_URL": GOOD["NATS_URL"]}).database_url.endswith("@file-host/aisha")
+    assert common({**merged, "NATS_URL": GOOD["NATS_URL"]}).database_url.endswith(
+        "@file-host/aisha"
+    )
 
     monkeypatch.setenv("DATABASE_URL", "postgresql://e:pw@env-host/aisha")
     assert environment(dotenv)["DATABASE_URL"] == "postgresql://e:pw@env-host/aisha"

@@ -24,7 +24,12 @@ class FakeSession(BaseSession):
         self.errors: list[Exception] = []
         self.gate: asyncio.Event | None = None
 
-    async def make_request(self, bot: Bot, method: TelegramMethod[Any], timeout: int | None = None) -> Any:
+    async def make_request(
+        self,
+        bot: Bot,
+        method: TelegramMethod[Any],
+        timeout: int | None = None,  # noqa: ASYNC109 - BaseSession's signature
+    ) -> Any:
         if self.gate is not None:
             await self.gate.wait()
         self.calls.append(method)
@@ -32,7 +37,9 @@ class FakeSession(BaseSession):
             raise self.errors.pop(0)
         if isinstance(method, SendMessage):
             chat = Chat(id=int(method.chat_id), type="private")
-            return Message(message_id=len(self.calls), date=datetime.now(UTC), chat=chat, text=method.text)
+            return Message(
+                message_id=len(self.calls), date=datetime.now(UTC), chat=chat, text=method.text
+            )
         return True
 
     async def close(self) -> None:
