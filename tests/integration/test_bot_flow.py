@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import secrets
 import time
@@ -24,6 +25,7 @@ from PIL import Image, ImageDraw
 
 from contracts import (
     FailureReason,
+    TrainingCancelled,
     TrainingCompleted,
     TrainingFailed,
     TrainingProgress,
@@ -480,3 +482,70 @@ async def test_admin_stats(
     await emu.send_command(user, "stats")
     reply = await bot_message(emu, user, text="didn't understand")
     assert "statistics" not in reply["text"]
+
+
+async def test_cancel_requests_cancellation_and_the_cancelled_event_offers_retry(
+    emu: TelegramEmulator, bot: BotUnderTest, js: JetStreamContext, admin_pool: asyncpg.Pool
+) -> None:
+    uid = (await emu.create_user("Gleb"))["id"]
+    avatar_id = await seed_ready_avatar(admin_pool, uid)
+    details = await open_avatar(emu, uid)
+    await press(emu, uid, details, "training:start")
+    queued = await bot_message(emu, uid, text="queue", button="training:cancel")
+    await press(emu, uid, queued, "training:cancel")
+    await bot_message(emu, uid, text="cancelling")
+    sub = await js.subscribe("aisha.avatar.cancel_requested", ordered_consumer=True)
+    try:
+        msg = await sub.next_msg(timeout=5)
+        while avatar_id.encode() not in msg.data:
+            msg = await sub.next_msg(timeout=5)
+    finally:
+        await sub.unsubscribe()
+    cancelled = TrainingCancelled(
+        event_id=new_event_id(), occurred_at=utcnow(), avatar_id=avatar_id, user_id=uid, attempt=1
+    )
+    await publish(js, cancelled)
+    await bot_message(emu, uid, text="was cancelled", button="training:retry")
+    assert (await avatar_row(admin_pool, uid))["status"] == "cancelled"
+
+
+async def test_blocking_the_bot_marks_the_user_inactive(
+    emu: TelegramEmulator, bot: BotUnderTest, admin_pool: asyncpg.Pool
+) -> None:
+    uid = (await emu.create_user("Dina"))["id"]
+    await emu.send_command(uid, "start")
+    await bot_message(emu, uid, button="menu:create")
+    await emu.set_blocked(uid, True)
+
+    async def inactive() -> bool:
+        return await admin_pool.fetchval("SELECT NOT is_active FROM users WHERE id = $1", uid)
+
+    await eventually(inactive)
+
+
+async def test_a_burst_of_progress_respects_telegram_limits(
+    emu: TelegramEmulator, bot: BotUnderTest, js: JetStreamContext, admin_pool: asyncpg.Pool
+) -> None:
+    """With Telegram's real limits on (1 msg/s per chat, burst 3) and the bot's default pace,
+    30 progress events reach the user as a few coalesced edits and never a 429."""
+    await bot.stop()
+    bot.config = dataclasses.replace(bot.config, send_rate_chat=1.0, send_burst_chat=3)
+    await bot.start()
+    uid = (await emu.create_user("Elena"))["id"]
+    avatar_id = await seed_ready_avatar(admin_pool, uid)
+    details = await open_avatar(emu, uid)
+    await press(emu, uid, details, "training:start")
+    progress_message = await bot_message(emu, uid, text="queue")
+    await emu.set_limits(enabled=True)
+    for percent in range(1, 31):
+        await publish(js, progress_event(avatar_id, uid, 1, percent))
+    await eventually(lambda: _shows(emu, uid, progress_message["message_id"], "30%"), within=15)
+    record = emu.world.messages[uid][progress_message["message_id"]]
+    assert len(record.history) < 10  # coalesced, not 30 edits
+
+
+async def _shows(emu: TelegramEmulator, chat: int, message_id: int, text: str) -> bool:
+    return any(
+        m["message_id"] == message_id and text in (m.get("text") or "")
+        for m in await emu.bot_messages(chat)
+    )
