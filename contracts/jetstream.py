@@ -59,7 +59,7 @@ TRAINER_GENERATIONS = ConsumerSpec(
 STATUS_TRAININGS = ConsumerSpec(
     durable="status-training",
     stream=STREAM_TRAINING.name,
-    filter_subjects=("aisha.training.submitted",),
+    filter_subjects=("aisha.training.submitted", "aisha.training.cancelled"),
 )
 STATUS_GENERATIONS = ConsumerSpec(
     durable="status-generation",

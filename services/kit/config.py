@@ -140,6 +140,7 @@ class CommonConfig:
     log_format: str
     log_level: str
     shutdown_grace_seconds: float
+    stream_replicas: int = 1
 
     @classmethod
     def from_env(cls, env: Env, service: str, default_port: int) -> CommonConfig:
@@ -155,6 +156,7 @@ class CommonConfig:
             log_format=log_format,
             log_level=env.text("LOG_LEVEL", "INFO").upper(),
             shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 20.0),
+            stream_replicas=env.integer("NATS_STREAM_REPLICAS", 1, minimum=1),
         )
 
     def secrets(self) -> tuple[str, ...]:

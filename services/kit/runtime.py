@@ -98,7 +98,6 @@ async def open_runtime(
     *,
     db_role: str | None,
     stop: asyncio.Event,
-    nats_replicas: int = 1,
 ) -> AsyncIterator[Runtime]:
     """Connect everything in order and undo it in reverse, whatever happens.
 
@@ -113,7 +112,7 @@ async def open_runtime(
         nc = await connect(config.nats_url, f"aisha-{config.service}")
         stack.push_async_callback(_drain, nc)
         js = nc.jetstream()
-        await provision(js, replicas=nats_replicas)
+        await provision(js, replicas=config.stream_replicas)
         pool = await create_pool(config.database_url, db_role)
         stack.push_async_callback(pool.close)
 

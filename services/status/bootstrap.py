@@ -6,7 +6,7 @@ import asyncio
 
 import fal_client
 
-from contracts import TrainingSubmitted
+from contracts import TrainingCancelled, TrainingSubmitted
 from contracts.jetstream import KV_TRAINING_STATUS, STATUS_TRAININGS
 from services.kit.consumer import EventConsumer
 from services.kit.runtime import open_runtime
@@ -36,7 +36,10 @@ async def run(config: StatusConfig, stop: asyncio.Event) -> None:
         )
         rt.run_consumer(
             EventConsumer(
-                rt.js, STATUS_TRAININGS, {TrainingSubmitted: tracker.on_submitted}, metrics
+                rt.js,
+                STATUS_TRAININGS,
+                {TrainingSubmitted: tracker.on_submitted, TrainingCancelled: tracker.on_cancelled},
+                metrics,
             )
         )
         rt.spawn("poller", poller.run(stop))

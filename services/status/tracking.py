@@ -18,6 +18,7 @@ from nats.js.kv import KeyValue
 
 from contracts import (
     FailureReason,
+    TrainingCancelled,
     TrainingCompleted,
     TrainingFailed,
     TrainingProgress,
@@ -76,6 +77,21 @@ class Tracker:
                 event.attempt,
             )
         await self._cache(event.avatar_id, "IN_QUEUE", 0, None)
+
+    async def on_cancelled(self, event: TrainingCancelled, delivery: Delivery) -> None:
+        """Stop tracking a cancelled attempt (FAL sends no webhook for a cancelled job)."""
+        async with UnitOfWork(self.pool, "status") as uow:
+            if not await uow.claim(CONSUMER, event.event_id):
+                return
+            await uow.conn.execute(
+                "UPDATE avatars SET fal_status = 'CANCELLED', training_finished_at = now(),"
+                " tracked_attempt = $2, queue_position = NULL, last_status_check = now()"
+                " WHERE id = $1 AND submitted_attempt = $2 AND (training_finished_at IS NULL"
+                " OR tracked_attempt IS DISTINCT FROM $2)",
+                event.avatar_id,
+                event.attempt,
+            )
+        await self._cache(event.avatar_id, "CANCELLED", 0, None)
 
     async def progress(
         self,

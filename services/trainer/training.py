@@ -10,6 +10,7 @@ can adopt the orphan job) and only gives up, telling the user, after a reconcile
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -148,12 +149,20 @@ class TrainingService:
     ) -> None:
         cost = round(plan.steps / 1000 * self.config.training_cost_per_1000_steps_usd, 4)
         async with UnitOfWork(self.pool, "trainer") as uow:
-            await uow.conn.execute(
+            still_wanted = await uow.conn.fetchval(
                 "UPDATE fal_submissions SET state = 'submitted', request_id = $2,"
-                " submitted_at = now(), updated_at = now() WHERE idempotency_key = $1",
+                " submitted_at = now(), updated_at = now()"
+                " WHERE idempotency_key = $1 AND state = 'submitting' RETURNING 1",
                 key,
                 request_id,
             )
+            if still_wanted is None:  # cancelled while we were submitting: stop the job
+                await uow.conn.execute(
+                    "UPDATE fal_submissions SET request_id = $2, updated_at = now()"
+                    " WHERE idempotency_key = $1",
+                    key,
+                    request_id,
+                )
             await uow.conn.execute(
                 "UPDATE avatars SET fal_request_id = $2, fal_endpoint = $3,"
                 " finetune_type = $4::fal_finetune_type, finetune_comment = $5,"
@@ -179,7 +188,12 @@ class TrainingService:
                 event.attempt,
                 cost,
             )
-            uow.publish(self._submitted_event(event, plan.endpoint, request_id))
+            if still_wanted is not None:
+                uow.publish(self._submitted_event(event, plan.endpoint, request_id))
+        if still_wanted is None:
+            with contextlib.suppress(FalRejected, FalRetryable):
+                await self.fal.cancel(plan.endpoint, request_id)
+            return
         self.metrics.trainings_submitted.labels(event.training_type.value).inc()
         self.metrics.spend_usd.labels("training").inc(cost)
         log.info(
@@ -239,12 +253,17 @@ class TrainingService:
             except FalRejected as exc:
                 log.info("FAL refused cancel (job probably finished): %s", exc)
         async with UnitOfWork(self.pool, "trainer") as uow:
-            if row is not None:
-                await uow.conn.execute(
-                    "UPDATE fal_submissions SET state = 'cancelled', updated_at = now()"
-                    " WHERE idempotency_key = $1 AND state IN ('submitting', 'submitted')",
-                    key,
-                )
+            # Without a ledger row the request has not been handled yet: leave a cancelled
+            # row so that, when it is, it is not submitted.
+            await uow.conn.execute(
+                "INSERT INTO fal_submissions (kind, subject_id, attempt, idempotency_key,"
+                " endpoint, state) VALUES ('training', $2, $3, $1, '', 'cancelled')"
+                " ON CONFLICT (idempotency_key) DO UPDATE SET state = 'cancelled',"
+                " updated_at = now() WHERE fal_submissions.state IN ('submitting', 'submitted')",
+                key,
+                event.avatar_id,
+                event.attempt,
+            )
             uow.publish(
                 TrainingCancelled(
                     event_id=derived_event_id("training.cancelled", event.avatar_id, event.attempt),

@@ -308,3 +308,35 @@ async def test_failed_training_is_reported_as_retryable(stack, js, db_url, fal):
     assert row["training_error"]
     assert row["training_finished_at"] is not None
     await sub.unsubscribe()
+
+
+async def test_cancel_while_training_stops_the_job(stack, js, db_url, fal):
+    fal.configure(training_seconds=20)
+    sub = await js._nc.subscribe("aisha.training.>")
+    avatar_id, user_id = await _seed_avatar(db_url, js, "style")
+    await _request(js, avatar_id, user_id, "TOKcancel")
+    submitted = (await _collect(sub, avatar_id, contracts.TrainingSubmitted, limit=30))[-1]
+    cancel = contracts.TrainingCancelRequested(
+        event_id=contracts.new_event_id(),
+        occurred_at=contracts.utcnow(),
+        avatar_id=avatar_id,
+        user_id=user_id,
+        attempt=1,
+    )
+    await js.publish(cancel.subject, contracts.encode(cancel))
+    events = await _collect(sub, avatar_id, contracts.TrainingCancelled, limit=30)
+    assert events[-1].request_id == submitted.request_id
+    job = fal.job(submitted.request_id)
+    assert job is not None
+    assert job.cancelled
+    conn = await asyncpg.connect(db_url)
+    for _ in range(50):
+        status = await conn.fetchval(
+            "SELECT fal_status FROM avatars WHERE id = $1", uuid.UUID(avatar_id)
+        )
+        if status == "CANCELLED":
+            break
+        await asyncio.sleep(0.1)
+    await conn.close()
+    assert status == "CANCELLED"
+    await sub.unsubscribe()

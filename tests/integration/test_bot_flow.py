@@ -36,6 +36,7 @@ from contracts import (
     utcnow,
 )
 from contracts.base import Event
+from sandbox.embedded import free_port
 from sandbox.telegram import Limits, TelegramEmulator
 from sandbox.telegram.state import CallbackRecord
 from services.bot import bootstrap
@@ -549,3 +550,32 @@ async def _shows(emu: TelegramEmulator, chat: int, message_id: int, text: str) -
         m["message_id"] == message_id and text in (m.get("text") or "")
         for m in await emu.bot_messages(chat)
     )
+
+
+async def test_a_failing_handler_answers_with_a_localized_error(
+    emu: TelegramEmulator, bot: BotUnderTest
+) -> None:
+    uid = (await emu.create_user("Fedor", language_code="ru"))["id"]
+    await emu.inject_fault("sendMessage", status=500, count=1)
+    await emu.send_command(uid, "help")
+    reply = await bot_message(emu, uid, text="что-то пошло не так")
+    assert "Traceback" not in reply["text"]
+
+
+async def test_webhook_mode_receives_updates_with_the_secret(
+    emu: TelegramEmulator, bot: BotUnderTest
+) -> None:
+    await bot.stop()
+    port = free_port()
+    common = dataclasses.replace(bot.config.common, http_port=port)
+    bot.config = dataclasses.replace(
+        bot.config,
+        common=common,
+        telegram_mode="webhook",
+        telegram_webhook_secret="webhook-secret-123",
+        public_base_url=f"http://127.0.0.1:{port}",
+    )
+    await bot.start()
+    uid = (await emu.create_user("Webhook"))["id"]
+    await emu.send_command(uid, "start")
+    await bot_message(emu, uid, text="Hi, Webhook", button="menu:create")
