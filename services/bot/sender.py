@@ -109,7 +109,6 @@ class Sender:
         self._chats: dict[int, _Chat] = {}
         self._blocked: set[int] = set()
         self._shown: OrderedDict[tuple[int, int], int] = OrderedDict()
-        self.requests = 0
 
     async def send(self, chat_id: int, text: str, markup: Markup = None) -> Message | None:
         result = await self._submit(_Job("send", chat_id, None, text, markup))
@@ -131,9 +130,6 @@ class Sender:
     def unblock(self, chat_id: int) -> None:
         """The user wrote to us again, so they unblocked the bot."""
         self._blocked.discard(chat_id)
-
-    def is_blocked(self, chat_id: int) -> bool:
-        return chat_id in self._blocked
 
     async def close(self, grace: float = 10.0) -> None:
         """Let queued jobs finish for up to `grace` seconds, then drop the rest."""
@@ -224,7 +220,6 @@ class Sender:
             if job.chat_id in self._blocked:
                 return None
             try:
-                self.requests += 1
                 return await self._call(job)
             except TelegramRetryAfter as exc:
                 log.warning("telegram flood control: retry after %ss", exc.retry_after)

@@ -475,10 +475,18 @@ async def test_report_lag_exports_gauges(
     for _ in range(2):
         await js.publish(SUBJECT, encode(training_requested()))
     consumer = EventConsumer(js, spec, {}, metrics)
-    await consumer.report_lag()
     labels = {"consumer": spec.durable}
-    assert metrics.registry.get_sample_value("aisha_kittest_consumer_pending", labels) == 2
-    assert metrics.registry.get_sample_value("aisha_kittest_consumer_ack_pending", labels) == 0
+
+    async def reported() -> bool:
+        await consumer.report_lag()
+        gauge = metrics.registry.get_sample_value
+        return (
+            gauge("aisha_kittest_consumer_pending", labels) == 2
+            and gauge("aisha_kittest_consumer_ack_pending", labels) == 0
+            and gauge("aisha_kittest_consumer_redelivered", labels) == 0
+        )
+
+    await wait_until(reported)
 
 
 async def test_connection_pool_is_not_leaked_by_claims(db_url: str) -> None:

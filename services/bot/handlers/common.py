@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from aiogram.types import CallbackQuery, InaccessibleMessage, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from services.bot.texts import Translator
-
-
-def callback_message(callback: CallbackQuery) -> Message | InaccessibleMessage | None:
-    return callback.message
 
 
 async def not_found(callback: CallbackQuery, t: Translator) -> None:
