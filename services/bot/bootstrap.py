@@ -29,6 +29,7 @@ from services.bot.handlers import get_routers
 from services.bot.handlers.errors import on_error
 from services.bot.intake import PhotoIntake
 from services.bot.middlewares import UserMiddleware
+from services.bot.retry import RetryAfterMiddleware
 from services.bot.sender import Sender
 from services.bot.texts import LANGUAGES, Texts
 from services.kit.consumer import EventConsumer
@@ -43,6 +44,7 @@ COMMANDS = ("start", "new", "settings", "help", "cancel")
 def build_bot(config: BotConfig) -> Bot:
     """aiogram's Bot aimed at `TELEGRAM_API_URL` (real Telegram or the sandbox emulator)."""
     session = AiohttpSession(api=TelegramAPIServer.from_base(config.telegram_api_url))
+    session.middleware(RetryAfterMiddleware())
     return Bot(
         config.telegram_bot_token,
         session=session,

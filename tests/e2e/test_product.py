@@ -1,0 +1,208 @@
+"""The whole product as `./scripts/run` starts it: a person creates avatars through the bot.
+
+The launcher's `Stack` runs embedded NATS, migrations, both emulators and the three services
+as processes. One user clicks through the web chat in a real chromium (portrait avatar);
+another, Russian-speaking, drives the Telegram emulator's control API (style avatar). Both
+reach a trained avatar whose 18 FAL fields hold the expected values.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from PIL import Image, ImageDraw
+from playwright.async_api import async_playwright, expect
+
+from sandbox.embedded import free_port
+from sandbox.stack import Stack, StackOptions
+from tests.conftest import create_database
+from tests.e2e.test_webchat_browser import ARGS, chromium_path
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+
+
+def photo(i: int) -> bytes:
+    image = Image.new("RGB", (640, 720), ((i * 37) % 255, (i * 91) % 255, (i * 53) % 255))
+    x = 60 + (i % 20) * 8
+    ImageDraw.Draw(image).ellipse((x, 120, x + 300, 520), fill=(250, 220, 200))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def product(pg_admin_url, migrated_template, tmp_path_factory) -> AsyncIterator[Stack]:
+    db_url = await create_database(pg_admin_url, template=migrated_template)
+    state = tmp_path_factory.mktemp("stack")
+    environ = {
+        "DATABASE_URL": db_url,
+        "BOT_HTTP_PORT": str(free_port()),
+        "TRAINER_HTTP_PORT": str(free_port()),
+        "STATUS_HTTP_PORT": str(free_port()),
+        "ADMIN_IDS": "",
+    }
+    options = StackOptions(
+        state_dir=state,
+        webchat_port=free_port(),
+        nats_port=free_port(),
+        fal_training_seconds=3.0,
+        poll_interval_seconds=0.5,
+    )
+    stack = Stack(options, environ={**_inherited(), **environ})
+    await stack.start()
+    stack.db_url = db_url  # type: ignore[attr-defined]
+    try:
+        yield stack
+    finally:
+        await stack.stop()
+
+
+def _inherited() -> dict[str, str]:
+    """The test process's environment minus anything that would select external services."""
+    skip = {"TELEGRAM_BOT_TOKEN", "FAL_KEY", "NATS_URL", "DATABASE_URL", "FAL_TRAINING_TEST_MODE"}
+    return {k: v for k, v in os.environ.items() if k not in skip}
+
+
+async def avatar_row(db_url: str, name: str) -> asyncpg.Record:
+    conn = await asyncpg.connect(db_url)
+    try:
+        row = await conn.fetchrow("SELECT * FROM avatars WHERE name = $1", name)
+    finally:
+        await conn.close()
+    assert row is not None
+    return row
+
+
+async def rule_violations(emu) -> dict[str, int]:
+    """Broken Telegram rules, leaving out the two answers a bot is allowed to get and obey.
+
+    A test user acts within milliseconds, so flood control (429 + retry_after) can happen;
+    the bot waits and retries. "Message is not modified" is a no-op the sender treats as
+    success. Everything else (bad HTML, long texts, bad buttons...) is a bug.
+    """
+    allowed = ("rate_limit_", "not_modified")
+    return {k: v for k, v in (await emu.violations()).items() if not k.startswith(allowed)}
+
+
+def assert_fal_fields(row: asyncpg.Record, training_type: str) -> None:
+    assert row["training_type"] == training_type
+    assert row["fal_request_id"]
+    assert row["finetune_type"] == "lora"
+    assert "attempt 1" in row["finetune_comment"]
+    assert row["trigger_phrase"] == row["trigger_word"]
+    assert row["steps"] == (2500 if training_type == "portrait" else 1000)
+    assert row["webhook_url"].endswith(f"?key=training:{row['id']}:1")
+    assert row["training_logs"] is not None or row["fal_status"] == "COMPLETED"
+    assert row["training_error"] is None
+    assert row["last_status_check"] is not None
+    response = json.loads(row["fal_response_data"])
+    assert response["diffusers_lora_file"]["url"] == row["diffusers_lora_file_url"]
+    assert row["config_file_url"].startswith("https://")
+    if training_type == "portrait":
+        assert row["learning_rate"] == pytest.approx(0.00009)
+        assert (row["subject_crop"], row["create_masks"], row["captioning"]) == (True, True, False)
+        assert row["multiresolution_training"] is True
+    else:
+        assert row["learning_rate"] is None
+        assert (row["subject_crop"], row["create_masks"], row["captioning"]) == (False, False, True)
+
+
+@pytest.mark.browser
+async def test_a_person_creates_a_portrait_avatar_in_the_web_chat(product: Stack, tmp_path: Path):
+    files = []
+    for i in range(10):
+        path = tmp_path / f"p{i}.jpg"
+        path.write_bytes(photo(i))
+        files.append(str(path))
+    assert product.telegram is not None
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium_path(), args=ARGS)
+        try:
+            page = await browser.new_page()
+            page.set_default_timeout(20_000)
+            await page.goto(product.telegram.web_url)
+            await page.fill("#name", "Tester")
+            await page.select_option("#lang", "en")
+            await page.click("#create")
+            await page.fill("#text", "/start")
+            await page.click("#send")
+            await page.get_by_role("button", name="➕ Create avatar").last.click()
+            await expect(page.locator(".bubble.bot").last).to_contain_text("How shall we call")
+            await page.fill("#text", "Browser Ann")
+            await page.click("#send")
+            await page.get_by_role("button", name="👩 Woman").last.click()
+            await expect(page.locator(".bubble.bot").last).to_contain_text("training type")
+            await page.get_by_role("button", name="👤 Portrait", exact=True).last.click()
+            await expect(page.locator(".bubble.bot").last).to_contain_text("send 10–20 photos")
+            await page.set_input_files("#photos", files)
+            start = page.get_by_role("button", name="🚀 Start training").last
+            await start.click()
+            await expect(page.locator(".bubble.bot").last).to_contain_text(
+                "is ready", timeout=60_000
+            )
+            await page.screenshot(path=str(tmp_path / "webchat.png"), full_page=True)
+            shots = os.environ.get("AISHA_SCREENSHOT_DIR")
+            if shots:
+                await page.screenshot(path=f"{shots}/webchat.png", full_page=True)
+        finally:
+            await browser.close()
+    row = await avatar_row(product.db_url, "Browser Ann")  # type: ignore[attr-defined]
+    assert row["status"] == "completed"
+    assert row["photo_count"] == 10
+    assert_fal_fields(row, "portrait")
+    assert await rule_violations(product.telegram) == {}
+
+
+async def test_a_russian_user_trains_a_style_avatar(product: Stack):
+    emu = product.telegram
+    assert emu is not None
+    user = await emu.create_user("Анна", language_code="ru")
+    uid = user["id"]
+
+    async def press(text: str) -> None:
+        messages = await emu.bot_messages(uid)
+        for message in reversed(messages):
+            for row in (message.get("reply_markup") or {}).get("inline_keyboard", []):
+                for button in row:
+                    if button["text"] == text:
+                        await emu.press_button(
+                            uid, message["message_id"], data=button["callback_data"]
+                        )
+                        return
+        raise AssertionError(f"no button {text!r} in {[m.get('text') for m in messages]}")
+
+    async def last_text_contains(fragment: str, within: float = 10.0) -> None:
+        def seen() -> bool:
+            box = emu.world.messages.get(uid, {})
+            return any(
+                r.outgoing and fragment in (r.message.get("text") or "") for r in box.values()
+            )
+
+        await emu.wait_for(seen, within)
+
+    await emu.send_command(uid, "start")
+    await last_text_contains("Привет")
+    await press("➕ Создать аватар")
+    await last_text_contains("Как назовём")
+    await emu.send_text(uid, "Стиль Анны")
+    await last_text_contains("Кто на фотографиях")
+    await press("👩 Женщина")
+    await last_text_contains("Выберите тип обучения")
+    await press("🎨 Стиль")
+    await emu.send_album(uid, [photo(100 + i) for i in range(10)])
+    await last_text_contains("Можно начинать", within=20)
+    await press("🚀 Начать обучение")
+    await last_text_contains("готов!", within=60)
+    row = await avatar_row(product.db_url, "Стиль Анны")  # type: ignore[attr-defined]
+    assert row["status"] == "completed"
+    assert_fal_fields(row, "style")
+    texts = [m.get("text") or "" for m in await emu.bot_messages(uid)]
+    assert not any("Traceback" in t or "Error" in t for t in texts)
+    assert await rule_violations(emu) == {}
