@@ -12,11 +12,13 @@ from contracts.base import (
     utcnow,
 )
 from contracts.generation import (
+    DescribeRequested,
     GeneratedImage,
     GenerationCompleted,
     GenerationFailed,
     GenerationRequested,
     GenerationSubmitted,
+    PromptDescribed,
 )
 from contracts.registry import BY_SUBJECT, EVENT_TYPES, dead_letter_subject, decode
 from contracts.training import (
@@ -30,6 +32,7 @@ from contracts.training import (
 __all__ = [
     "BY_SUBJECT",
     "EVENT_TYPES",
+    "DescribeRequested",
     "Event",
     "FailureReason",
     "FalPriority",
@@ -38,6 +41,7 @@ __all__ = [
     "GenerationFailed",
     "GenerationRequested",
     "GenerationSubmitted",
+    "PromptDescribed",
     "TrainingCancelRequested",
     "TrainingCancelled",
     "TrainingCompleted",

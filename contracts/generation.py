@@ -66,3 +66,27 @@ class GenerationFailed(Event, frozen=True, kw_only=True, tag="generation.failed"
     reason: FailureReason
     request_id: str | None = None
     detail: str | None = None
+
+
+class DescribeRequested(Event, frozen=True, kw_only=True, tag="generation.describe_requested"):
+    """Photo to prompt: the user's reference picture is stored; the trainer asks a FAL
+    vision model to describe it."""
+
+    subject: ClassVar[str] = "aisha.generation.describe_requested"
+
+    request_id: str
+    user_id: int
+    avatar_id: str | None
+    object_name: str
+
+
+class PromptDescribed(Event, frozen=True, kw_only=True, tag="generation.described"):
+    """The vision model's description (or why there is none); the bot builds the prompt."""
+
+    subject: ClassVar[str] = "aisha.generation.described"
+
+    request_id: str
+    user_id: int
+    avatar_id: str | None
+    caption: str | None = None
+    reason: FailureReason | None = None

@@ -53,7 +53,7 @@ TRAINER_REQUESTS = ConsumerSpec(
 TRAINER_GENERATIONS = ConsumerSpec(
     durable="trainer-generation",
     stream=STREAM_GENERATION.name,
-    filter_subjects=("aisha.generation.requested",),
+    filter_subjects=("aisha.generation.requested", "aisha.generation.describe_requested"),
     ack_wait_seconds=60.0,
 )
 STATUS_TRAININGS = ConsumerSpec(
@@ -80,7 +80,12 @@ BOT_TRAINING = ConsumerSpec(
 BOT_GENERATION = ConsumerSpec(
     durable="bot-generation",
     stream=STREAM_GENERATION.name,
-    filter_subjects=("aisha.generation.completed", "aisha.generation.failed"),
+    filter_subjects=(
+        "aisha.generation.submitted",
+        "aisha.generation.completed",
+        "aisha.generation.failed",
+        "aisha.generation.described",
+    ),
 )
 CONSUMERS: tuple[ConsumerSpec, ...] = (
     TRAINER_REQUESTS,

@@ -7,10 +7,12 @@ import msgspec
 from contracts.avatar import TrainingCancelRequested, TrainingRequested
 from contracts.base import Event
 from contracts.generation import (
+    DescribeRequested,
     GenerationCompleted,
     GenerationFailed,
     GenerationRequested,
     GenerationSubmitted,
+    PromptDescribed,
 )
 from contracts.training import (
     TrainingCancelled,
@@ -32,6 +34,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     GenerationSubmitted,
     GenerationCompleted,
     GenerationFailed,
+    DescribeRequested,
+    PromptDescribed,
 )
 
 BY_SUBJECT: dict[str, type[Event]] = {cls.subject: cls for cls in EVENT_TYPES}

@@ -257,6 +257,9 @@ generations = sa.Table(
     sa.Column("lora_scale", sa.REAL()),
     sa.Column("status", generation_status, nullable=False, server_default="pending"),
     _created_at(),
+    sa.Column("parent_id", sa.Uuid(), sa.ForeignKey("generations.id", ondelete="SET NULL")),
+    sa.Column("progress_chat_id", sa.BigInteger()),
+    sa.Column("progress_message_id", sa.BigInteger()),
     # --- trainer ---------------------------------------------------------------------------
     sa.Column("fal_request_id", sa.Text()),
     sa.Column("fal_endpoint", sa.Text()),
@@ -343,12 +346,35 @@ fal_webhooks = sa.Table(
     sa.Column("fal_timestamp", sa.BigInteger()),
     sa.Column("body", postgresql.JSONB(), nullable=False),
     sa.Column("processed_at", TZ),
+    sa.Column("idempotency_key", sa.Text()),
     sa.Index("ix_fal_webhooks_request_id", "request_id"),
+    sa.Index(
+        "ix_fal_webhooks_idempotency_key",
+        "idempotency_key",
+        postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+    ),
     sa.Index(
         "ix_fal_webhooks_unprocessed",
         "received_at",
         postgresql_where=sa.text("processed_at IS NULL"),
     ),
+)
+
+share_links = sa.Table(
+    "share_links",
+    metadata,
+    # --- bot: a revocable deep link (`/start share_<token>`) to one generated image ---------
+    sa.Column("token", sa.Text(), primary_key=True),
+    sa.Column(
+        "image_id",
+        sa.Uuid(),
+        sa.ForeignKey("generated_images.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("user_id", sa.BigInteger(), nullable=False),
+    _created_at(),
+    sa.Column("revoked_at", TZ),
+    sa.Index("ix_share_links_image_id", "image_id"),
 )
 
 # --------------------------------------------------------------------------------------------
@@ -463,6 +489,8 @@ OWNERS: Final[dict[str, dict[str, frozenset[str]]]] = {
                 "seed",
                 "lora_scale",
                 "status",
+                "progress_chat_id",
+                "progress_message_id",
             }
         ),
         TRAINER: frozenset({"fal_request_id", "fal_endpoint", "submitted_at", "cost_usd"}),
@@ -487,6 +515,9 @@ OWNERS: Final[dict[str, dict[str, frozenset[str]]]] = {
     "fal_webhooks": {
         STATUS: frozenset({"processed_at"}),
     },
+    "share_links": {
+        BOT: frozenset({"revoked_at"}),
+    },
 }
 
 #: table -> roles that may INSERT rows.
@@ -500,6 +531,7 @@ INSERTERS: Final[dict[str, frozenset[str]]] = {
     "outbox": frozenset(ROLES),
     "processed_events": frozenset(ROLES),
     "fal_webhooks": frozenset({STATUS}),
+    "share_links": frozenset({BOT}),
 }
 
 #: table -> roles that may DELETE rows.
@@ -513,6 +545,7 @@ DELETERS: Final[dict[str, frozenset[str]]] = {
     "outbox": frozenset(ROLES),
     "processed_events": frozenset(ROLES),
     "fal_webhooks": frozenset({STATUS}),  # pruning old webhook bodies
+    "share_links": frozenset({BOT}),
 }
 
 #: sequence -> roles that need USAGE on it (nextval() behind a serial column they INSERT into).

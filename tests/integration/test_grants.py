@@ -34,6 +34,7 @@ class Seed:
     outbox_id: uuid.UUID
     event_id: uuid.UUID
     webhook_id: int
+    share_token: str
 
     def key(self, table: str) -> tuple[str, tuple[object, ...]]:
         """WHERE clause and arguments selecting the seeded row of `table`."""
@@ -47,6 +48,8 @@ class Seed:
             "outbox": self.outbox_id,
             "fal_webhooks": self.webhook_id,
         }
+        if table == "share_links":
+            return "token = $1", (self.share_token,)
         if table == "processed_events":
             return "consumer = $1 AND event_id = $2", ("bot.test", self.event_id)
         return "id = $1", (by_id[table],)
@@ -96,6 +99,10 @@ class Seed:
                 "INSERT INTO fal_webhooks (request_id, body) VALUES ('req-2', '{}'::jsonb)",
                 (),
             ),
+            "share_links": (
+                "INSERT INTO share_links (token, image_id, user_id) VALUES ($1, $2, $3)",
+                (fresh.hex, self.image_id, USER_ID),
+            ),
         }[table]
 
 
@@ -144,6 +151,11 @@ async def seed_rows(conn: asyncpg.Connection) -> Seed:
     webhook_id = await conn.fetchval(
         "INSERT INTO fal_webhooks (request_id, body) VALUES ('req-1', '{}'::jsonb) RETURNING id"
     )
+    await conn.execute(
+        "INSERT INTO share_links (token, image_id, user_id) VALUES ('tok-1', $1, $2)",
+        image_id,
+        USER_ID,
+    )
     return Seed(
         avatar_id,
         photo_id,
@@ -153,6 +165,7 @@ async def seed_rows(conn: asyncpg.Connection) -> Seed:
         outbox_id,
         event_id,
         webhook_id,
+        "tok-1",
     )
 
 
