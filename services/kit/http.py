@@ -83,7 +83,7 @@ class HttpServer:
         return web.json_response({"status": "ok"})
 
     async def _readyz(self, _request: web.Request) -> web.Response:
-        results: dict[str, bool] = {"shutting_down": not self.shutting_down}
+        results: dict[str, bool] = {"accepting_work": not self.shutting_down}
         for name, check in self._checks.items():
             try:
                 async with asyncio.timeout(2.0):

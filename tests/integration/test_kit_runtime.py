@@ -88,7 +88,7 @@ async def test_runtime_serves_health_readiness_metrics_and_shuts_down(
                 assert resp.status == 503
                 body = await resp.json()
             assert body["ready"] is False
-            assert body["checks"]["shutting_down"] is False
+            assert body["checks"]["accepting_work"] is False
             nc = rt.nc
         assert nc.is_closed
         assert rt.pool.is_closing()
@@ -167,7 +167,7 @@ async def test_readiness_is_false_when_a_check_fails(http: aiohttp.ClientSession
         assert body == {
             "ready": False,
             "checks": {
-                "shutting_down": True,
+                "accepting_work": True,
                 "ok": True,
                 "broken": False,
                 "down": False,
