@@ -23,7 +23,9 @@ class ConsumerSpec(msgspec.Struct, frozen=True, kw_only=True):
     stream: str
     filter_subjects: tuple[str, ...]
     max_deliver: int = 8
-    ack_wait_seconds: float = 30.0
+    # The kit's consumer heartbeats (`in_progress`) while a handler runs, so ack_wait only
+    # bounds how long a crashed replica holds a message: keep it short.
+    ack_wait_seconds: float = 15.0
     max_ack_pending: int = 256
     backoff_seconds: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0)
 
@@ -45,9 +47,11 @@ TRAINER_REQUESTS = ConsumerSpec(
     durable="trainer-avatar",
     stream=STREAM_AVATAR.name,
     filter_subjects=("aisha.avatar.training_requested", "aisha.avatar.cancel_requested"),
-    ack_wait_seconds=120.0,
-    # Waiting for a free training slot naks the request: allow ~30 minutes of that.
-    max_deliver=40,
+    ack_wait_seconds=15.0,
+    # Waiting for a free training slot, or for the webhook of a job orphaned by a crash
+    # (TRAINER_RECONCILE_MINUTES, 90 by default), naks the request: 110 deliveries with
+    # this backoff are ~105 minutes.
+    max_deliver=110,
     backoff_seconds=(2.0, 5.0, 10.0, 30.0, 60.0),
 )
 TRAINER_GENERATIONS = ConsumerSpec(

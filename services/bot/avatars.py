@@ -7,6 +7,7 @@ cancel requested) write the event to the outbox in the same transaction.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from uuid import UUID
 
@@ -19,13 +20,16 @@ from contracts import (
     derived_event_id,
     utcnow,
 )
+from services.bot.metrics import BotMetrics
 from services.bot.models import Avatar, AvatarStatus, Gender, TypeStats, User
+from services.kit.crashpoints import crashpoint
 from services.kit.db import UnitOfWork
 
+log = logging.getLogger(__name__)
 PRODUCER = "bot"
 COLUMNS = (
     "id, user_id, name, gender, status, training_type, fal_priority, trigger_word, "
-    "training_attempt, photo_count, progress_chat_id, progress_message_id"
+    "training_attempt, photo_count, progress_chat_id, progress_message_id, keep_photos"
 )
 STARTABLE = (AvatarStatus.READY,)
 RETRYABLE = (AvatarStatus.ERROR, AvatarStatus.CANCELLED)
@@ -39,10 +43,18 @@ def new_trigger_word() -> str:
 class AvatarService:
     """The bot's writes to `users` and `avatars` (its own columns only)."""
 
-    def __init__(self, pool: asyncpg.Pool, *, min_photos: int, max_photos: int):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        min_photos: int,
+        max_photos: int,
+        metrics: BotMetrics | None = None,
+    ):
         self.pool = pool
         self.min_photos = min_photos
         self.max_photos = max_photos
+        self.metrics = metrics or BotMetrics()
 
     async def upsert_user(
         self, user_id: int, username: str | None, first_name: str, language: str, is_admin: bool
@@ -53,13 +65,17 @@ class AvatarService:
             "VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT (id) DO UPDATE SET "
             "username = EXCLUDED.username, first_name = EXCLUDED.first_name, "
             "is_admin = EXCLUDED.is_admin, is_active = true, last_seen_at = now() "
-            "RETURNING id, language, first_name, is_active, is_admin, main_avatar_id",
+            "RETURNING id, language, first_name, is_active, is_admin, main_avatar_id, "
+            "(xmax = 0) AS created",  # xmax is 0 on the row version an INSERT wrote
             user_id,
             username,
             first_name,
             language,
             is_admin,
         )
+        if row["created"]:
+            self.metrics.users_started.inc()
+            log.info("new user", extra={"tg_user_id": user_id})
         return User.from_record(row)
 
     async def set_language(self, user_id: int, language: str) -> None:
@@ -84,7 +100,10 @@ class AvatarService:
             training_type.value,
             new_trigger_word(),
         )
-        return Avatar.from_record(row)
+        avatar = Avatar.from_record(row)
+        self.metrics.avatars_created.labels(training_type.value).inc()
+        log.info("avatar created", extra={"avatar_id": str(avatar.id), "tg_user_id": user_id})
+        return avatar
 
     async def get(self, user_id: int, avatar_id: UUID) -> Avatar | None:
         row = await self.pool.fetchrow(
@@ -145,6 +164,13 @@ class AvatarService:
                     photo_count=avatar.photo_count,
                 )
             )
+        crashpoint("bot.after_training_request_commit")
+        kind = "retry" if avatar.training_attempt > 1 else "first"
+        self.metrics.trainings_requested.labels(avatar.training_type.value, kind).inc()
+        log.info(
+            "training requested",
+            extra={"avatar_id": str(avatar.id), "attempt": avatar.training_attempt},
+        )
         return avatar
 
     async def request_cancel(self, user_id: int, avatar_id: UUID) -> Avatar | None:

@@ -25,26 +25,33 @@ from services.bot.avatars import AvatarService
 from services.bot.config import WEBHOOK_PATH, BotConfig
 from services.bot.events import TrainingEvents
 from services.bot.fsm_storage import NatsKVStorage
+from services.bot.generation_wiring import wire_generation
 from services.bot.handlers import get_routers
 from services.bot.handlers.errors import on_error
 from services.bot.intake import PhotoIntake
+from services.bot.metrics import BotMetrics
 from services.bot.middlewares import UserMiddleware
+from services.bot.privacy import wire_privacy
 from services.bot.retry import RetryAfterMiddleware
 from services.bot.sender import Sender
+from services.bot.telemetry import TelegramRequestTelemetry, UpdateTelemetry
 from services.bot.texts import LANGUAGES, Texts
 from services.kit.consumer import EventConsumer
-from services.kit.metrics import KitMetrics
 from services.kit.runtime import Runtime, open_runtime
 from services.kit.schema import BOT
 
 log = logging.getLogger(__name__)
-COMMANDS = ("start", "new", "settings", "help", "cancel")
+COMMANDS = ("start", "new", "generate", "gallery", "settings", "help", "cancel", "delete_me")
 
 
-def build_bot(config: BotConfig) -> Bot:
-    """aiogram's Bot aimed at `TELEGRAM_API_URL` (real Telegram or the sandbox emulator)."""
+def build_bot(config: BotConfig, metrics: BotMetrics | None = None) -> Bot:
+    """aiogram's Bot aimed at `TELEGRAM_API_URL` (real Telegram or the sandbox emulator).
+
+    Telemetry is registered after the retry middleware, so it is the inner one and counts
+    every HTTP attempt: a 429 that is waited out and retried is still counted."""
     session = AiohttpSession(api=TelegramAPIServer.from_base(config.telegram_api_url))
     session.middleware(RetryAfterMiddleware())
+    session.middleware(TelegramRequestTelemetry(metrics or BotMetrics()))
     return Bot(
         config.telegram_bot_token,
         session=session,
@@ -56,6 +63,8 @@ def build_dispatcher(storage: BaseStorage, **deps: Any) -> Dispatcher:
     """The dispatcher with routers, middlewares and the error handler; `deps` become
     handler arguments by name (avatars, intake, sender, texts, config, photo_store...)."""
     dp = Dispatcher(storage=storage, events_isolation=SimpleEventIsolation(), **deps)
+    metrics = deps.get("metrics")
+    dp.update.outer_middleware(UpdateTelemetry(metrics if metrics is not None else BotMetrics()))
     dp.update.outer_middleware(UserMiddleware())
     dp.errors.register(on_error)
     dp.include_routers(*get_routers())
@@ -74,7 +83,10 @@ async def set_commands(bot: Bot, texts: Texts) -> None:
 async def wire(rt: Runtime, config: BotConfig, bot: Bot) -> tuple[Dispatcher, Sender, PhotoIntake]:
     """Services over the runtime's pool and JetStream, the dispatcher, the event consumer."""
     texts = Texts.load()
-    avatars = AvatarService(rt.pool, min_photos=config.min_photos, max_photos=config.max_photos)
+    metrics = rt.metrics if isinstance(rt.metrics, BotMetrics) else BotMetrics()
+    avatars = AvatarService(
+        rt.pool, min_photos=config.min_photos, max_photos=config.max_photos, metrics=metrics
+    )
 
     async def forbidden(chat_id: int) -> None:
         await avatars.set_active(chat_id, False)
@@ -85,10 +97,17 @@ async def wire(rt: Runtime, config: BotConfig, bot: Bot) -> tuple[Dispatcher, Se
         chat_rate=config.send_rate_chat,
         chat_burst=config.send_burst_chat,
         on_forbidden=forbidden,
+        metrics=metrics,
     )
     photo_store = await rt.js.object_store(OBJ_PHOTOS.name)
-    intake = PhotoIntake(avatars, photo_store, sender, window=config.album_window_seconds)
+    intake = PhotoIntake(
+        avatars, photo_store, sender, window=config.album_window_seconds, metrics=metrics
+    )
     storage = await NatsKVStorage.open(rt.js)
+    privacy = await wire_privacy(rt, config)
+    generation = await wire_generation(
+        rt, config, bot, avatars=avatars, sender=sender, texts=texts, storage=storage
+    )
     dp = build_dispatcher(
         storage,
         config=config,
@@ -98,17 +117,21 @@ async def wire(rt: Runtime, config: BotConfig, bot: Bot) -> tuple[Dispatcher, Se
         intake=intake,
         photo_store=photo_store,
         js=rt.js,
+        metrics=metrics,
+        privacy=privacy,
+        **generation,
     )
-    events = TrainingEvents(rt.pool, sender, texts)
+    events = TrainingEvents(rt.pool, sender, texts, metrics)
     rt.run_consumer(EventConsumer(rt.js, BOT_TRAINING, events.handlers(), rt.metrics))
     return dp, sender, intake
 
 
 async def run(config: BotConfig, stop: asyncio.Event) -> None:
     """`python -m services.bot`: serve until `stop` is set, then drain and close."""
-    bot = build_bot(config)
+    metrics = BotMetrics()
+    bot = build_bot(config, metrics)
     try:
-        async with open_runtime(config.common, KitMetrics("bot"), db_role=BOT, stop=stop) as rt:
+        async with open_runtime(config.common, metrics, db_role=BOT, stop=stop) as rt:
             dp, sender, intake = await wire(rt, config, bot)
             await set_commands(bot, dp["texts"])
             if config.telegram_mode == "webhook":

@@ -31,6 +31,9 @@ class BotConfig:
     send_rate_chat: float = 1.0
     send_burst_chat: int = 3
     album_window_seconds: float = 0.8
+    photo_retention_hours: float = 24.0
+    retention_interval_seconds: float = 600.0
+    max_concurrent_generations: int = 2
 
     @classmethod
     def from_env(cls, env: Env) -> BotConfig:
@@ -66,6 +69,9 @@ class BotConfig:
             send_rate_chat=env.number("BOT_SEND_RATE_CHAT", 1.0),
             send_burst_chat=env.integer("BOT_SEND_BURST_CHAT", 3, minimum=1),
             album_window_seconds=env.number("BOT_ALBUM_WINDOW_SECONDS", 0.8),
+            photo_retention_hours=_non_negative(env, "BOT_PHOTO_RETENTION_HOURS", 24.0),
+            retention_interval_seconds=_non_negative(env, "BOT_RETENTION_INTERVAL_SECONDS", 600.0),
+            max_concurrent_generations=env.integer("BOT_MAX_CONCURRENT_GENERATIONS", 2, minimum=1),
         )
 
     @property
@@ -75,4 +81,12 @@ class BotConfig:
     def secrets(self) -> tuple[str, ...]:
         """Strings the log redactor must never print."""
         extra = (self.telegram_webhook_secret,) if self.telegram_webhook_secret else ()
-        return (*self.common.secrets(), self.telegram_bot_token, *extra)
+        token_secret = self.telegram_bot_token.partition(":")[2]
+        return (*self.common.secrets(), self.telegram_bot_token, token_secret, *extra)
+
+
+def _non_negative(env: Env, name: str, default: float) -> float:
+    value = env.number(name, default)
+    if value < 0:
+        raise ConfigError(f"{name}: expected a number >= 0, got {value}")
+    return value

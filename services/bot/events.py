@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 from weakref import WeakValueDictionary
@@ -25,10 +26,13 @@ from contracts import (
     TrainingFailed,
     TrainingProgress,
     TrainingSubmitted,
+    derived_event_id,
+    utcnow,
 )
 from contracts.jetstream import BOT_TRAINING
 from services.bot import progress
 from services.bot.avatars import COLUMNS, PRODUCER
+from services.bot.metrics import BotMetrics
 from services.bot.models import Avatar, AvatarStatus
 from services.bot.sender import Sender
 from services.bot.texts import Texts, Translator
@@ -41,15 +45,23 @@ TrainingEvent = (
     TrainingSubmitted | TrainingProgress | TrainingCompleted | TrainingFailed | TrainingCancelled
 )
 Render = Callable[[Translator, Avatar], progress.View]
+_OUTCOMES = {
+    AvatarStatus.COMPLETED: "completed",
+    AvatarStatus.ERROR: "failed",
+    AvatarStatus.CANCELLED: "cancelled",
+}
 
 
 class TrainingEvents:
     """Handlers for the `BOT_TRAINING` consumer."""
 
-    def __init__(self, pool: asyncpg.Pool, sender: Sender, texts: Texts):
+    def __init__(
+        self, pool: asyncpg.Pool, sender: Sender, texts: Texts, metrics: BotMetrics | None = None
+    ):
         self.pool = pool
         self.sender = sender
         self.texts = texts
+        self.metrics = metrics or BotMetrics()
         self._locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
 
     def handlers(self) -> dict[type[Event], Handler]:
@@ -135,13 +147,37 @@ class TrainingEvents:
                     avatar.status,
                 )
                 return None
+            requested_at: datetime | None = None
             if status is not None:
                 await uow.conn.execute(
                     "UPDATE avatars SET status = $2, updated_at = now() WHERE id = $1",
                     avatar_id,
                     status.value,
                 )
+                requested_at = await uow.conn.fetchval(
+                    "SELECT created_at FROM outbox WHERE id = $1",
+                    UUID(derived_event_id("training_requested", avatar.id, event.attempt)),
+                )
+        if status is not None:
+            self._finished(avatar, status, requested_at)
         return avatar, render(Translator(self.texts, row["language"]), avatar)
+
+    def _finished(
+        self, avatar: Avatar, status: AvatarStatus, requested_at: datetime | None
+    ) -> None:
+        """The user has been shown the end: count it, and time it from the Start press.
+
+        The `TrainingRequested` outbox row was written in the transaction that moved the
+        avatar to training, so its `created_at` is the press; published rows are kept for
+        24 hours, and a training older than that is not timed (the stuck alert fired long
+        before)."""
+        outcome = _OUTCOMES[status]
+        kind = avatar.training_type.value
+        self.metrics.trainings_finished.labels(kind, outcome).inc()
+        if requested_at is not None:
+            seconds = max(0.0, (utcnow() - requested_at).total_seconds())
+            self.metrics.training_e2e_seconds.labels(kind, outcome).observe(seconds)
+        log.info("training %s shown to the user", outcome, extra={"avatar_id": str(avatar.id)})
 
     async def _repost(self, avatar: Avatar, view: progress.View) -> None:
         """No progress message is known (it was lost): send a new one and remember it."""

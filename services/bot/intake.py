@@ -21,6 +21,7 @@ from nats.js.object_store import ObjectStore
 
 from services.bot.avatars import AvatarService
 from services.bot.keyboards import avatar as kb
+from services.bot.metrics import BotMetrics
 from services.bot.models import Avatar, AvatarStatus
 from services.bot.sender import Sender
 from services.bot.texts import Translator
@@ -73,13 +74,18 @@ class PhotoIntake:
         *,
         window: float = 0.8,
         min_side: int = 512,
+        metrics: BotMetrics | None = None,
     ):
+        self.metrics = metrics or BotMetrics()
         self.avatars = avatars
         self.store = store
         self.sender = sender
         self.window = window
         self.min_side = min_side
         self._batches: dict[int, _Batch] = {}
+        # Decoding is the one memory-heavy step (up to ~400 MB for a 64 MP PNG); an album
+        # of such files must queue here rather than decode ten at once.
+        self._decoding = asyncio.Semaphore(2)
         self._flushing: set[asyncio.Task[None]] = set()
 
     async def receive(
@@ -107,7 +113,10 @@ class PhotoIntake:
             return "download_failed"
         assert buffer is not None
         try:
-            photo = await asyncio.to_thread(validate_photo, buffer.read(), min_side=self.min_side)
+            async with self._decoding:
+                photo = await asyncio.to_thread(
+                    validate_photo, buffer.read(), min_side=self.min_side
+                )
         except PhotoRejected as exc:
             return exc.code
         if await self._known(avatar_id, photo.sha256):
@@ -174,6 +183,10 @@ class PhotoIntake:
         return batch
 
     def _record(self, chat_id: int, batch: _Batch, outcome: str) -> None:
+        if outcome == ACCEPTED:
+            self.metrics.photos_accepted.inc()
+        else:
+            self.metrics.photos_rejected.labels(outcome).inc()
         batch.outcomes[outcome] += 1
         if batch.in_flight == 0:
             loop = asyncio.get_running_loop()

@@ -6,11 +6,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import TelegramObject
+from aiogram.types import Chat, TelegramObject
 from aiogram.types import User as TgUser
 
 from services.bot.avatars import AvatarService
 from services.bot.config import BotConfig
+from services.bot.names import printable
 from services.bot.sender import Sender
 from services.bot.texts import Texts, Translator, language_for
 
@@ -22,7 +23,10 @@ class UserMiddleware(BaseMiddleware):
 
     async def __call__(self, handler: Next, event: TelegramObject, data: dict[str, Any]) -> Any:
         tg_user: TgUser | None = data.get("event_from_user")
-        if tg_user is None or tg_user.is_bot:
+        chat: Chat | None = data.get("event_chat")
+        if tg_user is None or tg_user.is_bot or (chat is not None and chat.type != "private"):
+            # Groups and channels are answered by the `groups` router; nobody there becomes
+            # a user of ours (no row, no language) just by being in the same chat as the bot.
             return await handler(event, data)
         avatars: AvatarService = data["avatars"]
         config: BotConfig = data["config"]
@@ -30,8 +34,8 @@ class UserMiddleware(BaseMiddleware):
         sender: Sender = data["sender"]
         user = await avatars.upsert_user(
             tg_user.id,
-            tg_user.username,
-            tg_user.first_name,
+            printable(tg_user.username, 64),
+            printable(tg_user.first_name, 64) or "",
             language_for(tg_user.language_code),
             tg_user.id in config.admin_ids,
         )

@@ -66,6 +66,7 @@ class Avatar:
     photo_count: int
     progress_chat_id: int | None
     progress_message_id: int | None
+    keep_photos: bool = False
 
     @classmethod
     def from_record(cls, r: Any) -> Avatar:
@@ -82,6 +83,7 @@ class Avatar:
             photo_count=r["photo_count"],
             progress_chat_id=r["progress_chat_id"],
             progress_message_id=r["progress_message_id"],
+            keep_photos=bool(r.get("keep_photos", False)),
         )
 
 

@@ -27,3 +27,12 @@ def sanitize_name(raw: str) -> str | None:
     if not 1 <= len(name) <= MAX_NAME:
         return None
     return name
+
+
+def printable(raw: str | None, limit: int) -> str | None:
+    """Telegram profile fields as we store them: invisible/control characters (NUL, which
+    PostgreSQL text cannot hold, bidi overrides...) dropped and the length bounded."""
+    if raw is None:
+        return None
+    kept = "".join(ch for ch in raw if unicodedata.category(ch) not in _INVISIBLE)
+    return kept.strip()[:limit] or None

@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -27,11 +27,15 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
+from aiogram.methods import TelegramMethod
 from aiogram.types import InlineKeyboardMarkup, Message
+
+from services.bot.metrics import BotMetrics
 
 log = logging.getLogger(__name__)
 Markup = InlineKeyboardMarkup | None
 ForbiddenHook = Callable[[int], Awaitable[None]]
+T = TypeVar("T")
 
 
 class TokenBucket:
@@ -72,12 +76,13 @@ class TokenBucket:
 
 @dataclass
 class _Job:
-    kind: str  # send | edit | delete
+    kind: str  # send | edit | delete | call
     chat_id: int
     message_id: int | None
     text: str = ""
     markup: Markup = None
     waiters: list[asyncio.Future[Any]] = field(default_factory=list)
+    method: TelegramMethod[Any] | None = None
 
 
 @dataclass
@@ -99,6 +104,7 @@ class Sender:
         chat_burst: int = 3,
         max_attempts: int = 5,
         on_forbidden: ForbiddenHook | None = None,
+        metrics: BotMetrics | None = None,
     ):
         self.bot = bot
         self._global = TokenBucket(global_rate, max(1.0, global_rate))
@@ -109,6 +115,8 @@ class Sender:
         self._chats: dict[int, _Chat] = {}
         self._blocked: set[int] = set()
         self._shown: OrderedDict[tuple[int, int], int] = OrderedDict()
+        self._metrics = metrics or BotMetrics()
+        self._metrics.sender_queued.set_function(self.queued)
 
     async def send(self, chat_id: int, text: str, markup: Markup = None) -> Message | None:
         result = await self._submit(_Job("send", chat_id, None, text, markup))
@@ -126,6 +134,16 @@ class Sender:
 
     async def delete(self, chat_id: int, message_id: int) -> bool:
         return bool(await self._submit(_Job("delete", chat_id, message_id)))
+
+    async def call(self, chat_id: int, method: TelegramMethod[T]) -> T | None:
+        """Any other Bot API call into a chat (a photo, an album, a document), paced and
+        retried like a message; None when Telegram refused it."""
+        result: T | None = await self._submit(_Job("call", chat_id, None, method=method))
+        return result
+
+    def queued(self) -> int:
+        """Jobs waiting in the per-chat queues (a gauge: how far behind the sender is)."""
+        return sum(len(chat.queue) for chat in self._chats.values())
 
     def unblock(self, chat_id: int) -> None:
         """The user wrote to us again, so they unblocked the bot."""
@@ -147,11 +165,13 @@ class Sender:
             future.set_result(None)
             return future
         if job.kind == "edit" and self._already_shown(job):
+            self._metrics.progress_edits.labels("unchanged").inc()
             future.set_result(True)  # the same text is on screen: skip the request
             return future
         chat = self._chat(job.chat_id)
         pending = self._pending_edit(chat, job) if job.kind == "edit" else None
         if pending is not None:
+            self._metrics.progress_edits.labels("coalesced").inc()
             pending.text, pending.markup = job.text, job.markup
             pending.waiters.append(future)
             return future
@@ -205,6 +225,8 @@ class Sender:
                 await self._global.acquire()
                 job = chat.queue.popleft()
                 result = await self._deliver(job)
+                if job.kind == "edit":
+                    self._metrics.progress_edits.labels("sent" if result else "failed").inc()
                 if job.kind == "edit" and result:
                     self._remember(job)
                 _resolve(job, result)
@@ -242,6 +264,9 @@ class Sender:
         return None
 
     async def _call(self, job: _Job) -> Any:
+        if job.kind == "call":
+            assert job.method is not None
+            return await self.bot(job.method)
         if job.kind == "send":
             return await self.bot.send_message(job.chat_id, job.text, reply_markup=job.markup)
         assert job.message_id is not None

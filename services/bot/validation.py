@@ -19,6 +19,8 @@ MAX_BYTES = 20 * 1024 * 1024
 MIN_SIDE = 512
 #: Far above any camera (a 50 MP photo is 50M pixels); beyond it decoding is a memory attack.
 MAX_PIXELS = 64_000_000
+#: Stored copies are at most this long: trainers work at 512-1024 px, and it bounds memory.
+STORED_MAX_SIDE = 2048
 JPEG_QUALITY = 92
 
 
@@ -55,8 +57,9 @@ def validate_photo(
                     raise PhotoRejected("bad_format")
                 if probe.width * probe.height > MAX_PIXELS:
                     raise PhotoRejected("too_many_pixels")
-                probe.load()
-                image = ImageOps.exif_transpose(probe)
+                if min(probe.size) < min_side:  # decided from the header: no decoding
+                    raise PhotoRejected("too_small")
+                image = _decode(probe)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise PhotoRejected("too_many_pixels") from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
@@ -75,6 +78,17 @@ def validate_photo(
         source_format=fmt.lower(),
         size_bytes=len(raw),
     )
+
+
+def _decode(probe: Image.Image) -> Image.Image:
+    """Decode once and shrink at once: a 64 MP picture that compresses to a few hundred KB
+    would otherwise hold ~1 GB across the copies below. JPEGs are decoded at a reduced DCT
+    scale (`draft`); the rest are shrunk right after decoding. No copy is made on the way."""
+    probe.draft("RGB", (STORED_MAX_SIDE, STORED_MAX_SIDE))
+    probe.load()
+    ImageOps.exif_transpose(probe, in_place=True)
+    probe.thumbnail((STORED_MAX_SIDE, STORED_MAX_SIDE), reducing_gap=1.5)
+    return probe
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 
 class ConfigError(ValueError):
@@ -161,4 +161,7 @@ class CommonConfig:
 
     def secrets(self) -> tuple[str, ...]:
         password = urlsplit(self.database_url).password
-        return (password,) if password else ()
+        if not password:
+            return ()
+        # libpq and asyncpg show the password decoded; the URL carries it percent-encoded.
+        return (password, unquote(password)) if unquote(password) != password else (password,)

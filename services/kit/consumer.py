@@ -1,10 +1,11 @@
 """The one consumer loop: pull, bounded concurrency, ack after the handler's commit.
 
 A handler returns normally only after its unit of work committed; then the message is
-acked. A handler that raises is nak'ed with a growing delay; after `max_deliver`
-deliveries, or at once for a body that does not decode, the message goes to the
-dead-letter subject (`aisha.dlq.<subject>`) with a metric and a log line, and the loop
-keeps running.
+acked. While it runs, an in-progress heartbeat keeps JetStream from redelivering it, so
+`ack_wait` can be short and a crashed replica's messages come back quickly. A handler that
+raises is nak'ed with a growing delay; after `max_deliver` deliveries, or at once for a
+body that does not decode, the message goes to the dead-letter subject
+(`aisha.dlq.<subject>`) with a metric and a log line, and the loop keeps running.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from contracts.base import Event
+from contracts.base import Event, utcnow
 from contracts.jetstream import ConsumerSpec
 from contracts.registry import UnknownSubject, dead_letter_subject, decode
+from services.kit.crashpoints import crashpoint
 from services.kit.logs import log_context
 from services.kit.metrics import KitMetrics
 
@@ -117,7 +119,13 @@ class EventConsumer:
             await msg.ack()
             return
         started = time.perf_counter()
-        with log_context(event_id=event.event_id, subject=subject, consumer=self.name):
+        if msg.metadata.num_delivered == 1:  # redeliveries would add their backoff
+            age = (utcnow() - event.occurred_at).total_seconds()
+            self._metrics.event_age.labels(subject).observe(max(0.0, age))
+        with log_context(
+            event_id=event.event_id, subject=subject, consumer=self.name, **_ids(event)
+        ):
+            heartbeat = asyncio.create_task(self._heartbeat(msg))
             try:
                 await handler(event, Delivery(msg.metadata.num_delivered, self._spec.max_deliver))
             except Reject as exc:
@@ -126,9 +134,26 @@ class EventConsumer:
             except Exception as exc:  # noqa: BLE001 - an event handler's failure must not kill the loop
                 await self._retry_or_dead_letter(msg, exc)
                 return
+            finally:
+                heartbeat.cancel()
+            crashpoint("consumer.after_handler_before_ack")
             await msg.ack()
         self._metrics.handle_seconds.labels(subject).observe(time.perf_counter() - started)
         self._metrics.events_consumed.labels(subject, "ok").inc()
+
+    async def _heartbeat(self, msg: Msg) -> None:
+        """Tell JetStream the handler is alive (`+WPI`) every third of `ack_wait`.
+
+        So `ack_wait` only bounds how long a *crashed* process holds a message (short, for
+        fast recovery) and never cuts off a slow but healthy handler (an upload, a 429 wait).
+        """
+        interval = max(0.5, self._spec.ack_wait_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await msg.in_progress()
+            except (nats.errors.Error, TimeoutError, OSError) as exc:
+                log.debug("in-progress heartbeat failed: %s", exc)
 
     async def _retry_or_dead_letter(self, msg: Msg, exc: Exception) -> None:
         delivered = msg.metadata.num_delivered
@@ -174,3 +199,11 @@ class EventConsumer:
         self._metrics.consumer_pending.labels(self.name).set(info.num_pending or 0)
         self._metrics.consumer_ack_pending.labels(self.name).set(info.num_ack_pending or 0)
         self._metrics.consumer_redelivered.labels(self.name).set(info.num_redelivered or 0)
+
+
+_ID_FIELDS = ("avatar_id", "generation_id", "request_id", "attempt")
+
+
+def _ids(event: Event) -> dict[str, Any]:
+    """The ids that let one avatar's story be followed across services in the logs."""
+    return {name: getattr(event, name) for name in _ID_FIELDS if hasattr(event, name)}

@@ -76,6 +76,9 @@ class HttpServer:
             self._runner = None
 
     async def _metrics_view(self, _request: web.Request) -> web.Response:
+        # Evaluate readiness on every scrape too, so `aisha_<service>_ready` is current even
+        # where nothing polls /readyz (Prometheus alerts on it).
+        await self._evaluate()
         body = generate_latest(self._metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -83,6 +86,10 @@ class HttpServer:
         return web.json_response({"status": "ok"})
 
     async def _readyz(self, _request: web.Request) -> web.Response:
+        ready, results = await self._evaluate()
+        return web.json_response({"ready": ready, "checks": results}, status=200 if ready else 503)
+
+    async def _evaluate(self) -> tuple[bool, dict[str, bool]]:
         results: dict[str, bool] = {"accepting_work": not self.shutting_down}
         for name, check in self._checks.items():
             try:
@@ -93,4 +100,4 @@ class HttpServer:
                 results[name] = False
         ready = all(results.values())
         self._metrics.ready.set(1 if ready else 0)
-        return web.json_response({"ready": ready, "checks": results}, status=200 if ready else 503)
+        return ready, results

@@ -50,10 +50,22 @@ class _Redactor(logging.Filter):
         if self._secrets:
             record.msg = self.redact(record.getMessage())
             record.args = None
+            self._redact_extras(record)
             if record.exc_info and record.exc_info[1] is not None:
                 record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
                 record.exc_info = None
         return True
+
+    def _redact_extras(self, record: logging.LogRecord) -> None:
+        """`extra=` values and context ids are printed by both formatters, so a secret in
+        one (an URL with a token, a config dump) must be caught there too."""
+        for key, value in _extras(record).items():
+            if value is None or isinstance(value, bool | int | float):
+                continue
+            text = value if isinstance(value, str) else str(value)
+            clean = self.redact(text)
+            if clean != text:
+                setattr(record, key, clean)
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:

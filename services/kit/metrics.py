@@ -38,8 +38,20 @@ class KitMetrics:
             registry=r,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self.event_age = Histogram(
+            f"{p}_event_age_seconds",
+            "From an event's occurred_at to its first handling here (outbox + NATS + queue)",
+            ["subject"],
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+        )
         self.outbox_backlog = Gauge(
             f"{p}_outbox_backlog", "Outbox rows not yet published", registry=r
+        )
+        self.outbox_oldest = Gauge(
+            f"{p}_outbox_oldest_unpublished_seconds",
+            "Age of the oldest outbox row not yet published (0 when none)",
+            registry=r,
         )
         self.consumer_pending = Gauge(
             f"{p}_consumer_pending",

@@ -17,6 +17,7 @@ import asyncpg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 
+from services.kit.crashpoints import crashpoint
 from services.kit.db import OUTBOX_CHANNEL
 from services.kit.metrics import KitMetrics
 
@@ -103,6 +104,7 @@ class OutboxRelay:
                     "UPDATE outbox SET attempts = attempts + 1 WHERE id = $1", rows[len(done)]["id"]
                 )
             if done:
+                crashpoint("outbox.after_publish_before_mark")
                 await conn.execute(
                     "UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])", done
                 )
@@ -116,11 +118,13 @@ class OutboxRelay:
                 self._producer,
                 self._retention_hours,
             )
-            backlog = await conn.fetchval(
-                "SELECT count(*) FROM outbox WHERE producer = $1 AND published_at IS NULL",
+            backlog = await conn.fetchrow(
+                "SELECT count(*) AS rows, coalesce(extract(epoch FROM now() - min(created_at)),"
+                " 0)::float8 AS oldest FROM outbox WHERE producer = $1 AND published_at IS NULL",
                 self._producer,
             )
-        self._metrics.outbox_backlog.set(backlog)
+        self._metrics.outbox_backlog.set(backlog["rows"])
+        self._metrics.outbox_oldest.set(backlog["oldest"])
 
 
 async def _first(*events: asyncio.Event) -> None:

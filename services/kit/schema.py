@@ -231,7 +231,9 @@ fal_submissions = sa.Table(
     sa.Column("submitted_at", TZ),
     sa.Column("updated_at", TZ, nullable=False, server_default=NOW),
     sa.CheckConstraint("kind IN ('training', 'generation')", name="kind"),
-    sa.CheckConstraint("state IN ('submitting', 'submitted', 'failed', 'cancelled')", name="state"),
+    sa.CheckConstraint(
+        "state IN ('preparing', 'submitting', 'submitted', 'failed', 'cancelled')", name="state"
+    ),
     sa.UniqueConstraint("idempotency_key"),
     sa.UniqueConstraint("request_id"),
 )
@@ -539,7 +541,7 @@ DELETERS: Final[dict[str, frozenset[str]]] = {
     "users": frozenset({BOT}),
     "avatars": frozenset({BOT}),
     "photos": frozenset({BOT}),
-    "fal_submissions": frozenset(),
+    "fal_submissions": frozenset({TRAINER}),  # a submission FAL refused may be retried (0003)
     "generations": frozenset({BOT}),
     "generated_images": frozenset({BOT}),
     "outbox": frozenset(ROLES),

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 
-import fal_client
-
-from contracts import TrainingCancelled, TrainingSubmitted
-from contracts.jetstream import KV_TRAINING_STATUS, STATUS_TRAININGS
+from contracts import GenerationSubmitted, TrainingCancelled, TrainingSubmitted
+from contracts.jetstream import (
+    KV_TRAINING_STATUS,
+    OBJ_IMAGES,
+    STATUS_GENERATIONS,
+    STATUS_TRAININGS,
+)
 from services.kit.consumer import EventConsumer
+from services.kit.falmetrics import ObservedFalClient
 from services.kit.runtime import open_runtime
 from services.status.config import StatusConfig
+from services.status.generation import GenerationTracker
+from services.status.images import ImageStore
+from services.status.inflight import InFlightGauges
 from services.status.metrics import StatusMetrics
 from services.status.poller import Poller, TokenBucket
 from services.status.signature import JwksVerifier
@@ -23,16 +30,26 @@ async def run(config: StatusConfig, stop: asyncio.Event) -> None:
     verifier = JwksVerifier(config.jwks_url, config.webhook_tolerance_seconds)
     async with open_runtime(config.common, metrics, db_role="aisha_status", stop=stop) as rt:
         tracker = Tracker(rt.pool, await rt.js.key_value(KV_TRAINING_STATUS.name), metrics)
-        receiver = WebhookReceiver(rt.pool, verifier, tracker, metrics, config.webhook_max_bytes)
+        images = ImageStore(
+            await rt.js.object_store(OBJ_IMAGES.name),
+            metrics,
+            attempts=config.image_fetch_attempts,
+            timeout_seconds=config.image_fetch_timeout_seconds,
+        )
+        generations = GenerationTracker(rt.pool, images, metrics)
+        receiver = WebhookReceiver(
+            rt.pool, verifier, tracker, metrics, config.webhook_max_bytes, generations
+        )
         poller = Poller(
             pool=rt.pool,
-            fal=fal_client.AsyncClient(key=config.fal_key),
+            fal=ObservedFalClient(config.fal_key, metrics.fal_requests, metrics.fal_seconds),
             tracker=tracker,
             webhooks=receiver,
             metrics=metrics,
             interval=config.poll_interval_seconds,
             batch=config.poll_batch,
             budget=TokenBucket(config.fal_requests_per_second),
+            generations=generations,
         )
         rt.run_consumer(
             EventConsumer(
@@ -42,9 +59,20 @@ async def run(config: StatusConfig, stop: asyncio.Event) -> None:
                 metrics,
             )
         )
+        rt.run_consumer(
+            EventConsumer(
+                rt.js,
+                STATUS_GENERATIONS,
+                {GenerationSubmitted: generations.on_submitted},
+                metrics,
+            )
+        )
         rt.spawn("poller", poller.run(stop))
+        rt.spawn("in-flight", InFlightGauges(rt.pool, metrics).run(stop))
         await rt.start_http(receiver.routes(), client_max_size=config.webhook_max_bytes + 1024)
         try:
             await rt.wait()
         finally:
+            await receiver.drain(config.common.shutdown_grace_seconds)
+            await images.close()
             await verifier.close()

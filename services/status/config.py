@@ -19,6 +19,8 @@ class StatusConfig:
     poll_interval_seconds: float
     poll_batch: int
     fal_requests_per_second: float
+    image_fetch_attempts: int = 3
+    image_fetch_timeout_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, env: Env) -> StatusConfig:
@@ -34,6 +36,8 @@ class StatusConfig:
             poll_interval_seconds=env.number("STATUS_POLL_INTERVAL_SECONDS", 5.0),
             poll_batch=env.integer("STATUS_POLL_BATCH", 50, minimum=1),
             fal_requests_per_second=env.number("STATUS_FAL_REQUESTS_PER_SECOND", 10.0),
+            image_fetch_attempts=env.integer("STATUS_IMAGE_FETCH_ATTEMPTS", 3, minimum=1),
+            image_fetch_timeout_seconds=env.number("STATUS_IMAGE_FETCH_TIMEOUT_SECONDS", 30.0),
         )
 
     def secrets(self) -> tuple[str, ...]:

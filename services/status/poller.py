@@ -1,7 +1,8 @@
 """Polling: the progress source while a job runs, and the fallback when a webhook is lost.
 
-Replicas share the work through `FOR UPDATE SKIP LOCKED` on due rows (index
-`ix_avatars_poll_due`); each claimed row's next poll is pushed out before FAL is asked,
+Replicas share the work through `FOR UPDATE SKIP LOCKED` on due rows (indexes
+`ix_avatars_poll_due`, `ix_generations_poll_due`: trainings and generations draw on the
+same FAL request budget); each claimed row's next poll is pushed out before FAL is asked,
 so a crash cannot make two replicas poll the same job in a tight loop. A token bucket
 caps this replica's FAL request rate; failures back the job off exponentially.
 """
@@ -18,6 +19,9 @@ import asyncpg
 import fal_client
 import httpx
 
+from services.kit.logs import log_context
+from services.status.generation import GenerationTracker
+from services.status.images import ResultsUnavailable
 from services.status.metrics import StatusMetrics
 from services.status.progress import format_logs, progress_from_logs
 from services.status.tracking import Tracker
@@ -36,6 +40,17 @@ UPDATE avatars a SET next_poll_at = now() + make_interval(secs => $2),
     poll_count = poll_count + 1
 FROM due WHERE a.id = due.id
 RETURNING a.id, a.fal_request_id, a.fal_endpoint, a.training_progress, a.poll_count
+"""
+_CLAIM_GENERATIONS = """
+WITH due AS (
+    SELECT id FROM generations
+    WHERE fal_request_id IS NOT NULL AND finished_at IS NULL AND next_poll_at <= now()
+    ORDER BY next_poll_at LIMIT $1 FOR UPDATE SKIP LOCKED
+)
+UPDATE generations g SET next_poll_at = now() + make_interval(secs => $2),
+    poll_count = poll_count + 1
+FROM due WHERE g.id = due.id
+RETURNING g.id, g.fal_request_id, g.fal_endpoint, g.poll_count
 """
 
 _FAL_ERRORS = (fal_client.client.FalClientError, httpx.HTTPError, TimeoutError, OSError)
@@ -70,6 +85,7 @@ class Poller:
     interval: float
     batch: int
     budget: TokenBucket
+    generations: GenerationTracker | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -87,10 +103,18 @@ class Poller:
     async def poll_once(self) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(_CLAIM, self.batch, self.interval)
+            jobs = []
+            if self.generations is not None:
+                jobs = await conn.fetch(_CLAIM_GENERATIONS, self.batch, self.interval)
         for row in rows:
             await self.budget.take()
-            await self._poll(row)
-        return len(rows)
+            with log_context(avatar_id=str(row["id"]), request_id=row["fal_request_id"]):
+                await self._poll(row)
+        for job in jobs:
+            await self.budget.take()
+            with log_context(generation_id=str(job["id"]), request_id=job["fal_request_id"]):
+                await self._poll_generation(job)
+        return len(rows) + len(jobs)
 
     async def _poll(self, row: asyncpg.Record) -> None:
         request_id, endpoint = row["fal_request_id"], row["fal_endpoint"]
@@ -135,11 +159,41 @@ class Poller:
             )
         self.metrics.polls.labels("ok").inc()
 
-    async def _back_off(self, row: asyncpg.Record, exc: Exception) -> None:
+    async def _poll_generation(self, row: asyncpg.Record) -> None:
+        """Queue state while it runs; on completion the same `finish` a webhook uses."""
+        assert self.generations is not None
+        request_id, endpoint = row["fal_request_id"], row["fal_endpoint"]
+        try:
+            status = await self.fal.status(endpoint, request_id, with_logs=False)
+            if isinstance(status, fal_client.Completed):
+                if status.error:
+                    await self.generations.finish(
+                        request_id,
+                        ok=False,
+                        payload=None,
+                        error=status.error,
+                        error_type=status.error_type,
+                    )
+                else:
+                    result = await self.fal.result(endpoint, request_id)
+                    await self.generations.finish(
+                        request_id, ok=True, payload=dict(result), error=None
+                    )
+                self.metrics.polls.labels("completed").inc()
+                return
+            running = isinstance(status, fal_client.InProgress)
+            await self.generations.progress(request_id, "IN_PROGRESS" if running else "IN_QUEUE")
+        except (*_FAL_ERRORS, ResultsUnavailable) as exc:
+            self.metrics.polls.labels("error").inc()
+            await self._back_off(row, exc, "generations")
+            return
+        self.metrics.polls.labels("ok").inc()
+
+    async def _back_off(self, row: asyncpg.Record, exc: Exception, table: str = "avatars") -> None:
         delay = min(300.0, self.interval * 2 ** min(row["poll_count"], 8))
         log.warning("poll of %s failed, next in %.0fs: %s", row["fal_request_id"], delay, exc)
         await self.pool.execute(
-            "UPDATE avatars SET next_poll_at = now() + make_interval(secs => $2),"
+            f"UPDATE {table} SET next_poll_at = now() + make_interval(secs => $2),"
             " last_status_check = now() WHERE id = $1",
             row["id"],
             delay,

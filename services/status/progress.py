@@ -6,7 +6,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-_STEP = re.compile(r"step\D{0,3}(\d+)\s*(?:/|of)\s*(\d+)", re.IGNORECASE)
+# Bounded digit runs: int() refuses > 4300 digits, and no trainer counts steps in billions.
+_STEP = re.compile(r"step\D{0,3}(\d{1,9})\s*(?:/|of)\s*(\d{1,9})", re.IGNORECASE)
 _PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s*%")
 
 
@@ -14,6 +15,8 @@ def progress_from_logs(logs: Iterable[Mapping[str, Any]], previous: int = 0) -> 
     """The highest percent (0-99) the logs show; completion alone means 100."""
     best = previous
     for entry in logs:
+        if not isinstance(entry, Mapping):  # FAL's JSON, not ours: skip what is not a record
+            continue
         message = str(entry.get("message", ""))
         found: float | None = None
         if step := _STEP.search(message):
@@ -32,5 +35,6 @@ def format_logs(logs: Iterable[Mapping[str, Any]], limit_chars: int = 20_000) ->
     text = "\n".join(
         f"{e.get('timestamp', '')} {e.get('level', '')} {e.get('message', '')}".strip()
         for e in logs
+        if isinstance(e, Mapping)
     )
     return text[-limit_chars:]

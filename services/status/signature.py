@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import time
 from collections.abc import Mapping
 
 import httpx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+# Unix seconds as FAL sends them; a bound on the length keeps absurd values (a 400-digit
+# "timestamp" overflows float arithmetic) a plain rejection rather than a 500.
+_TIMESTAMP = re.compile(r"\d{1,12}", re.ASCII)
 
 
 class WebhookRejected(Exception):
@@ -29,11 +34,17 @@ def signed_message(request_id: str, user_id: str, timestamp: str, body: bytes) -
     return "\n".join([request_id, user_id, timestamp, digest]).encode()
 
 
-def _decode_key(jwk: Mapping[str, str]) -> Ed25519PublicKey | None:
-    if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519" or "x" not in jwk:
+def _decode_key(jwk: object) -> Ed25519PublicKey | None:
+    """An Ed25519 key from one JWKS entry; anything else (or a broken key) is skipped."""
+    if not isinstance(jwk, Mapping) or jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
         return None
-    raw = base64.urlsafe_b64decode(jwk["x"] + "=" * (-len(jwk["x"]) % 4))
-    return Ed25519PublicKey.from_public_bytes(raw)
+    x = jwk.get("x")
+    if not isinstance(x, str):
+        return None
+    try:
+        return Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(x + "=" * (-len(x) % 4)))
+    except ValueError:
+        return None
 
 
 class JwksVerifier:
@@ -51,7 +62,9 @@ class JwksVerifier:
     async def _refresh(self) -> None:
         response = await self._client.get(self._url)
         response.raise_for_status()
-        keys = [_decode_key(k) for k in response.json().get("keys", [])]
+        document = response.json()
+        entries = document.get("keys") if isinstance(document, dict) else None
+        keys = [_decode_key(k) for k in entries] if isinstance(entries, list) else []
         self._keys = [k for k in keys if k is not None]
         self._fetched_at = time.monotonic()
 
@@ -62,12 +75,17 @@ class JwksVerifier:
             user_id = headers["X-Fal-Webhook-User-Id"]
             timestamp = headers["X-Fal-Webhook-Timestamp"]
             signature = bytes.fromhex(headers["X-Fal-Webhook-Signature"])
+            if not _TIMESTAMP.fullmatch(timestamp):
+                raise ValueError("timestamp is not unix seconds")
             ts = int(timestamp)
         except (KeyError, ValueError):
             raise WebhookRejected("malformed") from None
         if abs(time.time() - ts) > self._tolerance:
             raise WebhookRejected("stale")
-        message = signed_message(request_id, user_id, timestamp, body)
+        try:
+            message = signed_message(request_id, user_id, timestamp, body)
+        except UnicodeEncodeError:  # undecodable header bytes (aiohttp keeps them escaped)
+            raise WebhookRejected("malformed") from None
         if not self._keys or time.monotonic() - self._fetched_at > self._ttl:
             await self._load()
         if self._matches(signature, message):

@@ -27,6 +27,7 @@ from contracts import (
     utcnow,
 )
 from services.kit.consumer import Delivery
+from services.kit.crashpoints import crashpoint
 from services.kit.db import UnitOfWork
 from services.status.metrics import StatusMetrics
 
@@ -83,14 +84,16 @@ class Tracker:
         async with UnitOfWork(self.pool, "status") as uow:
             if not await uow.claim(CONSUMER, event.event_id):
                 return
-            await uow.conn.execute(
+            kind = await uow.conn.fetchval(
                 "UPDATE avatars SET fal_status = 'CANCELLED', training_finished_at = now(),"
                 " tracked_attempt = $2, queue_position = NULL, last_status_check = now()"
                 " WHERE id = $1 AND submitted_attempt = $2 AND (training_finished_at IS NULL"
-                " OR tracked_attempt IS DISTINCT FROM $2)",
+                " OR tracked_attempt IS DISTINCT FROM $2) RETURNING training_type::text",
                 event.avatar_id,
                 event.attempt,
             )
+        if kind is not None:
+            self.metrics.trainings_finished.labels(kind, "cancelled").inc()
         await self._cache(event.avatar_id, "CANCELLED", 0, None)
 
     async def progress(
@@ -197,6 +200,7 @@ class Tracker:
                         **common,
                     )
                 )
+            crashpoint("status.before_finish_commit")
         outcome = "completed" if ok else "failed"
         self.metrics.trainings_finished.labels(row["training_type"], outcome).inc()
         started = row["training_started_at"] or row["submitted_at"]

@@ -1,24 +1,52 @@
 """`POST /fal/webhook`: verify, record durably, then apply; idempotent on request_id.
 
 The body is recorded in `fal_webhooks` before FAL gets its 2xx, so an answer never
-outlives a crash; records not yet applied are swept up by the poller loop.
+outlives a crash; records not yet applied are swept up by the poller loop. A generation's
+webhook is answered as soon as it is recorded and applied in the background, because
+applying it downloads the result images.
+
+Every record keeps the `?key=` our webhook URL carries (the submission's idempotency key).
+A webhook for a request id nobody knows yet, but with a key, is an orphan: its job was
+accepted by FAL just before the trainer died. It stays unapplied, so the trainer can adopt
+the request id by key and the sweep then applies it; after `ORPHAN_TTL` it is given up.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 from aiohttp import web
 
+from services.kit.crashpoints import crashpoint
+from services.status.generation import GenerationTracker
+from services.status.images import ResultsUnavailable
 from services.status.metrics import StatusMetrics
 from services.status.signature import JwksVerifier, WebhookRejected
 from services.status.tracking import Tracker
 
 log = logging.getLogger(__name__)
+#: How long an orphan's webhook waits for the trainer to adopt its job (the trainer waits
+#: TRAINER_RECONCILE_MINUTES, 90 by default, and FAL itself retries a webhook for ~2 h).
+ORPHAN_TTL_SECONDS = 3 * 3600
+_KEY = re.compile(r"[A-Za-z0-9:_.-]{1,200}")
+
+#: Unapplied records worth applying now: the request id became known, the key-less ones
+#: (unknown for good), and orphans past their TTL. Waiting orphans are not re-read.
+_SWEEP = """
+SELECT w.id, w.request_id, w.body FROM fal_webhooks w
+WHERE w.processed_at IS NULL AND w.received_at < now() - interval '30 seconds'
+  AND (w.idempotency_key IS NULL
+       OR w.received_at < now() - make_interval(secs => $1)
+       OR EXISTS (SELECT 1 FROM avatars a WHERE a.fal_request_id = w.request_id)
+       OR EXISTS (SELECT 1 FROM generations g WHERE g.fal_request_id = w.request_id))
+ORDER BY w.received_at LIMIT 100
+"""
 
 
 @dataclass
@@ -28,6 +56,8 @@ class WebhookReceiver:
     tracker: Tracker
     metrics: StatusMetrics
     max_bytes: int
+    generations: GenerationTracker | None = None
+    _background: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/fal/webhook", self.handle)]
@@ -44,23 +74,45 @@ class WebhookReceiver:
             if not isinstance(document, dict):
                 raise ValueError("not an object")
         except WebhookRejected as exc:
-            return self._reject(exc.reason, 401)
-        except ValueError:
+            # FAL retries a 5xx: a JWKS outage must delay genuine webhooks, not drop them.
+            return self._reject(exc.reason, 503 if exc.reason == "jwks_unavailable" else 401)
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
             return self._reject("malformed", 400)
-        webhook_id = await self.pool.fetchval(
-            "INSERT INTO fal_webhooks (request_id, fal_timestamp, body)"
-            " SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM fal_webhooks"
-            " WHERE request_id = $1 AND fal_timestamp = $2) RETURNING id",
-            request_id,
-            timestamp,
-            document,
-        )
+        try:
+            webhook_id = await self._record(request_id, timestamp, document, _key(request))
+        except asyncpg.DataError:
+            # Signed but not storable (a NUL in a string, NaN): the poller still learns the
+            # outcome from FAL, so refusing loses nothing.
+            return self._reject("unstorable", 400)
         if webhook_id is None:
             self.metrics.webhooks.labels("replay").inc()
             return web.json_response({"ok": True, "duplicate": True})
+        crashpoint("status.after_webhook_recorded")
+        if self.generations is not None and await self.generations.known(request_id):
+            # A generation's results are downloaded before it is applied: answer FAL now.
+            self._apply_later(webhook_id, request_id, document)
+            return web.json_response({"ok": True})
         applied = await self.apply(webhook_id, request_id, document)
         self.metrics.webhooks.labels(applied).inc()
         return web.json_response({"ok": True})
+
+    async def _record(
+        self, request_id: str, timestamp: int, document: dict[str, Any], key: str | None = None
+    ) -> int | None:
+        """Store a delivery once; concurrent replays of it serialize on an advisory lock, so
+        the NOT EXISTS check cannot be raced (there is no unique index to lean on)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", request_id)
+            webhook_id: int | None = await conn.fetchval(
+                "INSERT INTO fal_webhooks (request_id, fal_timestamp, body, idempotency_key)"
+                " SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM fal_webhooks"
+                " WHERE request_id = $1 AND fal_timestamp = $2) RETURNING id",
+                request_id,
+                timestamp,
+                document,
+                key,
+            )
+        return webhook_id
 
     async def apply(self, webhook_id: int, request_id: str, document: dict[str, Any]) -> str:
         """Apply one recorded webhook; returns the outcome label."""
@@ -70,28 +122,78 @@ class WebhookReceiver:
         known = await self.pool.fetchval(
             "SELECT 1 FROM avatars WHERE fal_request_id = $1", request_id
         )
-        if known is None:
-            outcome = "unknown"
-        elif await self.tracker.finish(request_id, ok=ok, payload=payload, error=error):
-            outcome = "ok"
+        if known is not None:
+            applied = await self.tracker.finish(request_id, ok=ok, payload=payload, error=error)
+            outcome = "ok" if applied else "duplicate"
+        elif self.generations is not None and await self.generations.known(request_id):
+            applied = await self.generations.finish(request_id, ok=ok, payload=payload, error=error)
+            outcome = "ok" if applied else "duplicate"
         else:
-            outcome = "duplicate"
+            outcome = await self._unknown(webhook_id)
+            if outcome == "orphan_pending":
+                return outcome  # stays unprocessed: the sweep applies it once adopted
         await self.pool.execute(
             "UPDATE fal_webhooks SET processed_at = now() WHERE id = $1", webhook_id
         )
         return outcome
 
+    async def _unknown(self, webhook_id: int) -> str:
+        """`unknown` (no key: not ours to wait for), `orphan_pending` or `orphan_expired`."""
+        row = await self.pool.fetchrow(
+            "SELECT idempotency_key IS NOT NULL AS keyed,"
+            " received_at < now() - make_interval(secs => $2) AS expired"
+            " FROM fal_webhooks WHERE id = $1",
+            webhook_id,
+            float(ORPHAN_TTL_SECONDS),
+        )
+        if row is None or not row["keyed"]:
+            return "unknown"
+        if row["expired"]:
+            log.warning("orphan webhook %s was never adopted; giving it up", webhook_id)
+            return "orphan_expired"
+        return "orphan_pending"
+
     async def sweep(self) -> int:
         """Apply webhooks recorded but not applied (the process died in between)."""
-        rows = await self.pool.fetch(
-            "SELECT id, request_id, body FROM fal_webhooks WHERE processed_at IS NULL"
-            " AND received_at < now() - interval '30 seconds' ORDER BY received_at LIMIT 100"
-        )
+        rows = await self.pool.fetch(_SWEEP, float(ORPHAN_TTL_SECONDS))
         for row in rows:
-            await self.apply(row["id"], row["request_id"], row["body"])
+            try:
+                outcome = await self.apply(row["id"], row["request_id"], row["body"])
+            except ResultsUnavailable as exc:  # stays unprocessed: the next sweep retries
+                log.warning("webhook %s not applied yet: %s", row["id"], exc)
+                continue
+            self.metrics.webhooks.labels(outcome).inc()
         return len(rows)
+
+    def _apply_later(self, webhook_id: int, request_id: str, document: dict[str, Any]) -> None:
+        task = asyncio.create_task(self._apply_logged(webhook_id, request_id, document))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _apply_logged(
+        self, webhook_id: int, request_id: str, document: dict[str, Any]
+    ) -> None:
+        try:
+            outcome = await self.apply(webhook_id, request_id, document)
+        except Exception as exc:  # noqa: BLE001 - the record stays unprocessed; the sweep retries
+            log.warning("webhook %s not applied yet: %s", webhook_id, exc)
+            outcome = "deferred"
+        self.metrics.webhooks.labels(outcome).inc()
+
+    async def drain(self, limit_seconds: float) -> None:
+        """Let in-flight background applies finish before the pool closes (then cancel)."""
+        if self._background:
+            _, late = await asyncio.wait(self._background, timeout=limit_seconds)
+            for task in late:
+                task.cancel()
 
     def _reject(self, reason: str, status: int) -> web.Response:
         self.metrics.webhooks.labels(reason).inc()
         log.warning("webhook rejected: %s", reason)
         return web.json_response({"ok": False, "error": reason}, status=status)
+
+
+def _key(request: web.Request) -> str | None:
+    """The idempotency key of our webhook URL; anything else is not stored."""
+    key = request.query.get("key")
+    return key if key is not None and _KEY.fullmatch(key) else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from contracts.jetstream import TRAINER_REQUESTS, ConsumerSpec
 from services.kit.config import CommonConfig, ConfigError, Env
 
 
@@ -16,6 +17,10 @@ class TrainerConfig:
     max_concurrent_trainings: int
     daily_spend_limit_usd: float
     training_cost_per_1000_steps_usd: float
+    reconcile_minutes: float = 90.0
+    generation_lora_scale: float = 1.0
+    generation_cost_per_megapixel_usd: float = 0.035
+    describe_timeout_seconds: float = 40.0
 
     @property
     def webhook_url(self) -> str:
@@ -40,7 +45,50 @@ class TrainerConfig:
             max_concurrent_trainings=env.integer("TRAINER_MAX_CONCURRENT", 4, minimum=1),
             daily_spend_limit_usd=env.number("TRAINER_DAILY_SPEND_LIMIT_USD", 100.0),
             training_cost_per_1000_steps_usd=env.number("TRAINER_COST_PER_1000_STEPS_USD", 2.0),
+            reconcile_minutes=_reconcile_minutes(env),
+            generation_lora_scale=_lora_scale(env),
+            generation_cost_per_megapixel_usd=env.number(
+                "GENERATION_COST_PER_MEGAPIXEL_USD", 0.035
+            ),
+            describe_timeout_seconds=_describe_timeout(env),
         )
 
     def secrets(self) -> tuple[str, ...]:
         return (self.fal_key, self.fal_key.partition(":")[2], *self.common.secrets())
+
+
+def _lora_scale(env: Env) -> float:
+    """FLUX LoRA strength: 0 ignores the avatar, above ~2 the picture falls apart."""
+    value = env.number("GENERATION_LORA_SCALE", 1.0)
+    if not 0.0 < value <= 2.0:
+        raise ConfigError(f"GENERATION_LORA_SCALE: expected a number in (0, 2], got {value}")
+    return value
+
+
+def _describe_timeout(env: Env) -> float:
+    """A caption is awaited inside one delivery, so it must end before the ack wait (60 s)."""
+    value = env.number("TRAINER_DESCRIBE_TIMEOUT_SECONDS", 40.0)
+    if not 1.0 <= value <= 50.0:
+        raise ConfigError(f"TRAINER_DESCRIBE_TIMEOUT_SECONDS: expected 1..50, got {value}")
+    return value
+
+
+def _reconcile_minutes(env: Env) -> float:
+    """How long a request orphaned by a crash waits for its job's webhook (decisions.md).
+
+    It waits by nak'ing, so the request consumer's deliveries must outlast the window.
+    """
+    minutes = env.number("TRAINER_RECONCILE_MINUTES", 90.0)
+    horizon = retry_horizon_seconds(TRAINER_REQUESTS) / 60
+    if not 0 < minutes <= horizon:
+        raise ConfigError(
+            f"TRAINER_RECONCILE_MINUTES: expected minutes in (0, {horizon:.0f}], the retry "
+            f"horizon of the {TRAINER_REQUESTS.durable} consumer; got {minutes:g}"
+        )
+    return minutes
+
+
+def retry_horizon_seconds(spec: ConsumerSpec) -> float:
+    """Sum of the nak delays before the last delivery: how long a handler can keep waiting."""
+    backoff = spec.backoff_seconds
+    return sum(backoff[min(n, len(backoff) - 1)] for n in range(spec.max_deliver - 1))

@@ -13,6 +13,9 @@ from typing import Any
 import fal_client
 import httpx
 
+from services.kit.falmetrics import ObservedFalClient
+from services.trainer.metrics import TrainerMetrics
+
 log = logging.getLogger(__name__)
 
 
@@ -22,6 +25,10 @@ class FalRetryable(Exception):
 
 class FalRejected(Exception):
     """FAL refused the input (4xx other than 408/409/429): retrying cannot help."""
+
+
+class FalTimeout(FalRetryable):
+    """A job waited on synchronously did not finish in time (it was cancelled at FAL)."""
 
 
 def _classify(exc: Exception) -> Exception:
@@ -42,8 +49,13 @@ _ERRORS = (fal_client.client.FalClientError, httpx.HTTPError, TimeoutError, OSEr
 
 
 class FalGateway:
-    def __init__(self, key: str, timeout: float = 60.0):
-        self._client = fal_client.AsyncClient(key=key, default_timeout=timeout)
+    def __init__(self, key: str, timeout: float = 60.0, metrics: TrainerMetrics | None = None):
+        # With metrics, every call is counted by endpoint and outcome at the client itself.
+        self._client = (
+            ObservedFalClient(key, metrics.fal_requests, metrics.fal_seconds, timeout)
+            if metrics is not None
+            else fal_client.AsyncClient(key=key, default_timeout=timeout)
+        )
 
     async def upload(self, data: bytes, content_type: str, file_name: str) -> str:
         try:
@@ -58,6 +70,24 @@ class FalGateway:
         except _ERRORS as exc:
             raise _classify(exc) from exc
         return str(handle.request_id)
+
+    async def run_queued(
+        self, endpoint: str, arguments: dict[str, Any], limit_seconds: float
+    ) -> dict[str, Any]:
+        """Submit through the queue and wait for the result, at most `limit_seconds`.
+
+        For quick jobs (captions) whose answer the caller needs at once; on timeout
+        fal-client cancels the request, so an abandoned job does not run on.
+        """
+        try:
+            result = await self._client.subscribe(
+                endpoint, arguments, interval=0.25, client_timeout=limit_seconds
+            )
+        except fal_client.client.FalClientTimeoutError as exc:
+            raise FalTimeout(f"{endpoint} did not finish within {limit_seconds:.0f}s") from exc
+        except _ERRORS as exc:
+            raise _classify(exc) from exc
+        return dict(result)
 
     async def cancel(self, endpoint: str, request_id: str) -> None:
         try:

@@ -1,11 +1,13 @@
 """Training submission: one FAL job per (avatar, attempt), whatever crashes or redeliveries.
 
-The `fal_submissions` ledger is the idempotency key store. A row is committed in state
-`submitting` *before* FAL is called; the answer is committed with the avatar's trainer
-columns and the `training.submitted` event in one transaction. If the process dies in
-between, the redelivered request finds `submitting` and does not submit again: it waits
-for FAL's webhook (the webhook URL carries the idempotency key, so the status service
-can adopt the orphan job) and only gives up, telling the user, after a reconcile window.
+The `fal_submissions` ledger (`ledger.py`) is the idempotency key store. A row is
+committed in state `preparing` before the archive is built, moved to `submitting` just
+*before* FAL is called, and FAL's answer is committed with the avatar's trainer columns
+and the `training.submitted` event in one transaction. A delivery that died while
+preparing is simply taken over. One that died after the move finds `submitting` and does
+not submit again: it waits for FAL's webhook (the webhook URL carries the idempotency
+key, which the status service stores), adopts the orphan job it names, and only gives
+up, telling the user, after `TRAINER_RECONCILE_MINUTES`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 from nats.js.object_store import ObjectStore
@@ -29,20 +31,28 @@ from contracts import (
     utcnow,
 )
 from services.kit.consumer import Delivery
+from services.kit.crashpoints import crashpoint
 from services.kit.db import UnitOfWork
+from services.trainer import ledger
 from services.trainer.archive import build_archive
 from services.trainer.config import TrainerConfig
 from services.trainer.fal_gateway import FalGateway, FalRejected, FalRetryable
 from services.trainer.metrics import TrainerMetrics
 from services.trainer.presets import TrainingPlan, plan_training
+from services.trainer.spend import spent_last_day
 
 log = logging.getLogger(__name__)
 CONSUMER = "trainer-avatar"
+#: Generations' wait for an unknown submission outcome (trainings use reconcile_minutes).
 RECONCILE_WINDOW = timedelta(minutes=10)
 
 
 class TryLater(Exception):
     """Not now (limits, or an unfinished earlier attempt): the consumer naks with backoff."""
+
+
+class Superseded(TryLater):
+    """Another delivery (or a cancel) took the attempt over: back off, FAL not called."""
 
 
 def idempotency_key(avatar_id: str, attempt: int) -> str:
@@ -60,16 +70,24 @@ class TrainingService:
     async def on_requested(self, event: TrainingRequested, delivery: Delivery) -> None:
         key = idempotency_key(event.avatar_id, event.attempt)
         plan = plan_training(event.training_type, event.priority, event.trigger_word, event.attempt)
-        existing = await self._reserve(key, event, plan)
-        if existing is not None:
-            await self._resume(existing, event, delivery)
+        lease = await ledger.reserve(self.pool, key, event, plan)
+        if lease is None:
+            row = await ledger.existing(self.pool, key)
+            if row is not None:
+                await self._resume(row, event, plan, delivery)
             return
         try:
             await self._check_limits(event)
             archive, count = await build_archive(self.pool, self.photos, event.avatar_id)
             url = await self.fal.upload(archive, "application/zip", f"{event.avatar_id}.zip")
             webhook = f"{self.config.webhook_url}?key={key}"
+            lease = await self._begin_submit(key, lease)
             request_id = await self.fal.submit(plan.endpoint, plan.arguments(url), webhook)
+            crashpoint("trainer.after_fal_submit")
+        except Superseded:
+            if delivery.last:
+                return  # the attempt is in other hands (or cancelled); this copy is done
+            raise
         except FalRejectedSpend as exc:
             await self._fail(key, event, FailureReason.SPEND_LIMIT, str(exc), True)
             return
@@ -80,35 +98,21 @@ class TrainingService:
             if delivery.last:
                 await self._fail(key, event, FailureReason.FAL_ERROR, str(exc), True)
                 return
-            await self.pool.execute("DELETE FROM fal_submissions WHERE idempotency_key = $1", key)
+            await ledger.release(self.pool, key, lease)
             raise
-        self.metrics.fal_requests.labels(plan.endpoint, "submitted").inc()
         await self._record(key, event, plan, url, webhook, request_id, count)
+        crashpoint("trainer.after_commit")
 
-    async def _reserve(
-        self, key: str, event: TrainingRequested, plan: TrainingPlan
-    ) -> asyncpg.Record | None:
-        """Insert the ledger row; returns the existing row when this attempt was seen before."""
-        inserted = await self.pool.fetchval(
-            "INSERT INTO fal_submissions (kind, subject_id, attempt, idempotency_key, endpoint,"
-            " state) VALUES ('training', $1, $2, $3, $4, 'submitting')"
-            " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-            event.avatar_id,
-            event.attempt,
-            key,
-            plan.endpoint,
-        )
-        if inserted is not None:
-            return None
-        row: asyncpg.Record | None = await self.pool.fetchrow(
-            "SELECT state, request_id, endpoint, created_at FROM fal_submissions"
-            " WHERE idempotency_key = $1",
-            key,
-        )
-        return row
+    async def _begin_submit(self, key: str, lease: datetime) -> datetime:
+        """Commit `submitting` right before FAL is called; another delivery that took the
+        attempt over (or a cancel) wins, and this one backs off without calling FAL."""
+        renewed = await ledger.begin_submit(self.pool, key, lease)
+        if renewed is None:
+            raise Superseded("this attempt moved on while its archive was prepared")
+        return renewed
 
     async def _resume(
-        self, row: asyncpg.Record, event: TrainingRequested, delivery: Delivery
+        self, row: asyncpg.Record, event: TrainingRequested, plan: TrainingPlan, delivery: Delivery
     ) -> None:
         if row["state"] == "submitted":
             self.metrics.duplicate_requests.inc()
@@ -117,10 +121,34 @@ class TrainingService:
             return
         if row["state"] != "submitting":
             return
-        if utcnow() - row["created_at"] < RECONCILE_WINDOW and not delivery.last:
-            raise TryLater("an earlier delivery is submitting this attempt; waiting for it")
+        # Another delivery is submitting, or one died after FAL accepted: never submit again.
         key = idempotency_key(event.avatar_id, event.attempt)
+        request_id = await ledger.orphan_request_id(self.pool, key)
+        if request_id is not None:
+            await self._adopt(key, event, plan, request_id)
+            return
+        window = timedelta(minutes=self.config.reconcile_minutes)
+        if utcnow() - row["created_at"] < window and not delivery.last:
+            self.metrics.orphans.labels("waiting").inc()
+            raise TryLater("submission outcome unknown; waiting for its webhook")
+        self.metrics.orphans.labels("given_up").inc()
         await self._fail(key, event, FailureReason.INTERNAL, "submission outcome unknown", True)
+
+    async def _adopt(
+        self, key: str, event: TrainingRequested, plan: TrainingPlan, request_id: str
+    ) -> None:
+        """Take the orphan job as this attempt's submission (see `orphans.py`)."""
+        cost = self._cost(plan)
+        submitted = self._submitted_event(event, plan.endpoint, request_id)
+        webhook = f"{self.config.webhook_url}?key={key}"
+        if not await ledger.adopt(self.pool, event, plan, submitted, key, webhook, cost):
+            return
+        self.metrics.orphans.labels("adopted").inc()
+        self.metrics.trainings_submitted.labels(event.training_type.value).inc()
+        self.metrics.spend_usd.labels("training").inc(cost)
+
+    def _cost(self, plan: TrainingPlan) -> float:
+        return round(plan.steps / 1000 * self.config.training_cost_per_1000_steps_usd, 4)
 
     async def _check_limits(self, event: TrainingRequested) -> None:
         running = await self.pool.fetchval(
@@ -130,11 +158,8 @@ class TrainingService:
         )
         if running >= self.config.max_concurrent_trainings:
             raise TryLater(f"{running} trainings running")
-        spent = await self.pool.fetchval(
-            "SELECT coalesce(sum(cost_usd), 0) FROM avatars"
-            " WHERE submitted_at > now() - interval '1 day'"
-        )
-        if float(spent) >= self.config.daily_spend_limit_usd:
+        spent = await spent_last_day(self.pool)
+        if spent >= self.config.daily_spend_limit_usd:
             raise FalRejectedSpend(f"daily spend {spent} reached")
 
     async def _record(
@@ -147,7 +172,7 @@ class TrainingService:
         request_id: str,
         photo_count: int,
     ) -> None:
-        cost = round(plan.steps / 1000 * self.config.training_cost_per_1000_steps_usd, 4)
+        cost = self._cost(plan)
         async with UnitOfWork(self.pool, "trainer") as uow:
             still_wanted = await uow.conn.fetchval(
                 "UPDATE fal_submissions SET state = 'submitted', request_id = $2,"
@@ -156,37 +181,29 @@ class TrainingService:
                 key,
                 request_id,
             )
-            if still_wanted is None:  # cancelled while we were submitting: stop the job
+            if still_wanted is None:  # cancelled (or adopted) while we were submitting
+                if await uow.conn.fetchval(
+                    "SELECT 1 FROM fal_submissions WHERE idempotency_key = $1"
+                    " AND state = 'submitted' AND request_id = $2",
+                    key,
+                    request_id,
+                ):
+                    return  # a redelivery adopted this very job from its webhook: all done
                 await uow.conn.execute(
                     "UPDATE fal_submissions SET request_id = $2, updated_at = now()"
                     " WHERE idempotency_key = $1",
                     key,
                     request_id,
                 )
-            await uow.conn.execute(
-                "UPDATE avatars SET fal_request_id = $2, fal_endpoint = $3,"
-                " finetune_type = $4::fal_finetune_type, finetune_comment = $5,"
-                " learning_rate = $6, steps = $7, lora_rank = $8, trigger_phrase = $9,"
-                " multiresolution_training = $10, subject_crop = $11, create_masks = $12,"
-                " captioning = $13, webhook_url = $14, images_data_url = $15,"
-                " submitted_attempt = $16, submitted_at = now(), cost_usd = $17 WHERE id = $1",
-                event.avatar_id,
-                request_id,
-                plan.endpoint,
-                plan.finetune_type,
-                f"{plan.finetune_comment}, {photo_count} photos",
-                plan.learning_rate,
-                plan.steps,
-                plan.lora_rank,
-                plan.trigger_phrase,
-                plan.multiresolution_training,
-                plan.subject_crop,
-                plan.create_masks,
-                plan.captioning,
-                webhook,
-                images_url,
-                event.attempt,
-                cost,
+            await ledger.write_avatar_submission(
+                uow.conn,
+                event,
+                plan,
+                request_id=request_id,
+                webhook=webhook,
+                images_url=images_url,
+                comment=f"{plan.finetune_comment}, {photo_count} photos",
+                cost=cost,
             )
             if still_wanted is not None:
                 uow.publish(self._submitted_event(event, plan.endpoint, request_id))
@@ -195,6 +212,9 @@ class TrainingService:
                 await self.fal.cancel(plan.endpoint, request_id)
             return
         self.metrics.trainings_submitted.labels(event.training_type.value).inc()
+        self.metrics.training_submit_delay.labels(event.training_type.value).observe(
+            max(0.0, (utcnow() - event.occurred_at).total_seconds())
+        )
         self.metrics.spend_usd.labels("training").inc(cost)
         log.info(
             "training submitted", extra={"avatar_id": event.avatar_id, "request_id": request_id}
@@ -259,7 +279,8 @@ class TrainingService:
                 "INSERT INTO fal_submissions (kind, subject_id, attempt, idempotency_key,"
                 " endpoint, state) VALUES ('training', $2, $3, $1, '', 'cancelled')"
                 " ON CONFLICT (idempotency_key) DO UPDATE SET state = 'cancelled',"
-                " updated_at = now() WHERE fal_submissions.state IN ('submitting', 'submitted')",
+                " updated_at = clock_timestamp()"
+                " WHERE fal_submissions.state IN ('preparing', 'submitting', 'submitted')",
                 key,
                 event.avatar_id,
                 event.attempt,

@@ -8,9 +8,16 @@ from services.bot.handlers import (
     admin,
     avatar,
     avatars,
+    describe,
     fallback,
+    gallery,
+    generate,
+    groups,
+    inline,
     photos,
+    privacy,
     settings,
+    share,
     start,
     training,
 )
@@ -19,9 +26,16 @@ from services.bot.handlers import (
 def get_routers() -> list[Router]:
     """In dispatch order; `fallback` must stay last (it catches stale buttons)."""
     return [
+        groups.build(),  # first: nothing from a group reaches the private-chat routers
         admin.build(),
+        share.build(),  # before start: `/start share_<token>` is a shared picture
+        gallery.build(),  # before start: `/start gallery` (inline mode's button)
         start.build(),
         settings.build(),
+        privacy.build(),
+        generate.build(),
+        describe.build(),  # before photos: a reference picture is not a training photo
+        inline.build(),
         avatar.build(),
         photos.build(),
         training.build(),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import Router
+from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 
 from services.bot.keyboards import menu
@@ -13,6 +13,11 @@ async def stale_button(callback: CallbackQuery, t: Translator) -> None:
     await callback.answer(t.plain("common.stale"), show_alert=True)
 
 
+async def unknown_command(message: Message, t: Translator) -> None:
+    """A mistyped or unknown /command (admin commands included, for non-admins)."""
+    await message.answer(t("common.unknown_command"), reply_markup=menu.main_menu(t))
+
+
 async def unexpected_message(message: Message, t: Translator) -> None:
     await message.answer(t("common.unknown"), reply_markup=menu.main_menu(t))
 
@@ -20,5 +25,6 @@ async def unexpected_message(message: Message, t: Translator) -> None:
 def build() -> Router:
     router = Router(name="fallback")
     router.callback_query.register(stale_button)
+    router.message.register(unknown_command, F.text.startswith("/"))
     router.message.register(unexpected_message)
     return router

@@ -15,6 +15,8 @@ from services.bot.keyboards.callbacks import (
     TrainingCb,
     TrainingTypeCb,
 )
+from services.bot.keyboards.generate import GenCb
+from services.bot.keyboards.privacy import keep_photos_button
 from services.bot.models import Avatar, AvatarStatus, Gender
 from services.bot.texts import Translator
 
@@ -104,6 +106,10 @@ def avatar_list(t: Translator, avatars: list[Avatar]) -> InlineKeyboardMarkup:
 def avatar_details(t: Translator, avatar: Avatar, is_main: bool) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     aid = avatar.id
+    if avatar.status is AvatarStatus.COMPLETED:
+        kb.button(
+            text=t.plain("generate.with_avatar"), callback_data=GenCb(action="avatar", avatar_id=aid)
+        )
     if avatar.status is AvatarStatus.COMPLETED and not is_main:
         kb.button(
             text=t.plain("avatars.set_main"), callback_data=AvatarCb(action="main", avatar_id=aid)
@@ -131,6 +137,8 @@ def avatar_details(t: Translator, avatar: Avatar, is_main: bool) -> InlineKeyboa
     kb.button(
         text=t.plain("avatars.rename"), callback_data=AvatarCb(action="rename", avatar_id=aid)
     )
+    label, keep = keep_photos_button(t, aid, avatar.keep_photos)
+    kb.button(text=label, callback_data=keep)
     if avatar.status is not AvatarStatus.TRAINING:
         kb.button(
             text=t.plain("avatars.delete"), callback_data=AvatarCb(action="delete", avatar_id=aid)

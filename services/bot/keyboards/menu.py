@@ -6,16 +6,20 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from services.bot.keyboards.callbacks import LangCb, MenuCb
+from services.bot.keyboards.gallery import GalleryCb
+from services.bot.keyboards.generate import GenCb
 from services.bot.texts import Translator
 
 
 def main_menu(t: Translator) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
+    kb.button(text=t.plain("generate.menu_button"), callback_data=GenCb(action="home"))
+    kb.button(text=t.plain("gallery.menu_button"), callback_data=GalleryCb())
     kb.button(text=t.plain("menu.create"), callback_data=MenuCb(action="create"))
     kb.button(text=t.plain("menu.avatars"), callback_data=MenuCb(action="avatars"))
     kb.button(text=t.plain("menu.settings"), callback_data=MenuCb(action="settings"))
     kb.button(text=t.plain("menu.help"), callback_data=MenuCb(action="help"))
-    kb.adjust(1, 1, 2)
+    kb.adjust(2, 1, 1, 2)
     return kb.as_markup()
 
 

@@ -1,0 +1,116 @@
+"""Scenario 1: signed FAL webhooks → verified → recorded → avatar updated → event published.
+
+The status service runs as its own process. A webhook counts as done when its
+`aisha.training.completed` event is seen on NATS (so the outbox relay is inside the
+measurement). Sustained rate: a closed loop with `concurrency` webhooks in flight, from the
+first POST to the last event. Latency: an open loop at half that rate, from each webhook's
+scheduled send time to its event.
+"""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+from nats.aio.msg import Msg
+
+from benchmarks import seed
+from benchmarks.falhooks import Poster, SignedWebhook
+from benchmarks.lab import Lab
+from benchmarks.measure import Run, Stopwatch, closed_loop, now, open_loop, percentile
+from benchmarks.report import Row
+from contracts import TrainingCompleted
+
+NEEDS = ("raw_http", "pg_update", "js_publish")
+TARGET_RATIO = 0.5
+TARGET_P99_MS = 20.0
+
+
+class Completions:
+    """Stops `stopwatch` for each completed-training event seen on NATS (core subscription)."""
+
+    def __init__(self) -> None:
+        self.stopwatch = Stopwatch()
+
+    async def on_message(self, msg: Msg) -> None:
+        event = msgspec.json.decode(msg.data, type=TrainingCompleted)
+        self.stopwatch.stop(event.request_id)
+
+
+async def _hooks(lab: Lab, count: int) -> list[SignedWebhook]:
+    made = await seed.trainings(lab.pool, seed.new_user_ids(count))
+    return [lab.signer.completed(t.request_id) for t in made]
+
+
+async def _sustained(lab: Lab, poster: Poster, seen: Completions, count: int) -> Run:
+    hooks = await _hooks(lab, count)
+    seen.stopwatch = Stopwatch()
+
+    async def post(i: int) -> None:
+        seen.stopwatch.start(hooks[i].request_id)
+        await poster.post(hooks[i])
+
+    started = now()
+    http = await closed_loop(post, count, lab.sizes.concurrency)
+    await seen.stopwatch.wait(count, 120.0, "completed events")
+    _, last = seen.stopwatch.span()
+    return Run(count, last - started, extra={"http_rate": http.rate})
+
+
+async def _latency(lab: Lab, poster: Poster, seen: Completions, rate: float) -> Run:
+    count = max(20, int(rate * lab.sizes.ingest_latency_seconds))
+    hooks = await _hooks(lab, count)
+    seen.stopwatch = Stopwatch()
+
+    async def post(i: int) -> None:
+        await poster.post(hooks[i])
+
+    def scheduled(i: int, at: float) -> None:
+        seen.stopwatch.start(hooks[i].request_id, at)
+
+    http = await open_loop(post, rate, count, scheduled)
+    await seen.stopwatch.wait(count, 120.0, "completed events")
+    return Run(
+        count,
+        http.seconds,
+        seen.stopwatch.latencies_ms(),
+        {
+            "offered_rate": rate,
+            "http_p50_ms": percentile(http.latencies_ms, 50),
+            "http_p99_ms": percentile(http.latencies_ms, 99),
+        },
+    )
+
+
+async def run(lab: Lab, baselines: dict[str, Row]) -> Row:
+    sizes = lab.sizes
+    await lab.status()
+    row = Row("webhook_ingest", "1. webhook ingest", "scenario", unit="hook/s")
+    seen = Completions()
+    sub = await lab.nc.subscribe(TrainingCompleted.subject, cb=seen.on_message)
+    try:
+        async with Poster(lab.webhook_url, sizes.concurrency) as poster:
+            await _sustained(lab, poster, seen, 50)  # warm-up: JWKS, prepared statements
+            for _ in range(sizes.repeats):
+                sustained = await _sustained(lab, poster, seen, sizes.ingest_webhooks)
+                latency = await _latency(lab, poster, seen, sustained.rate / 2)
+                sustained.latencies_ms = latency.latencies_ms
+                sustained.extra.update(latency.extra)
+                row.runs.append(sustained)
+    finally:
+        await sub.unsubscribe()
+        await lab.purge_training_events()
+    slowest = min((baselines[k] for k in NEEDS), key=lambda r: r.rate)
+    row.ratio = row.rate / slowest.rate
+    row.ratio_of = f"vs {slowest.title}"
+    row.target = f"rate ≥ {TARGET_RATIO:.0%} of slowest raw part; p99 ≤ {TARGET_P99_MS:.0f} ms at ½ rate"
+    p99 = row.pct(99)
+    ok = row.ratio >= TARGET_RATIO and not math.isnan(p99) and p99 <= TARGET_P99_MS
+    row.judge(ok, f"{row.ratio:.2f}×; p99 {p99:.1f} ms at {row.extra('offered_rate'):.0f}/s")
+    row.notes.append(
+        f"throughput: {sizes.concurrency} webhooks in flight, first POST → last completed event "
+        f"on NATS (HTTP answers alone: {row.extra('http_rate'):.0f}/s); latency: open loop at "
+        f"half the sustained rate, scheduled send → event on NATS (HTTP answer p50 "
+        f"{row.extra('http_p50_ms'):.1f} ms, p99 {row.extra('http_p99_ms'):.1f} ms)"
+    )
+    return row

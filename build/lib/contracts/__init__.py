@@ -1,0 +1,59 @@
+"""Aisha's shared language: events, subjects and JetStream declarations. No I/O."""
+
+from contracts.avatar import TrainingCancelRequested, TrainingRequested
+from contracts.base import (
+    Event,
+    FailureReason,
+    FalPriority,
+    TrainingType,
+    derived_event_id,
+    encode,
+    new_event_id,
+    utcnow,
+)
+from contracts.generation import (
+    DescribeRequested,
+    GeneratedImage,
+    GenerationCompleted,
+    GenerationFailed,
+    GenerationRequested,
+    GenerationSubmitted,
+    PromptDescribed,
+)
+from contracts.registry import BY_SUBJECT, EVENT_TYPES, dead_letter_subject, decode
+from contracts.training import (
+    TrainingCancelled,
+    TrainingCompleted,
+    TrainingFailed,
+    TrainingProgress,
+    TrainingSubmitted,
+)
+
+__all__ = [
+    "BY_SUBJECT",
+    "EVENT_TYPES",
+    "DescribeRequested",
+    "Event",
+    "FailureReason",
+    "FalPriority",
+    "GeneratedImage",
+    "GenerationCompleted",
+    "GenerationFailed",
+    "GenerationRequested",
+    "GenerationSubmitted",
+    "PromptDescribed",
+    "TrainingCancelRequested",
+    "TrainingCancelled",
+    "TrainingCompleted",
+    "TrainingFailed",
+    "TrainingProgress",
+    "TrainingRequested",
+    "TrainingSubmitted",
+    "TrainingType",
+    "dead_letter_subject",
+    "decode",
+    "derived_event_id",
+    "encode",
+    "new_event_id",
+    "utcnow",
+]

@@ -1,0 +1,31 @@
+"""Events the bot publishes about an avatar the user wants trained."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from contracts.base import Event, FalPriority, TrainingType
+
+
+class TrainingRequested(Event, frozen=True, kw_only=True, tag="avatar.training_requested"):
+    """The user confirmed training; `attempt` makes each retry a distinct, idempotent job."""
+
+    subject: ClassVar[str] = "aisha.avatar.training_requested"
+
+    avatar_id: str
+    user_id: int
+    attempt: int
+    training_type: TrainingType
+    priority: FalPriority
+    trigger_word: str
+    photo_count: int
+
+
+class TrainingCancelRequested(Event, frozen=True, kw_only=True, tag="avatar.cancel_requested"):
+    """The user pressed cancel while the job was queued or running."""
+
+    subject: ClassVar[str] = "aisha.avatar.cancel_requested"
+
+    avatar_id: str
+    user_id: int
+    attempt: int

@@ -1,0 +1,208 @@
+"""The emulated world: users, chats, messages with edit history, updates, live feed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.telegram.files import FileStore
+from sandbox.telegram.rules import Fault, Limits, RateLimiter, Violations, bad_request
+
+__all__ = ["CallbackRecord", "Json", "MessageRecord", "World"]
+
+Json = dict[str, Any]
+DEFAULT_UPDATES = frozenset(
+    ["message", "edited_message", "callback_query", "my_chat_member", "inline_query"]
+)
+
+
+@dataclass(slots=True)
+class MessageRecord:
+    """A message's current state, its earlier versions and who sent it."""
+
+    message: Json
+    outgoing: bool
+    history: list[Json] = field(default_factory=list)
+    deleted: bool = False
+    reply_keyboard: Json | None = None
+
+    def as_json(self) -> Json:
+        return {
+            "message_id": self.message["message_id"],
+            "outgoing": self.outgoing,
+            "deleted": self.deleted,
+            "message": self.message,
+            "history": self.history,
+            "reply_keyboard": self.reply_keyboard,
+        }
+
+
+@dataclass(slots=True)
+class CallbackRecord:
+    """A pressed inline button and the bot's answer, if any."""
+
+    query: Json
+    chat_id: int
+    pressed_at: float
+    answer: Json | None = None
+
+    def as_json(self) -> Json:
+        return {
+            "id": self.query["id"],
+            "data": self.query.get("data"),
+            "message_id": self.query["message"]["message_id"],
+            "answer": self.answer,
+        }
+
+
+@dataclass(slots=True)
+class World:
+    """All emulator state; every change bumps `version` and wakes waiters."""
+
+    limits: Limits = field(default_factory=Limits)
+    files: FileStore = field(default_factory=FileStore)
+    users: dict[int, Json] = field(default_factory=dict)
+    chats: dict[int, Json] = field(default_factory=dict)
+    blocked: set[int] = field(default_factory=set)
+    messages: dict[int, dict[int, MessageRecord]] = field(default_factory=dict)
+    callbacks: dict[str, CallbackRecord] = field(default_factory=dict)
+    actions: dict[int, Json] = field(default_factory=dict)
+    commands: dict[str, list[Json]] = field(default_factory=dict)
+    updates: list[Json] = field(default_factory=list)
+    allowed_updates: frozenset[str] = DEFAULT_UPDATES
+    violations: Violations = field(default_factory=Violations)
+    stats: Violations = field(default_factory=Violations)
+    faults: list[Fault] = field(default_factory=list)
+    version: int = 0
+    _next_update: int = 1
+    _next_message: dict[int, int] = field(default_factory=dict)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _feeds: dict[int, set[asyncio.Queue[Json | None]]] = field(default_factory=dict)
+    rate: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rate = RateLimiter(self.limits)
+
+    # -- change notification -------------------------------------------------------------
+    def bump(self) -> None:
+        self.version += 1
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
+
+    async def wait_change(self, within: float) -> bool:
+        """Wait until anything changes; False after `within` seconds without change."""
+        event = self._changed
+        try:
+            await asyncio.wait_for(event.wait(), within)
+        except TimeoutError:
+            return False
+        return True
+
+    async def wait_for(self, predicate: Callable[[], bool], within: float = 5.0) -> None:
+        """Wait until `predicate()` holds; TimeoutError after `within` seconds."""
+        deadline = time.monotonic() + within
+        while not predicate():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("condition not met in time")
+            await self.wait_change(min(left, 0.5))
+
+    # -- live feed -----------------------------------------------------------------------
+    def subscribe(self, chat_id: int) -> asyncio.Queue[Json | None]:
+        queue: asyncio.Queue[Json | None] = asyncio.Queue(maxsize=1000)
+        self._feeds.setdefault(chat_id, set()).add(queue)
+        return queue
+
+    def unsubscribe(self, chat_id: int, queue: asyncio.Queue[Json | None]) -> None:
+        self._feeds.get(chat_id, set()).discard(queue)
+
+    def publish(self, chat_id: int, event: Json) -> None:
+        for queue in list(self._feeds.get(chat_id, ())):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(event)
+        self.bump()
+
+    def close_feeds(self) -> None:
+        for queues in self._feeds.values():
+            for queue in queues:
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(None)
+
+    # -- users, chats, messages ----------------------------------------------------------
+    def chat(self, chat_id: Any) -> Json:
+        try:
+            chat = self.chats.get(int(chat_id))
+        except (TypeError, ValueError):
+            chat = None
+        if chat is None:
+            raise bad_request("chat not found", "chat_not_found")
+        return chat
+
+    def next_message_id(self, chat_id: int) -> int:
+        value = self._next_message.get(chat_id, 1)
+        self._next_message[chat_id] = value + 1
+        return value
+
+    def add_message(
+        self, message: Json, outgoing: bool, reply_keyboard: Json | None = None
+    ) -> MessageRecord:
+        chat_id = message["chat"]["id"]
+        record = MessageRecord(message, outgoing, reply_keyboard=reply_keyboard)
+        self.messages.setdefault(chat_id, {})[message["message_id"]] = record
+        self.publish(chat_id, {"type": "message", "entry": record.as_json()})
+        return record
+
+    def record(self, chat_id: int, message_id: Any, missing: str) -> MessageRecord:
+        try:
+            found = self.messages.get(chat_id, {}).get(int(message_id))
+        except (TypeError, ValueError):
+            found = None
+        if found is None or found.deleted:
+            raise bad_request(missing, "message_not_found")
+        return found
+
+    def edit(self, record: MessageRecord, new: Json) -> None:
+        record.history.append(copy.deepcopy(record.message))
+        record.message = new
+        self.publish(new["chat"]["id"], {"type": "edit", "entry": record.as_json()})
+
+    def transcript(self, chat_id: int) -> Json:
+        records = sorted(
+            self.messages.get(chat_id, {}).values(), key=lambda r: r.message["message_id"]
+        )
+        answers = [c.as_json() for c in self.callbacks.values() if c.chat_id == chat_id]
+        return {
+            "chat": self.chats.get(chat_id),
+            "blocked": chat_id in self.blocked,
+            "messages": [r.as_json() for r in records],
+            "callback_answers": answers,
+            "last_action": self.actions.get(chat_id),
+        }
+
+    # -- updates -------------------------------------------------------------------------
+    def push_update(self, kind: str, payload: Json) -> None:
+        if kind not in self.allowed_updates:
+            return
+        self.updates.append({"update_id": self._next_update, kind: payload})
+        self._next_update += 1
+        self.bump()
+
+    def confirm(self, offset: int) -> None:
+        if offset < 0:
+            self.updates = self.updates[offset:]
+        else:
+            self.updates = [u for u in self.updates if u["update_id"] >= offset]
+
+    def take_fault(self, method: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.method.lower() == method.lower() and fault.count > 0:
+                fault.count -= 1
+                if fault.count == 0:
+                    self.faults.remove(fault)
+                return fault
+        return None

@@ -1,0 +1,1 @@
+"""Aisha's three services (bot, trainer, status) and the kit they share."""

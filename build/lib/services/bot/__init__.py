@@ -1,0 +1,1 @@
+"""The Telegram face of Aisha: aiogram routers, the outgoing sender, FSM on NATS KV."""

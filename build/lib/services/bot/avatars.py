@@ -1,0 +1,233 @@
+"""Users and avatars in PostgreSQL: every query the handlers need, ownership checked in SQL.
+
+Each method that takes `user_id` filters by it, so another user's avatar id behaves exactly
+like an id that does not exist. State changes that must be announced (training requested,
+cancel requested) write the event to the outbox in the same transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+from uuid import UUID
+
+import asyncpg
+
+from contracts import (
+    TrainingCancelRequested,
+    TrainingRequested,
+    TrainingType,
+    derived_event_id,
+    utcnow,
+)
+from services.bot.models import Avatar, AvatarStatus, Gender, TypeStats, User
+from services.kit.db import UnitOfWork
+
+PRODUCER = "bot"
+COLUMNS = (
+    "id, user_id, name, gender, status, training_type, fal_priority, trigger_word, "
+    "training_attempt, photo_count, progress_chat_id, progress_message_id"
+)
+STARTABLE = (AvatarStatus.READY,)
+RETRYABLE = (AvatarStatus.ERROR, AvatarStatus.CANCELLED)
+
+
+def new_trigger_word() -> str:
+    """A token FLUX has never seen, so the LoRA binds the person to it alone."""
+    return f"ohwx{secrets.token_hex(3)}"
+
+
+class AvatarService:
+    """The bot's writes to `users` and `avatars` (its own columns only)."""
+
+    def __init__(self, pool: asyncpg.Pool, *, min_photos: int, max_photos: int):
+        self.pool = pool
+        self.min_photos = min_photos
+        self.max_photos = max_photos
+
+    async def upsert_user(
+        self, user_id: int, username: str | None, first_name: str, language: str, is_admin: bool
+    ) -> User:
+        """First contact creates the row with Telegram's language; later ones refresh names."""
+        row = await self.pool.fetchrow(
+            "INSERT INTO users (id, username, first_name, language, is_admin, last_seen_at) "
+            "VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT (id) DO UPDATE SET "
+            "username = EXCLUDED.username, first_name = EXCLUDED.first_name, "
+            "is_admin = EXCLUDED.is_admin, is_active = true, last_seen_at = now() "
+            "RETURNING id, language, first_name, is_active, is_admin, main_avatar_id",
+            user_id,
+            username,
+            first_name,
+            language,
+            is_admin,
+        )
+        return User.from_record(row)
+
+    async def set_language(self, user_id: int, language: str) -> None:
+        await self.pool.execute("UPDATE users SET language = $2 WHERE id = $1", user_id, language)
+
+    async def set_active(self, user_id: int, active: bool) -> None:
+        await self.pool.execute("UPDATE users SET is_active = $2 WHERE id = $1", user_id, active)
+
+    async def user_language(self, user_id: int) -> str | None:
+        value = await self.pool.fetchval("SELECT language FROM users WHERE id = $1", user_id)
+        return str(value) if value else None
+
+    async def create(
+        self, user_id: int, name: str, gender: Gender, training_type: TrainingType
+    ) -> Avatar:
+        row = await self.pool.fetchrow(
+            "INSERT INTO avatars (user_id, name, gender, training_type, trigger_word, status) "
+            f"VALUES ($1, $2, $3, $4, $5, 'uploading') RETURNING {COLUMNS}",
+            user_id,
+            name,
+            gender.value,
+            training_type.value,
+            new_trigger_word(),
+        )
+        return Avatar.from_record(row)
+
+    async def get(self, user_id: int, avatar_id: UUID) -> Avatar | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {COLUMNS} FROM avatars WHERE id = $1 AND user_id = $2", avatar_id, user_id
+        )
+        return Avatar.from_record(row) if row else None
+
+    async def list_for(self, user_id: int) -> list[Avatar]:
+        rows = await self.pool.fetch(
+            f"SELECT {COLUMNS} FROM avatars WHERE user_id = $1 ORDER BY created_at DESC LIMIT 50",
+            user_id,
+        )
+        return [Avatar.from_record(r) for r in rows]
+
+    async def set_live_message(self, avatar_id: UUID, chat_id: int, message_id: int) -> None:
+        """The one message that shows this avatar's photo counter, then its training progress."""
+        await self.pool.execute(
+            "UPDATE avatars SET progress_chat_id = $2, progress_message_id = $3, "
+            "updated_at = now() WHERE id = $1",
+            avatar_id,
+            chat_id,
+            message_id,
+        )
+
+    async def start_training(
+        self, user_id: int, avatar_id: UUID, chat_id: int, message_id: int, *, retry: bool = False
+    ) -> Avatar | None:
+        """Move to `training` and request it, once: a second press finds no matching row."""
+        allowed = [s.value for s in (RETRYABLE if retry else STARTABLE)]
+        async with UnitOfWork(self.pool, PRODUCER) as uow:
+            row = await uow.conn.fetchrow(
+                "UPDATE avatars SET status = 'training', training_attempt = training_attempt + 1, "
+                "progress_chat_id = $3, progress_message_id = $4, updated_at = now() "
+                "WHERE id = $1 AND user_id = $2 AND status = ANY($5::avatar_status[]) "
+                f"AND photo_count >= $6 RETURNING {COLUMNS}",
+                avatar_id,
+                user_id,
+                chat_id,
+                message_id,
+                allowed,
+                self.min_photos,
+            )
+            if row is None:
+                return None
+            avatar = Avatar.from_record(row)
+            uow.publish(
+                TrainingRequested(
+                    event_id=derived_event_id(
+                        "training_requested", avatar.id, avatar.training_attempt
+                    ),
+                    occurred_at=utcnow(),
+                    avatar_id=str(avatar.id),
+                    user_id=user_id,
+                    attempt=avatar.training_attempt,
+                    training_type=avatar.training_type,
+                    priority=avatar.fal_priority,
+                    trigger_word=avatar.trigger_word,
+                    photo_count=avatar.photo_count,
+                )
+            )
+        return avatar
+
+    async def request_cancel(self, user_id: int, avatar_id: UUID) -> Avatar | None:
+        """Ask the trainer to stop; the status changes when `TrainingCancelled` comes back."""
+        async with UnitOfWork(self.pool, PRODUCER) as uow:
+            row = await uow.conn.fetchrow(
+                f"SELECT {COLUMNS} FROM avatars WHERE id = $1 AND user_id = $2 "
+                "AND status = 'training' FOR UPDATE",
+                avatar_id,
+                user_id,
+            )
+            if row is None:
+                return None
+            avatar = Avatar.from_record(row)
+            uow.publish(
+                TrainingCancelRequested(
+                    event_id=derived_event_id(
+                        "cancel_requested", avatar.id, avatar.training_attempt
+                    ),
+                    occurred_at=utcnow(),
+                    avatar_id=str(avatar.id),
+                    user_id=user_id,
+                    attempt=avatar.training_attempt,
+                )
+            )
+        return avatar
+
+    async def rename(self, user_id: int, avatar_id: UUID, name: str) -> bool:
+        result = await self.pool.execute(
+            "UPDATE avatars SET name = $3, updated_at = now() WHERE id = $1 AND user_id = $2",
+            avatar_id,
+            user_id,
+            name,
+        )
+        return str(result).endswith(" 1")
+
+    async def delete(self, user_id: int, avatar_id: UUID) -> list[str] | None:
+        """Delete a non-training avatar; returns the object names of its photos to remove."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            names = await conn.fetch(
+                "SELECT p.object_name FROM photos p JOIN avatars a ON a.id = p.avatar_id "
+                "WHERE a.id = $1 AND a.user_id = $2",
+                avatar_id,
+                user_id,
+            )
+            deleted = await conn.fetchval(
+                "DELETE FROM avatars WHERE id = $1 AND user_id = $2 AND status <> 'training' "
+                "RETURNING id",
+                avatar_id,
+                user_id,
+            )
+        return [r["object_name"] for r in names] if deleted else None
+
+    async def set_main(self, user_id: int, avatar_id: UUID) -> bool:
+        result = await self.pool.execute(
+            "UPDATE users SET main_avatar_id = $2 WHERE id = $1 AND EXISTS ("
+            "SELECT 1 FROM avatars WHERE id = $2 AND user_id = $1 AND status = 'completed')",
+            user_id,
+            avatar_id,
+        )
+        return str(result).endswith(" 1")
+
+    async def stats(self) -> list[TypeStats]:
+        """Per training type: how many, how many succeeded, and how long training took."""
+        rows = await self.pool.fetch(
+            "WITH d AS (SELECT training_type::text AS tt, status, extract(epoch FROM "
+            "training_finished_at - coalesce(training_started_at, submitted_at)) AS secs "
+            "FROM avatars) SELECT tt, count(*) AS total, "
+            "count(*) FILTER (WHERE status = 'completed') AS completed, "
+            "count(*) FILTER (WHERE status = 'error') AS failed, "
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY secs) "
+            "FILTER (WHERE status = 'completed') AS p50, "
+            "percentile_cont(0.9) WITHIN GROUP (ORDER BY secs) "
+            "FILTER (WHERE status = 'completed') AS p90 FROM d GROUP BY tt ORDER BY tt"
+        )
+        return [
+            TypeStats(
+                training_type=r["tt"],
+                total=r["total"],
+                completed=r["completed"],
+                failed=r["failed"],
+                p50_seconds=r["p50"],
+                p90_seconds=r["p90"],
+            )
+            for r in rows
+        ]

@@ -1,0 +1,156 @@
+"""Composition root: runtime (NATS, Postgres, HTTP) → bot, sender, dispatcher → polling or
+webhook, and the training-events consumer. Everything handlers need is injected by name."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramAPIError
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.types import BotCommand, BotCommandScopeDefault
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler
+from aiohttp import web
+
+from contracts.jetstream import BOT_TRAINING, OBJ_PHOTOS
+from services.bot.avatars import AvatarService
+from services.bot.config import WEBHOOK_PATH, BotConfig
+from services.bot.events import TrainingEvents
+from services.bot.fsm_storage import NatsKVStorage
+from services.bot.handlers import get_routers
+from services.bot.handlers.errors import on_error
+from services.bot.intake import PhotoIntake
+from services.bot.middlewares import UserMiddleware
+from services.bot.retry import RetryAfterMiddleware
+from services.bot.sender import Sender
+from services.bot.texts import LANGUAGES, Texts
+from services.kit.consumer import EventConsumer
+from services.kit.metrics import KitMetrics
+from services.kit.runtime import Runtime, open_runtime
+from services.kit.schema import BOT
+
+log = logging.getLogger(__name__)
+COMMANDS = ("start", "new", "settings", "help", "cancel")
+
+
+def build_bot(config: BotConfig) -> Bot:
+    """aiogram's Bot aimed at `TELEGRAM_API_URL` (real Telegram or the sandbox emulator)."""
+    session = AiohttpSession(api=TelegramAPIServer.from_base(config.telegram_api_url))
+    session.middleware(RetryAfterMiddleware())
+    return Bot(
+        config.telegram_bot_token,
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+    )
+
+
+def build_dispatcher(storage: BaseStorage, **deps: Any) -> Dispatcher:
+    """The dispatcher with routers, middlewares and the error handler; `deps` become
+    handler arguments by name (avatars, intake, sender, texts, config, photo_store...)."""
+    dp = Dispatcher(storage=storage, events_isolation=SimpleEventIsolation(), **deps)
+    dp.update.outer_middleware(UserMiddleware())
+    dp.errors.register(on_error)
+    dp.include_routers(*get_routers())
+    return dp
+
+
+async def set_commands(bot: Bot, texts: Texts) -> None:
+    for lang in LANGUAGES:
+        commands = [
+            BotCommand(command=c, description=texts.plain(lang, f"commands.{c}")) for c in COMMANDS
+        ]
+        code = None if lang == "en" else lang
+        await bot.set_my_commands(commands, scope=BotCommandScopeDefault(), language_code=code)
+
+
+async def wire(rt: Runtime, config: BotConfig, bot: Bot) -> tuple[Dispatcher, Sender, PhotoIntake]:
+    """Services over the runtime's pool and JetStream, the dispatcher, the event consumer."""
+    texts = Texts.load()
+    avatars = AvatarService(rt.pool, min_photos=config.min_photos, max_photos=config.max_photos)
+
+    async def forbidden(chat_id: int) -> None:
+        await avatars.set_active(chat_id, False)
+
+    sender = Sender(
+        bot,
+        global_rate=config.send_rate_global,
+        chat_rate=config.send_rate_chat,
+        chat_burst=config.send_burst_chat,
+        on_forbidden=forbidden,
+    )
+    photo_store = await rt.js.object_store(OBJ_PHOTOS.name)
+    intake = PhotoIntake(avatars, photo_store, sender, window=config.album_window_seconds)
+    storage = await NatsKVStorage.open(rt.js)
+    dp = build_dispatcher(
+        storage,
+        config=config,
+        texts=texts,
+        avatars=avatars,
+        sender=sender,
+        intake=intake,
+        photo_store=photo_store,
+        js=rt.js,
+    )
+    events = TrainingEvents(rt.pool, sender, texts)
+    rt.run_consumer(EventConsumer(rt.js, BOT_TRAINING, events.handlers(), rt.metrics))
+    return dp, sender, intake
+
+
+async def run(config: BotConfig, stop: asyncio.Event) -> None:
+    """`python -m services.bot`: serve until `stop` is set, then drain and close."""
+    bot = build_bot(config)
+    try:
+        async with open_runtime(config.common, KitMetrics("bot"), db_role=BOT, stop=stop) as rt:
+            dp, sender, intake = await wire(rt, config, bot)
+            await set_commands(bot, dp["texts"])
+            if config.telegram_mode == "webhook":
+                await _serve_webhook(rt, config, dp, bot)
+            else:
+                await rt.start_http()
+                rt.spawn("polling", _poll(dp, bot, stop))
+            await rt.wait()
+            await intake.close()
+            await sender.close(grace=config.common.shutdown_grace_seconds / 2)
+    finally:
+        await bot.session.close()
+
+
+async def _serve_webhook(rt: Runtime, config: BotConfig, dp: Dispatcher, bot: Bot) -> None:
+    """Telegram POSTs updates to PUBLIC_BASE_URL/telegram/webhook with the secret header;
+    aiogram answers at once and handles the update in the background."""
+    handler = SimpleRequestHandler(dp, bot, secret_token=config.telegram_webhook_secret)
+    await rt.start_http([web.post(WEBHOOK_PATH, handler.handle)])
+    await bot.set_webhook(
+        config.webhook_url or "",
+        secret_token=config.telegram_webhook_secret,
+        allowed_updates=dp.resolve_used_update_types(),
+    )
+
+
+async def _poll(dp: Dispatcher, bot: Bot, stop: asyncio.Event) -> None:
+    """Long polling as a runtime task; `stop` ends it (signals belong to run_service)."""
+    with contextlib.suppress(TelegramAPIError):
+        await bot.delete_webhook(drop_pending_updates=False)
+    polling = asyncio.create_task(
+        dp.start_polling(
+            bot,
+            handle_signals=False,
+            close_bot_session=False,
+            allowed_updates=dp.resolve_used_update_types(),
+        )
+    )
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait([polling, stopper], return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if not polling.done():
+        with contextlib.suppress(RuntimeError):
+            await dp.stop_polling()
+    await polling

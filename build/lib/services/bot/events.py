@@ -1,0 +1,155 @@
+"""Training events → the avatar's status and its one progress message.
+
+Each event is claimed in `processed_events` in the same transaction as the status change,
+so redelivery does nothing twice. Status only moves forward: training → completed | error |
+cancelled. Events of an older attempt and progress after an end state are ignored. The
+message edit is queued after commit, under a per-avatar lock so a slow progress edit cannot
+overtake the final "ready".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+from weakref import WeakValueDictionary
+
+import asyncpg
+
+from contracts import (
+    Event,
+    TrainingCancelled,
+    TrainingCompleted,
+    TrainingFailed,
+    TrainingProgress,
+    TrainingSubmitted,
+)
+from contracts.jetstream import BOT_TRAINING
+from services.bot import progress
+from services.bot.avatars import COLUMNS, PRODUCER
+from services.bot.models import Avatar, AvatarStatus
+from services.bot.sender import Sender
+from services.bot.texts import Texts, Translator
+from services.kit.consumer import Delivery, Handler, Reject
+from services.kit.db import UnitOfWork
+
+log = logging.getLogger(__name__)
+CONSUMER = BOT_TRAINING.durable
+TrainingEvent = (
+    TrainingSubmitted | TrainingProgress | TrainingCompleted | TrainingFailed | TrainingCancelled
+)
+Render = Callable[[Translator, Avatar], progress.View]
+
+
+class TrainingEvents:
+    """Handlers for the `BOT_TRAINING` consumer."""
+
+    def __init__(self, pool: asyncpg.Pool, sender: Sender, texts: Texts):
+        self.pool = pool
+        self.sender = sender
+        self.texts = texts
+        self._locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
+
+    def handlers(self) -> dict[type[Event], Handler]:
+        return {
+            TrainingSubmitted: self.on_submitted,
+            TrainingProgress: self.on_progress,
+            TrainingCompleted: self.on_completed,
+            TrainingFailed: self.on_failed,
+            TrainingCancelled: self.on_cancelled,
+        }
+
+    async def on_submitted(self, e: TrainingSubmitted, _: Delivery) -> None:
+        await self._apply(e, None, lambda t, a: progress.queued(t, a))
+
+    async def on_progress(self, e: TrainingProgress, _: Delivery) -> None:
+        if e.queue_position is not None and e.progress == 0:
+            await self._apply(e, None, lambda t, a: progress.queued(t, a, e.queue_position))
+        else:
+            await self._apply(
+                e, None, lambda t, a: progress.running(t, a, e.progress, e.eta_seconds)
+            )
+
+    async def on_completed(self, e: TrainingCompleted, _: Delivery) -> None:
+        await self._apply(e, AvatarStatus.COMPLETED, progress.completed)
+
+    async def on_failed(self, e: TrainingFailed, _: Delivery) -> None:
+        await self._apply(
+            e, AvatarStatus.ERROR, lambda t, a: progress.failed(t, a, e.reason, e.retryable)
+        )
+
+    async def on_cancelled(self, e: TrainingCancelled, _: Delivery) -> None:
+        await self._apply(e, AvatarStatus.CANCELLED, progress.cancelled)
+
+    async def _apply(
+        self, event: TrainingEvent, status: AvatarStatus | None, render: Render
+    ) -> None:
+        try:
+            avatar_id = UUID(event.avatar_id)
+        except ValueError:
+            raise Reject(f"bad avatar id {event.avatar_id!r}") from None
+        lock = self._locks.setdefault(event.avatar_id, asyncio.Lock())
+        async with lock:
+            shown = await self._transition(event, avatar_id, status, render)
+            if shown is None:
+                return
+            avatar, view = shown
+            if avatar.progress_chat_id is None or avatar.progress_message_id is None:
+                pending: Any = None
+            else:
+                pending = self.sender.enqueue_edit(
+                    avatar.progress_chat_id, avatar.progress_message_id, view.text, view.markup
+                )
+        if pending is not None:
+            await pending
+        else:
+            await self._repost(avatar, view)
+
+    async def _transition(
+        self, event: TrainingEvent, avatar_id: UUID, status: AvatarStatus | None, render: Render
+    ) -> tuple[Avatar, progress.View] | None:
+        async with UnitOfWork(self.pool, PRODUCER) as uow:
+            if not await uow.claim(CONSUMER, event.event_id):
+                return None
+            row = await uow.conn.fetchrow(
+                f"SELECT {', '.join('a.' + c.strip() for c in COLUMNS.split(','))}, "
+                "u.language FROM avatars a JOIN users u ON u.id = a.user_id "
+                "WHERE a.id = $1 FOR UPDATE OF a",
+                avatar_id,
+            )
+            if row is None:
+                log.info("event for unknown avatar %s ignored", avatar_id)
+                return None
+            avatar = Avatar.from_record(row)
+            if (
+                event.attempt != avatar.training_attempt
+                or avatar.status is not AvatarStatus.TRAINING
+            ):
+                log.info(
+                    "stale %s ignored (attempt %d, avatar at %d/%s)",
+                    type(event).__name__,
+                    event.attempt,
+                    avatar.training_attempt,
+                    avatar.status,
+                )
+                return None
+            if status is not None:
+                await uow.conn.execute(
+                    "UPDATE avatars SET status = $2, updated_at = now() WHERE id = $1",
+                    avatar_id,
+                    status.value,
+                )
+        return avatar, render(Translator(self.texts, row["language"]), avatar)
+
+    async def _repost(self, avatar: Avatar, view: progress.View) -> None:
+        """No progress message is known (it was lost): send a new one and remember it."""
+        sent = await self.sender.send(avatar.user_id, view.text, view.markup)
+        if sent is not None:
+            await self.pool.execute(
+                "UPDATE avatars SET progress_chat_id = $2, progress_message_id = $3 WHERE id = $1",
+                avatar.id,
+                sent.chat.id,
+                sent.message_id,
+            )

@@ -1,0 +1,24 @@
+"""Last router: stale or forged buttons and messages nobody expected get a polite answer."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.types import CallbackQuery, Message
+
+from services.bot.keyboards import menu
+from services.bot.texts import Translator
+
+
+async def stale_button(callback: CallbackQuery, t: Translator) -> None:
+    await callback.answer(t.plain("common.stale"), show_alert=True)
+
+
+async def unexpected_message(message: Message, t: Translator) -> None:
+    await message.answer(t("common.unknown"), reply_markup=menu.main_menu(t))
+
+
+def build() -> Router:
+    router = Router(name="fallback")
+    router.callback_query.register(stale_button)
+    router.message.register(unexpected_message)
+    return router

@@ -1,0 +1,64 @@
+"""Training photos: single photos, albums and image documents while an avatar collects them."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from aiogram import Bot, F, Router
+from aiogram.fsm.context import FSMContext
+from aiogram.types import Message
+
+from services.bot.intake import PhotoIntake, Upload
+from services.bot.keyboards import menu
+from services.bot.states import Upload as UploadState
+from services.bot.texts import Translator
+
+
+async def _avatar_id(state: FSMContext) -> UUID:
+    return UUID((await state.get_data())["avatar_id"])
+
+
+async def got_photo(
+    message: Message, bot: Bot, state: FSMContext, t: Translator, intake: PhotoIntake
+) -> None:
+    """Telegram sends several sizes of a photo; the last one is the original's."""
+    assert message.photo
+    assert message.from_user
+    size = message.photo[-1]
+    upload = Upload(
+        file_id=size.file_id, file_unique_id=size.file_unique_id, file_size=size.file_size
+    )
+    await intake.receive(
+        bot, message.chat.id, message.from_user.id, await _avatar_id(state), t, upload
+    )
+
+
+async def got_document(
+    message: Message, bot: Bot, state: FSMContext, t: Translator, intake: PhotoIntake
+) -> None:
+    """Photos sent "as file" keep full quality; anything that is not an image is refused."""
+    assert message.document
+    assert message.from_user
+    doc, avatar_id = message.document, await _avatar_id(state)
+    if not (doc.mime_type or "").startswith("image/"):
+        intake.reject(message.chat.id, message.from_user.id, avatar_id, t, "not_image")
+        return
+    upload = Upload(file_id=doc.file_id, file_unique_id=doc.file_unique_id, file_size=doc.file_size)
+    await intake.receive(bot, message.chat.id, message.from_user.id, avatar_id, t, upload)
+
+
+async def other_content(message: Message, t: Translator) -> None:
+    await message.answer(t("photos.hint"))
+
+
+async def photo_without_avatar(message: Message, t: Translator) -> None:
+    await message.answer(t("photos.no_avatar"), reply_markup=menu.main_menu(t))
+
+
+def build() -> Router:
+    router = Router(name="photos")
+    router.message.register(got_photo, UploadState.photos, F.photo)
+    router.message.register(got_document, UploadState.photos, F.document)
+    router.message.register(other_content, UploadState.photos)
+    router.message.register(photo_without_avatar, F.photo | F.document)
+    return router

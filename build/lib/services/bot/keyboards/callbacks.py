@@ -1,0 +1,40 @@
+"""Typed callback data. Only ids and short codes: the rest is looked up (and ownership checked)."""
+
+from __future__ import annotations
+
+from typing import Literal
+from uuid import UUID
+
+from aiogram.filters.callback_data import CallbackData
+
+from contracts import TrainingType
+from services.bot.models import Gender
+
+
+class MenuCb(CallbackData, prefix="menu"):
+    action: Literal["main", "create", "avatars", "settings", "help"]
+
+
+class GenderCb(CallbackData, prefix="gender"):
+    value: Gender
+
+
+class TrainingTypeCb(CallbackData, prefix="training_type"):
+    """`pick` chooses at once (one click); `info` shows details with a confirm button."""
+
+    action: Literal["pick", "info", "back"]
+    value: TrainingType
+
+
+class TrainingCb(CallbackData, prefix="training"):
+    action: Literal["start", "cancel", "retry"]
+    avatar_id: UUID
+
+
+class AvatarCb(CallbackData, prefix="avatar"):
+    action: Literal["view", "rename", "delete", "delete_yes", "main", "photos"]
+    avatar_id: UUID
+
+
+class LangCb(CallbackData, prefix="lang"):
+    code: Literal["en", "ru"]

@@ -1,0 +1,113 @@
+"""asyncpg pool running as the service's DB role, and a unit of work with an outbox.
+
+Every state change and the events it causes are written in one transaction: the events
+go to the `outbox` table and a relay publishes them later, so a crash between commit and
+publish loses nothing. Consumers claim each event id in `processed_events` inside the
+same transaction as their effects, which makes redelivery harmless.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Self
+from uuid import UUID
+
+import asyncpg
+
+from contracts.base import Event, encode
+
+OUTBOX_CHANNEL = "aisha_outbox"
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(
+    url: str, role: str | None, *, min_size: int = 1, max_size: int = 10
+) -> asyncpg.Pool:
+    """A pool whose sessions run as `role`, so grants enforce one writer per column.
+
+    The role is a startup setting, so it survives the pool's `RESET ALL` between uses.
+    """
+    settings = {"application_name": f"aisha-{role or 'admin'}"}
+    if role:
+        settings["role"] = role
+    pool = await asyncpg.create_pool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings=settings,
+        init=_init_connection,
+    )
+    assert pool is not None
+    return pool
+
+
+class UnitOfWork:
+    """One transaction: claim the incoming event, change state, queue outgoing events."""
+
+    def __init__(self, pool: asyncpg.Pool, producer: str):
+        self._pool = pool
+        self._producer = producer
+        self._events: list[Event] = []
+        self._conn: asyncpg.Connection | None = None
+        self._tx: Any = None
+
+    @property
+    def conn(self) -> asyncpg.Connection:
+        if self._conn is None:
+            raise RuntimeError("unit of work is not open")
+        return self._conn
+
+    async def __aenter__(self) -> Self:
+        self._conn = await self._pool.acquire()
+        self._tx = self._conn.transaction()
+        await self._tx.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if et is None:
+                await self._flush_events()
+                await self._tx.commit()
+            else:
+                await self._tx.rollback()
+        finally:
+            conn, self._conn = self._conn, None
+            self._events.clear()
+            await self._pool.release(conn)
+
+    async def claim(self, consumer: str, event_id: str) -> bool:
+        """False when `consumer` already handled this event: the caller skips its effects."""
+        row = await self.conn.fetchval(
+            "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) "
+            "ON CONFLICT DO NOTHING RETURNING 1",
+            consumer,
+            UUID(event_id),
+        )
+        return row is not None
+
+    def publish(self, *events: Event) -> None:
+        """Queue events; they reach the outbox only if the transaction commits."""
+        self._events.extend(events)
+
+    async def _flush_events(self) -> None:
+        if not self._events:
+            return
+        await insert_outbox(self.conn, self._producer, self._events)
+
+
+async def insert_outbox(conn: asyncpg.Connection, producer: str, events: Sequence[Event]) -> None:
+    """Write events to the outbox and wake the relay when the transaction commits."""
+    await conn.executemany(
+        "INSERT INTO outbox (id, producer, subject, payload) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (id) DO NOTHING",
+        [(UUID(e.event_id), producer, e.subject, encode(e)) for e in events],
+    )
+    await conn.execute("SELECT pg_notify($1, $2)", OUTBOX_CHANNEL, producer)

@@ -1,0 +1,133 @@
+"""The relay that moves committed outbox rows to JetStream, exactly once per event id.
+
+It wakes on `NOTIFY` from committing transactions (low latency) and also polls (so a
+missed notification or a crashed peer's rows are still published). Several replicas may
+run it: `FOR UPDATE SKIP LOCKED` splits the rows, and `Nats-Msg-Id = event id` makes
+JetStream drop any republish inside the stream's duplicate window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import asyncpg
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
+
+from services.kit.db import OUTBOX_CHANNEL
+from services.kit.metrics import KitMetrics
+
+log = logging.getLogger(__name__)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        js: JetStreamContext,
+        producer: str,
+        metrics: KitMetrics,
+        *,
+        batch: int = 200,
+        poll_interval: float = 1.0,
+        retention_hours: int = 24,
+    ):
+        self._pool = pool
+        self._js = js
+        self._producer = producer
+        self._metrics = metrics
+        self._batch = batch
+        self._poll_interval = poll_interval
+        self._retention_hours = retention_hours
+        self._wake = asyncio.Event()
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload == self._producer:
+            self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        listener = await self._pool.acquire()
+        await listener.add_listener(OUTBOX_CHANNEL, self._on_notify)
+        next_housekeeping = 0.0
+        loop = asyncio.get_running_loop()
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    published = await self.flush_once()
+                except (NatsError, asyncpg.PostgresError, OSError, TimeoutError) as exc:
+                    log.warning("outbox relay paused: %s", exc)
+                    published = 0
+                    await asyncio.sleep(self._poll_interval)
+                if published >= self._batch:
+                    continue
+                if loop.time() >= next_housekeeping:
+                    next_housekeeping = loop.time() + 15.0
+                    with contextlib.suppress(asyncpg.PostgresError, OSError):
+                        await self._housekeeping()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._poll_interval):
+                        await _first(self._wake, stop)
+        finally:
+            with contextlib.suppress(asyncpg.PostgresError, OSError):
+                await listener.remove_listener(OUTBOX_CHANNEL, self._on_notify)
+            await self._pool.release(listener)
+
+    async def flush_once(self) -> int:
+        """Publish one batch of pending rows; returns how many were published."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, subject, payload FROM outbox "
+                "WHERE producer = $1 AND published_at IS NULL "
+                "ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+                self._producer,
+                self._batch,
+            )
+            done = []
+            try:
+                for row in rows:
+                    await self._js.publish(
+                        row["subject"],
+                        bytes(row["payload"]),
+                        headers={"Nats-Msg-Id": str(row["id"])},
+                    )
+                    self._metrics.events_published.labels(row["subject"], "ok").inc()
+                    done.append(row["id"])
+            except (NatsError, TimeoutError) as exc:
+                self._metrics.events_published.labels(rows[len(done)]["subject"], "error").inc()
+                log.warning("publish failed, will retry: %s", exc)
+                await conn.execute(
+                    "UPDATE outbox SET attempts = attempts + 1 WHERE id = $1", rows[len(done)]["id"]
+                )
+            if done:
+                await conn.execute(
+                    "UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])", done
+                )
+            return len(done)
+
+    async def _housekeeping(self) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                "DELETE FROM outbox WHERE producer = $1 AND published_at < now() - make_interval("
+                "hours => $2)",
+                self._producer,
+                self._retention_hours,
+            )
+            backlog = await conn.fetchval(
+                "SELECT count(*) FROM outbox WHERE producer = $1 AND published_at IS NULL",
+                self._producer,
+            )
+        self._metrics.outbox_backlog.set(backlog)
+
+
+async def _first(*events: asyncio.Event) -> None:
+    """Return when any of the events is set."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

@@ -1,0 +1,563 @@
+"""The database the code expects, in one place: tables, enums, indexes and who may write what.
+
+`metadata` is the single description of the schema (SQLAlchemy Core). Alembic's drift check
+(`services.kit.migrate.check`) compares it with a migrated database, so a migration that forgets
+something, or a change here without a migration, fails CI.
+
+`OWNERS`, `INSERTERS` and `DELETERS` describe the privileges the migrations grant to the three
+service roles: one writer per column. The integration tests check them against a live database
+by actually trying every UPDATE/INSERT/DELETE as every role. Migrations do not import this module
+(a migration is frozen history); they spell their GRANTs out and the tests keep both in step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+# --------------------------------------------------------------------------------------------
+# Roles
+# --------------------------------------------------------------------------------------------
+
+BOT: Final = "aisha_bot"
+TRAINER: Final = "aisha_trainer"
+STATUS: Final = "aisha_status"
+ROLES: Final[tuple[str, str, str]] = (BOT, TRAINER, STATUS)
+
+NAMING_CONVENTION: Final[dict[str, str]] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+# --------------------------------------------------------------------------------------------
+# Enum types (PostgreSQL CREATE TYPE ... AS ENUM)
+# --------------------------------------------------------------------------------------------
+
+AVATAR_TRAINING_TYPE_LABELS: Final = ("portrait", "style")
+FAL_FINETUNE_TYPE_LABELS: Final = ("full", "lora")
+FAL_PRIORITY_LABELS: Final = ("speed", "quality", "high_res_only")
+AVATAR_STATUS_LABELS: Final = (
+    "draft",
+    "uploading",
+    "ready",
+    "training",
+    "completed",
+    "error",
+    "cancelled",
+)
+AVATAR_GENDER_LABELS: Final = ("male", "female", "other")
+GENERATION_STATUS_LABELS: Final = ("pending", "submitted", "completed", "failed", "cancelled")
+PHOTO_STATUS_LABELS: Final = ("accepted", "rejected")
+
+
+def _enum(name: str, labels: tuple[str, ...]) -> sa.Enum:
+    return sa.Enum(*labels, name=name, metadata=metadata, native_enum=True)
+
+
+avatar_training_type = _enum("avatar_training_type", AVATAR_TRAINING_TYPE_LABELS)
+fal_finetune_type = _enum("fal_finetune_type", FAL_FINETUNE_TYPE_LABELS)
+fal_priority = _enum("fal_priority", FAL_PRIORITY_LABELS)
+avatar_status = _enum("avatar_status", AVATAR_STATUS_LABELS)
+avatar_gender = _enum("avatar_gender", AVATAR_GENDER_LABELS)
+generation_status = _enum("generation_status", GENERATION_STATUS_LABELS)
+photo_status = _enum("photo_status", PHOTO_STATUS_LABELS)
+
+#: enum type name -> labels in declaration order (what `pg_enum` must hold).
+ENUMS: Final[dict[str, tuple[str, ...]]] = {
+    "avatar_training_type": AVATAR_TRAINING_TYPE_LABELS,
+    "fal_finetune_type": FAL_FINETUNE_TYPE_LABELS,
+    "fal_priority": FAL_PRIORITY_LABELS,
+    "avatar_status": AVATAR_STATUS_LABELS,
+    "avatar_gender": AVATAR_GENDER_LABELS,
+    "generation_status": GENERATION_STATUS_LABELS,
+    "photo_status": PHOTO_STATUS_LABELS,
+}
+
+# --------------------------------------------------------------------------------------------
+# Column helpers
+# --------------------------------------------------------------------------------------------
+
+TZ = sa.DateTime(timezone=True)
+NOW = sa.text("now()")
+
+
+def _uuid_pk() -> sa.Column[Any]:
+    return sa.Column("id", sa.Uuid(), primary_key=True, server_default=sa.text("gen_random_uuid()"))
+
+
+def _created_at() -> sa.Column[Any]:
+    return sa.Column("created_at", TZ, nullable=False, server_default=NOW)
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=False),  # Telegram user id
+    sa.Column("username", sa.Text()),
+    sa.Column("first_name", sa.Text(), nullable=False, server_default=""),
+    sa.Column("language", sa.Text(), nullable=False, server_default="en"),
+    sa.Column("is_active", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("is_admin", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column(
+        "main_avatar_id",
+        sa.Uuid(),
+        sa.ForeignKey("avatars.id", ondelete="SET NULL", use_alter=True),
+    ),
+    _created_at(),
+    sa.Column("last_seen_at", TZ),
+    sa.CheckConstraint("language IN ('ru', 'en')", name="language"),
+)
+
+avatars = sa.Table(
+    "avatars",
+    metadata,
+    # --- bot: identity and the user's choices --------------------------------------------
+    _uuid_pk(),
+    sa.Column(
+        "user_id",
+        sa.BigInteger(),
+        sa.ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("gender", avatar_gender, nullable=False),
+    sa.Column("status", avatar_status, nullable=False, server_default="draft"),
+    sa.Column("training_type", avatar_training_type, nullable=False, server_default="portrait"),
+    sa.Column("fal_priority", fal_priority, nullable=False, server_default="quality"),
+    sa.Column("trigger_word", sa.Text(), nullable=False),
+    sa.Column("training_attempt", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("photo_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("generation_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("progress_chat_id", sa.BigInteger()),
+    sa.Column("progress_message_id", sa.BigInteger()),
+    sa.Column("keep_photos", sa.Boolean(), nullable=False, server_default=sa.false()),
+    _created_at(),
+    sa.Column("updated_at", TZ, nullable=False, server_default=NOW),
+    # --- trainer: what was sent to FAL ----------------------------------------------------
+    sa.Column("fal_request_id", sa.Text()),
+    sa.Column("fal_endpoint", sa.Text()),
+    sa.Column("finetune_type", fal_finetune_type),
+    sa.Column("finetune_comment", sa.Text()),
+    sa.Column("learning_rate", sa.Double()),
+    sa.Column("steps", sa.Integer()),
+    sa.Column("lora_rank", sa.Integer()),
+    sa.Column("trigger_phrase", sa.Text()),
+    sa.Column("multiresolution_training", sa.Boolean()),
+    sa.Column("subject_crop", sa.Boolean()),
+    sa.Column("create_masks", sa.Boolean()),
+    sa.Column("captioning", sa.Boolean()),
+    sa.Column("webhook_url", sa.Text()),
+    sa.Column("images_data_url", sa.Text()),
+    sa.Column("submitted_attempt", sa.Integer()),
+    sa.Column("submitted_at", TZ),
+    sa.Column("cost_usd", sa.Numeric(10, 4)),
+    # --- status: what FAL said -------------------------------------------------------------
+    sa.Column("fal_status", sa.Text()),
+    sa.Column("training_progress", sa.SmallInteger(), nullable=False, server_default="0"),
+    sa.Column("queue_position", sa.Integer()),
+    sa.Column("training_logs", sa.Text()),
+    sa.Column("training_error", sa.Text()),
+    sa.Column("last_status_check", TZ),
+    sa.Column("fal_response_data", postgresql.JSONB()),
+    sa.Column("diffusers_lora_file_url", sa.Text()),
+    sa.Column("config_file_url", sa.Text()),
+    sa.Column("training_started_at", TZ),
+    sa.Column("training_finished_at", TZ),
+    sa.Column("tracked_attempt", sa.Integer()),
+    sa.Column("next_poll_at", TZ),
+    sa.Column("poll_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.CheckConstraint("char_length(name) BETWEEN 1 AND 64", name="name_length"),
+    sa.CheckConstraint("training_progress BETWEEN 0 AND 100", name="training_progress_range"),
+    sa.Index("ix_avatars_fal_request_id", "fal_request_id"),
+    sa.Index("ix_avatars_training_type", "training_type"),
+    sa.Index("ix_avatars_user_id", "user_id", "created_at"),
+    sa.Index(
+        "ix_avatars_poll_due",
+        "next_poll_at",
+        postgresql_where=sa.text("fal_request_id IS NOT NULL AND training_finished_at IS NULL"),
+    ),
+)
+
+photos = sa.Table(
+    "photos",
+    metadata,
+    _uuid_pk(),
+    sa.Column(
+        "avatar_id",
+        sa.Uuid(),
+        sa.ForeignKey("avatars.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("user_id", sa.BigInteger(), nullable=False),
+    sa.Column("object_name", sa.Text(), nullable=False),
+    sa.Column("sha256", sa.Text(), nullable=False),
+    sa.Column("size_bytes", sa.Integer()),
+    sa.Column("width", sa.Integer()),
+    sa.Column("height", sa.Integer()),
+    sa.Column("format", sa.Text()),
+    sa.Column("status", photo_status, nullable=False),
+    sa.Column("error", sa.Text()),
+    sa.Column("telegram_file_id", sa.Text()),
+    sa.Column("telegram_file_unique_id", sa.Text()),
+    _created_at(),
+    sa.UniqueConstraint("avatar_id", "sha256"),
+    sa.Index("ix_photos_avatar_id", "avatar_id"),
+)
+
+fal_submissions = sa.Table(
+    "fal_submissions",
+    metadata,
+    _uuid_pk(),
+    sa.Column("kind", sa.Text(), nullable=False),
+    sa.Column("subject_id", sa.Uuid(), nullable=False),  # avatar id or generation id
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("idempotency_key", sa.Text(), nullable=False),
+    sa.Column("endpoint", sa.Text(), nullable=False),
+    sa.Column("state", sa.Text(), nullable=False),
+    sa.Column("request_id", sa.Text()),
+    sa.Column("error", sa.Text()),
+    _created_at(),
+    sa.Column("submitted_at", TZ),
+    sa.Column("updated_at", TZ, nullable=False, server_default=NOW),
+    sa.CheckConstraint("kind IN ('training', 'generation')", name="kind"),
+    sa.CheckConstraint("state IN ('submitting', 'submitted', 'failed', 'cancelled')", name="state"),
+    sa.UniqueConstraint("idempotency_key"),
+    sa.UniqueConstraint("request_id"),
+)
+
+generations = sa.Table(
+    "generations",
+    metadata,
+    # --- bot -------------------------------------------------------------------------------
+    _uuid_pk(),
+    sa.Column(
+        "user_id",
+        sa.BigInteger(),
+        sa.ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("avatar_id", sa.Uuid(), sa.ForeignKey("avatars.id", ondelete="SET NULL")),
+    sa.Column("prompt", sa.Text(), nullable=False),
+    sa.Column("user_prompt", sa.Text()),
+    sa.Column("style_id", sa.Text()),
+    sa.Column("aspect_ratio", sa.Text(), nullable=False),
+    sa.Column("num_images", sa.SmallInteger(), nullable=False),
+    sa.Column("seed", sa.BigInteger(), nullable=False),
+    sa.Column("lora_scale", sa.REAL()),
+    sa.Column("status", generation_status, nullable=False, server_default="pending"),
+    _created_at(),
+    sa.Column("parent_id", sa.Uuid(), sa.ForeignKey("generations.id", ondelete="SET NULL")),
+    sa.Column("progress_chat_id", sa.BigInteger()),
+    sa.Column("progress_message_id", sa.BigInteger()),
+    # --- trainer ---------------------------------------------------------------------------
+    sa.Column("fal_request_id", sa.Text()),
+    sa.Column("fal_endpoint", sa.Text()),
+    sa.Column("submitted_at", TZ),
+    sa.Column("cost_usd", sa.Numeric(10, 4)),
+    # --- status ----------------------------------------------------------------------------
+    sa.Column("fal_status", sa.Text()),
+    sa.Column("fal_response_data", postgresql.JSONB()),
+    sa.Column("error", sa.Text()),
+    sa.Column("finished_at", TZ),
+    sa.Column("last_status_check", TZ),
+    sa.Column("next_poll_at", TZ),
+    sa.Column("poll_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.CheckConstraint("num_images BETWEEN 1 AND 4", name="num_images_range"),
+    sa.Index("ix_generations_fal_request_id", "fal_request_id"),
+    sa.Index("ix_generations_user_id", "user_id", "created_at"),
+    sa.Index(
+        "ix_generations_poll_due",
+        "next_poll_at",
+        postgresql_where=sa.text("fal_request_id IS NOT NULL AND finished_at IS NULL"),
+    ),
+)
+
+generated_images = sa.Table(
+    "generated_images",
+    metadata,
+    # --- status (inserts the stored results) ------------------------------------------------
+    _uuid_pk(),
+    sa.Column(
+        "generation_id",
+        sa.Uuid(),
+        sa.ForeignKey("generations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("user_id", sa.BigInteger(), nullable=False),
+    sa.Column("position", sa.SmallInteger(), nullable=False),
+    sa.Column("object_name", sa.Text(), nullable=False),
+    sa.Column("width", sa.Integer()),
+    sa.Column("height", sa.Integer()),
+    sa.Column("content_type", sa.Text()),
+    sa.Column("nsfw", sa.Boolean(), nullable=False, server_default=sa.false()),
+    _created_at(),
+    # --- bot -------------------------------------------------------------------------------
+    sa.Column("telegram_file_id", sa.Text()),
+    sa.Column("is_favorite", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.UniqueConstraint("generation_id", "position"),
+    sa.Index("ix_generated_images_user_id", "user_id", "created_at"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),  # the event_id, also the Nats-Msg-Id
+    sa.Column("producer", sa.Text(), nullable=False),
+    sa.Column("subject", sa.Text(), nullable=False),
+    sa.Column("payload", sa.LargeBinary(), nullable=False),
+    sa.Column("headers", postgresql.JSONB()),
+    _created_at(),
+    sa.Column("published_at", TZ),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.CheckConstraint("producer IN ('bot', 'trainer', 'status')", name="producer"),
+    sa.Index(
+        "ix_outbox_unpublished",
+        "created_at",
+        postgresql_where=sa.text("published_at IS NULL"),
+    ),
+)
+
+processed_events = sa.Table(
+    "processed_events",
+    metadata,
+    sa.Column("consumer", sa.Text(), primary_key=True),
+    sa.Column("event_id", sa.Uuid(), primary_key=True),
+    sa.Column("processed_at", TZ, nullable=False, server_default=NOW),
+    sa.Index("ix_processed_events_processed_at", "processed_at"),
+)
+
+fal_webhooks = sa.Table(
+    "fal_webhooks",
+    metadata,
+    sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),  # bigserial
+    sa.Column("request_id", sa.Text(), nullable=False),
+    sa.Column("received_at", TZ, nullable=False, server_default=NOW),
+    sa.Column("fal_timestamp", sa.BigInteger()),
+    sa.Column("body", postgresql.JSONB(), nullable=False),
+    sa.Column("processed_at", TZ),
+    sa.Column("idempotency_key", sa.Text()),
+    sa.Index("ix_fal_webhooks_request_id", "request_id"),
+    sa.Index(
+        "ix_fal_webhooks_idempotency_key",
+        "idempotency_key",
+        postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+    ),
+    sa.Index(
+        "ix_fal_webhooks_unprocessed",
+        "received_at",
+        postgresql_where=sa.text("processed_at IS NULL"),
+    ),
+)
+
+share_links = sa.Table(
+    "share_links",
+    metadata,
+    # --- bot: a revocable deep link (`/start share_<token>`) to one generated image ---------
+    sa.Column("token", sa.Text(), primary_key=True),
+    sa.Column(
+        "image_id",
+        sa.Uuid(),
+        sa.ForeignKey("generated_images.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("user_id", sa.BigInteger(), nullable=False),
+    _created_at(),
+    sa.Column("revoked_at", TZ),
+    sa.Index("ix_share_links_image_id", "image_id"),
+)
+
+# --------------------------------------------------------------------------------------------
+# Privileges: one writer per column
+# --------------------------------------------------------------------------------------------
+
+#: table -> role -> the columns that role may UPDATE. Primary keys, `created_at` and the columns
+#: that tie a row to its parent or identity (user_id, avatar_id/generation_id of child rows, the
+#: ledger's idempotency key) are written once on INSERT and never updated by anyone; foreign-key
+#: actions (ON DELETE CASCADE / SET NULL) run as the table owner and need no grant.
+OWNERS: Final[dict[str, dict[str, frozenset[str]]]] = {
+    "users": {
+        BOT: frozenset(
+            {
+                "username",
+                "first_name",
+                "language",
+                "is_active",
+                "is_admin",
+                "main_avatar_id",
+                "last_seen_at",
+            }
+        ),
+    },
+    "avatars": {
+        BOT: frozenset(
+            {
+                "name",
+                "gender",
+                "status",
+                "training_type",
+                "fal_priority",
+                "trigger_word",
+                "training_attempt",
+                "photo_count",
+                "generation_count",
+                "progress_chat_id",
+                "progress_message_id",
+                "keep_photos",
+                "updated_at",
+            }
+        ),
+        TRAINER: frozenset(
+            {
+                "fal_request_id",
+                "fal_endpoint",
+                "finetune_type",
+                "finetune_comment",
+                "learning_rate",
+                "steps",
+                "lora_rank",
+                "trigger_phrase",
+                "multiresolution_training",
+                "subject_crop",
+                "create_masks",
+                "captioning",
+                "webhook_url",
+                "images_data_url",
+                "submitted_attempt",
+                "submitted_at",
+                "cost_usd",
+            }
+        ),
+        STATUS: frozenset(
+            {
+                "fal_status",
+                "training_progress",
+                "queue_position",
+                "training_logs",
+                "training_error",
+                "last_status_check",
+                "fal_response_data",
+                "diffusers_lora_file_url",
+                "config_file_url",
+                "training_started_at",
+                "training_finished_at",
+                "tracked_attempt",
+                "next_poll_at",
+                "poll_count",
+            }
+        ),
+    },
+    "photos": {
+        BOT: frozenset(
+            {
+                "object_name",
+                "sha256",
+                "size_bytes",
+                "width",
+                "height",
+                "format",
+                "status",
+                "error",
+                "telegram_file_id",
+                "telegram_file_unique_id",
+            }
+        ),
+    },
+    "fal_submissions": {
+        TRAINER: frozenset(
+            {"endpoint", "state", "request_id", "error", "submitted_at", "updated_at"}
+        ),
+    },
+    "generations": {
+        BOT: frozenset(
+            {
+                "prompt",
+                "user_prompt",
+                "style_id",
+                "aspect_ratio",
+                "num_images",
+                "seed",
+                "lora_scale",
+                "status",
+                "progress_chat_id",
+                "progress_message_id",
+            }
+        ),
+        TRAINER: frozenset({"fal_request_id", "fal_endpoint", "submitted_at", "cost_usd"}),
+        STATUS: frozenset(
+            {
+                "fal_status",
+                "fal_response_data",
+                "error",
+                "finished_at",
+                "last_status_check",
+                "next_poll_at",
+                "poll_count",
+            }
+        ),
+    },
+    "generated_images": {
+        BOT: frozenset({"telegram_file_id", "is_favorite"}),
+    },
+    # Shared infrastructure: every service relays its own outbox rows.
+    "outbox": {role: frozenset({"published_at", "attempts"}) for role in ROLES},
+    "processed_events": {},
+    "fal_webhooks": {
+        STATUS: frozenset({"processed_at"}),
+    },
+    "share_links": {
+        BOT: frozenset({"revoked_at"}),
+    },
+}
+
+#: table -> roles that may INSERT rows.
+INSERTERS: Final[dict[str, frozenset[str]]] = {
+    "users": frozenset({BOT}),
+    "avatars": frozenset({BOT}),
+    "photos": frozenset({BOT}),
+    "fal_submissions": frozenset({TRAINER}),
+    "generations": frozenset({BOT}),
+    "generated_images": frozenset({STATUS}),
+    "outbox": frozenset(ROLES),
+    "processed_events": frozenset(ROLES),
+    "fal_webhooks": frozenset({STATUS}),
+    "share_links": frozenset({BOT}),
+}
+
+#: table -> roles that may DELETE rows.
+DELETERS: Final[dict[str, frozenset[str]]] = {
+    "users": frozenset({BOT}),
+    "avatars": frozenset({BOT}),
+    "photos": frozenset({BOT}),
+    "fal_submissions": frozenset(),
+    "generations": frozenset({BOT}),
+    "generated_images": frozenset({BOT}),
+    "outbox": frozenset(ROLES),
+    "processed_events": frozenset(ROLES),
+    "fal_webhooks": frozenset({STATUS}),  # pruning old webhook bodies
+    "share_links": frozenset({BOT}),
+}
+
+#: sequence -> roles that need USAGE on it (nextval() behind a serial column they INSERT into).
+SEQUENCE_USERS: Final[dict[str, frozenset[str]]] = {
+    "fal_webhooks_id_seq": frozenset({STATUS}),
+}
+
+
+def owner_of(table: str, column: str) -> str | None:
+    """The role that may UPDATE `table.column`, or None if nobody may (set once on INSERT).
+
+    Shared columns (the outbox's) have several; this returns None for them too.
+    """
+    writers = [role for role, cols in OWNERS.get(table, {}).items() if column in cols]
+    return writers[0] if len(writers) == 1 else None

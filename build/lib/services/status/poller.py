@@ -1,0 +1,146 @@
+"""Polling: the progress source while a job runs, and the fallback when a webhook is lost.
+
+Replicas share the work through `FOR UPDATE SKIP LOCKED` on due rows (index
+`ix_avatars_poll_due`); each claimed row's next poll is pushed out before FAL is asked,
+so a crash cannot make two replicas poll the same job in a tight loop. A token bucket
+caps this replica's FAL request rate; failures back the job off exponentially.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+import asyncpg
+import fal_client
+import httpx
+
+from services.status.metrics import StatusMetrics
+from services.status.progress import format_logs, progress_from_logs
+from services.status.tracking import Tracker
+from services.status.webhooks import WebhookReceiver
+
+log = logging.getLogger(__name__)
+
+_CLAIM = """
+WITH due AS (
+    SELECT id FROM avatars
+    WHERE fal_request_id IS NOT NULL AND training_finished_at IS NULL
+      AND next_poll_at <= now()
+    ORDER BY next_poll_at LIMIT $1 FOR UPDATE SKIP LOCKED
+)
+UPDATE avatars a SET next_poll_at = now() + make_interval(secs => $2),
+    poll_count = poll_count + 1
+FROM due WHERE a.id = due.id
+RETURNING a.id, a.fal_request_id, a.fal_endpoint, a.training_progress, a.poll_count
+"""
+
+_FAL_ERRORS = (fal_client.client.FalClientError, httpx.HTTPError, TimeoutError, OSError)
+
+
+class TokenBucket:
+    """`rate` requests per second with a burst of `rate`; `take` waits for a token."""
+
+    def __init__(self, rate: float):
+        self._rate = rate
+        self._tokens = rate
+        self._last = time.monotonic()
+
+    async def take(self) -> None:
+        while True:
+            now = time.monotonic()
+            self._tokens = min(self._rate, self._tokens + (now - self._last) * self._rate)
+            self._last = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return
+            await asyncio.sleep((1 - self._tokens) / self._rate)
+
+
+@dataclass
+class Poller:
+    pool: asyncpg.Pool
+    fal: fal_client.AsyncClient
+    tracker: Tracker
+    webhooks: WebhookReceiver
+    metrics: StatusMetrics
+    interval: float
+    batch: int
+    budget: TokenBucket
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                polled = await self.poll_once()
+                await self.webhooks.sweep()
+            except (asyncpg.PostgresError, OSError) as exc:
+                log.warning("poll cycle failed: %s", exc)
+                polled = 0
+            if polled < self.batch:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(1.0, self.interval)):
+                        await stop.wait()
+
+    async def poll_once(self) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_CLAIM, self.batch, self.interval)
+        for row in rows:
+            await self.budget.take()
+            await self._poll(row)
+        return len(rows)
+
+    async def _poll(self, row: asyncpg.Record) -> None:
+        request_id, endpoint = row["fal_request_id"], row["fal_endpoint"]
+        try:
+            status = await self.fal.status(endpoint, request_id, with_logs=True)
+            if isinstance(status, fal_client.Completed):
+                logs = format_logs(status.logs or [])
+                if status.error:
+                    await self.tracker.finish(
+                        request_id, ok=False, payload=None, error=status.error, logs=logs
+                    )
+                else:
+                    result = await self.fal.result(endpoint, request_id)
+                    await self.tracker.finish(
+                        request_id, ok=True, payload=dict(result), error=None, logs=logs
+                    )
+                self.metrics.polls.labels("completed").inc()
+                return
+        except _FAL_ERRORS as exc:
+            self.metrics.polls.labels("error").inc()
+            await self._back_off(row, exc)
+            return
+        if isinstance(status, fal_client.Queued):
+            await self.tracker.progress(
+                request_id,
+                "IN_QUEUE",
+                0,
+                status.position,
+                None,
+                {"queue_position": status.position},
+            )
+        elif isinstance(status, fal_client.InProgress):
+            entries = status.logs or []
+            pct = progress_from_logs(entries, row["training_progress"])
+            await self.tracker.progress(
+                request_id,
+                "IN_PROGRESS",
+                pct,
+                None,
+                format_logs(entries),
+                {"status": "IN_PROGRESS"},
+            )
+        self.metrics.polls.labels("ok").inc()
+
+    async def _back_off(self, row: asyncpg.Record, exc: Exception) -> None:
+        delay = min(300.0, self.interval * 2 ** min(row["poll_count"], 8))
+        log.warning("poll of %s failed, next in %.0fs: %s", row["fal_request_id"], delay, exc)
+        await self.pool.execute(
+            "UPDATE avatars SET next_poll_at = now() + make_interval(secs => $2),"
+            " last_status_check = now() WHERE id = $1",
+            row["id"],
+            delay,
+        )

@@ -1,0 +1,1 @@
+"""The FAL gateway: builds photo archives, submits trainings, never pays twice."""

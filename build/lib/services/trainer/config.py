@@ -1,0 +1,70 @@
+"""Trainer configuration: FAL credentials, webhook base URL, limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.kit.config import CommonConfig, ConfigError, Env
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainerConfig:
+    common: CommonConfig
+    fal_key: str
+    public_base_url: str
+    fal_test_mode: bool
+    max_concurrent_trainings: int
+    daily_spend_limit_usd: float
+    training_cost_per_1000_steps_usd: float
+    generation_lora_scale: float = 1.0
+    generation_cost_per_megapixel_usd: float = 0.035
+    describe_timeout_seconds: float = 40.0
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.public_base_url.rstrip('/')}/fal/webhook"
+
+    @classmethod
+    def from_env(cls, env: Env) -> TrainerConfig:
+        fal_key = env.text("FAL_KEY")
+        if ":" not in fal_key:
+            raise ConfigError("FAL_KEY: expected '<key id>:<key secret>' as issued by FAL")
+        test_mode = env.flag("FAL_TRAINING_TEST_MODE", False)
+        if test_mode and not (env.optional("HTTPS_PROXY") and env.optional("SSL_CERT_FILE")):
+            raise ConfigError(
+                "FAL_TRAINING_TEST_MODE: true needs the FAL emulator's HTTPS_PROXY and "
+                "SSL_CERT_FILE (start the stack with ./scripts/run)"
+            )
+        return cls(
+            common=CommonConfig.from_env(env, "trainer", 8082),
+            fal_key=fal_key,
+            public_base_url=env.url("PUBLIC_BASE_URL", ("http", "https")),
+            fal_test_mode=test_mode,
+            max_concurrent_trainings=env.integer("TRAINER_MAX_CONCURRENT", 4, minimum=1),
+            daily_spend_limit_usd=env.number("TRAINER_DAILY_SPEND_LIMIT_USD", 100.0),
+            training_cost_per_1000_steps_usd=env.number("TRAINER_COST_PER_1000_STEPS_USD", 2.0),
+            generation_lora_scale=_lora_scale(env),
+            generation_cost_per_megapixel_usd=env.number(
+                "GENERATION_COST_PER_MEGAPIXEL_USD", 0.035
+            ),
+            describe_timeout_seconds=_describe_timeout(env),
+        )
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self.fal_key, self.fal_key.partition(":")[2], *self.common.secrets())
+
+
+def _lora_scale(env: Env) -> float:
+    """FLUX LoRA strength: 0 ignores the avatar, above ~2 the picture falls apart."""
+    value = env.number("GENERATION_LORA_SCALE", 1.0)
+    if not 0.0 < value <= 2.0:
+        raise ConfigError(f"GENERATION_LORA_SCALE: expected a number in (0, 2], got {value}")
+    return value
+
+
+def _describe_timeout(env: Env) -> float:
+    """A caption is awaited inside one delivery, so it must end before the ack wait (60 s)."""
+    value = env.number("TRAINER_DESCRIBE_TIMEOUT_SECONDS", 40.0)
+    if not 1.0 <= value <= 50.0:
+        raise ConfigError(f"TRAINER_DESCRIBE_TIMEOUT_SECONDS: expected 1..50, got {value}")
+    return value

@@ -1,0 +1,88 @@
+"""The only place that talks to FAL, through the unmodified fal-client.
+
+FAL traffic honours HTTPS_PROXY / NO_PROXY / SSL_CERT_FILE (httpx reads them), which is
+how the sandbox routes it to the FAL emulator. Errors are sorted into "try again later"
+and "this input will never work" so callers can decide without parsing messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import fal_client
+import httpx
+
+log = logging.getLogger(__name__)
+
+
+class FalRetryable(Exception):
+    """FAL or the network failed in a way that may pass (5xx, 429, timeout)."""
+
+
+class FalRejected(Exception):
+    """FAL refused the input (4xx other than 408/409/429): retrying cannot help."""
+
+
+class FalTimeout(FalRetryable):
+    """A job waited on synchronously did not finish in time (it was cancelled at FAL)."""
+
+
+def _classify(exc: Exception) -> Exception:
+    if isinstance(exc, fal_client.client.FalClientHTTPError):
+        status = exc.status_code
+        if status in (408, 409, 429) or status >= 500:
+            return FalRetryable(f"FAL answered {status}")
+        return FalRejected(f"FAL answered {status}: {exc.message[:300]}")
+    if isinstance(exc, httpx.HTTPStatusError):
+        status = exc.response.status_code
+        if status in (408, 409, 429) or status >= 500:
+            return FalRetryable(f"FAL answered {status}")
+        return FalRejected(f"FAL answered {status}")
+    return FalRetryable(f"{type(exc).__name__}: {exc}")
+
+
+_ERRORS = (fal_client.client.FalClientError, httpx.HTTPError, TimeoutError, OSError)
+
+
+class FalGateway:
+    def __init__(self, key: str, timeout: float = 60.0):
+        self._client = fal_client.AsyncClient(key=key, default_timeout=timeout)
+
+    async def upload(self, data: bytes, content_type: str, file_name: str) -> str:
+        try:
+            return await self._client.upload(data, content_type, file_name)
+        except _ERRORS as exc:
+            raise _classify(exc) from exc
+
+    async def submit(self, endpoint: str, arguments: dict[str, Any], webhook_url: str) -> str:
+        """Queue a job; returns FAL's request id."""
+        try:
+            handle = await self._client.submit(endpoint, arguments, webhook_url=webhook_url)
+        except _ERRORS as exc:
+            raise _classify(exc) from exc
+        return str(handle.request_id)
+
+    async def run_queued(
+        self, endpoint: str, arguments: dict[str, Any], timeout: float
+    ) -> dict[str, Any]:
+        """Submit through the queue and wait for the result, at most `timeout` seconds.
+
+        For quick jobs (captions) whose answer the caller needs at once; on timeout
+        fal-client cancels the request, so an abandoned job does not run on.
+        """
+        try:
+            result = await self._client.subscribe(
+                endpoint, arguments, interval=0.25, client_timeout=timeout
+            )
+        except fal_client.client.FalClientTimeoutError as exc:
+            raise FalTimeout(f"{endpoint} did not finish within {timeout:.0f}s") from exc
+        except _ERRORS as exc:
+            raise _classify(exc) from exc
+        return dict(result)
+
+    async def cancel(self, endpoint: str, request_id: str) -> None:
+        try:
+            await self._client.cancel(endpoint, request_id)
+        except _ERRORS as exc:
+            raise _classify(exc) from exc

@@ -1,0 +1,62 @@
+"""Composition of the generation features (kept out of `bootstrap.py`, which only calls
+`wire_generation` and passes the result to the dispatcher as handler arguments)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram import Bot
+from aiogram.fsm.storage.base import BaseStorage
+
+from contracts.jetstream import BOT_GENERATION, OBJ_IMAGES
+from services.bot.avatars import AvatarService
+from services.bot.config import BotConfig
+from services.bot.describe import Describer
+from services.bot.export import Exporter
+from services.bot.generation_events import GenerationEvents
+from services.bot.generations import GenerationService
+from services.bot.images import ImageService
+from services.bot.prompts import Catalogue
+from services.bot.results import ResultDelivery
+from services.bot.sender import Sender
+from services.bot.texts import Texts
+from services.kit.consumer import EventConsumer
+from services.kit.runtime import Runtime
+
+
+async def wire_generation(
+    rt: Runtime,
+    config: BotConfig,
+    bot: Bot,
+    *,
+    avatars: AvatarService,
+    sender: Sender,
+    texts: Texts,
+    storage: BaseStorage,
+) -> dict[str, Any]:
+    """Services for the generation, gallery, share and inline handlers (by parameter name),
+    and the `BOT_GENERATION` consumer running on the runtime."""
+    styles = Catalogue.load()
+    image_store = await rt.js.object_store(OBJ_IMAGES.name)
+    generations = GenerationService(rt.pool, max_active=config.max_concurrent_generations)
+    images = ImageService(rt.pool)
+    describer = Describer(rt.pool, image_store)
+    events = GenerationEvents(
+        generations,
+        avatars,
+        ResultDelivery(images, image_store, sender, styles),
+        describer,
+        sender,
+        texts,
+        storage,
+        bot.id,
+    )
+    rt.run_consumer(EventConsumer(rt.js, BOT_GENERATION, events.handlers(), rt.metrics))
+    return {
+        "styles": styles,
+        "image_store": image_store,
+        "generations": generations,
+        "images": images,
+        "describer": describer,
+        "exporter": Exporter(images, image_store),
+    }

@@ -1,0 +1,181 @@
+"""Erasing a user (`/delete_me`) and the per-avatar "keep my photos" choice.
+
+Erasure is two steps on purpose. Every row goes in ONE transaction (share links, generated
+images, generations, photos, avatars, the user), which also queues a cancel for each
+training still running, so the trainer stops paying for a model nobody will see. Only after
+the commit are the stored files removed. A crash between the two leaves nothing but orphan
+objects that no row points to; `retention.RetentionSweeper` removes those. Running it again
+is harmless: there is nothing left to find, and missing objects are skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from uuid import UUID
+
+import asyncpg
+from nats.errors import Error as NatsError
+from nats.js.kv import KeyValue
+from nats.js.object_store import ObjectStore
+
+from contracts import TrainingCancelRequested, derived_event_id, utcnow
+from contracts.jetstream import KV_TRAINING_STATUS, OBJ_IMAGES, OBJ_PHOTOS
+from services.bot.avatars import PRODUCER
+from services.bot.config import BotConfig
+from services.bot.retention import RetentionSweeper
+from services.kit.db import UnitOfWork
+from services.kit.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# Rows of the user's generations, by ownership or by parentage (either suffices).
+_IMAGES = (
+    "FROM generated_images WHERE user_id = $1 OR generation_id IN "
+    "(SELECT id FROM generations WHERE user_id = $1)"
+)
+_PHOTOS = (
+    "FROM photos WHERE user_id = $1 OR avatar_id IN (SELECT id FROM avatars WHERE user_id = $1)"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataSummary:
+    """What `/delete_me` will remove, shown before the user confirms."""
+
+    avatars: int
+    photos: int
+    images: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Erasure:
+    """What the transaction removed, and the stored files still to delete."""
+
+    avatars: list[UUID] = field(default_factory=list)
+    photo_objects: list[str] = field(default_factory=list)
+    image_objects: list[str] = field(default_factory=list)
+    cancelled: int = 0
+
+
+class PrivacyService:
+    """The bot's side of a user's right to be forgotten."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        photo_store: ObjectStore,
+        image_store: ObjectStore,
+        status_cache: KeyValue | None = None,
+    ):
+        self.pool = pool
+        self.photo_store = photo_store
+        self.image_store = image_store
+        self.status_cache = status_cache
+
+    async def summary(self, user_id: int) -> DataSummary:
+        row = await self.pool.fetchrow(
+            "SELECT (SELECT count(*) FROM avatars WHERE user_id = $1) AS avatars, "
+            f"(SELECT count(*) {_PHOTOS}) AS photos, (SELECT count(*) {_IMAGES}) AS images",
+            user_id,
+        )
+        return DataSummary(avatars=row["avatars"], photos=row["photos"], images=row["images"])
+
+    async def erase(self, user_id: int) -> Erasure:
+        """Rows first (one transaction), then files; idempotent."""
+        erasure = await self.erase_rows(user_id)
+        await self.remove_objects(erasure)
+        log.info(
+            "user data erased",
+            extra={"avatars": len(erasure.avatars), "cancelled": erasure.cancelled},
+        )
+        return erasure
+
+    async def erase_rows(self, user_id: int) -> Erasure:
+        """Every row of the user in one transaction; returns the object names to delete."""
+        async with UnitOfWork(self.pool, PRODUCER) as uow:
+            conn = uow.conn
+            # Locking the avatars first makes a concurrent photo upload wait, then find its
+            # avatar gone (and drop its own object), instead of slipping a row in.
+            avatars = await conn.fetch(
+                "SELECT id, status, training_attempt FROM avatars WHERE user_id = $1 "
+                "ORDER BY id FOR UPDATE",
+                user_id,
+            )
+            photos = await conn.fetch(f"SELECT object_name {_PHOTOS}", user_id)
+            images = await conn.fetch(f"SELECT object_name {_IMAGES}", user_id)
+            await conn.execute(
+                f"DELETE FROM share_links WHERE user_id = $1 OR image_id IN (SELECT id {_IMAGES})",
+                user_id,
+            )
+            await conn.execute(f"DELETE {_IMAGES}", user_id)
+            await conn.execute("DELETE FROM generations WHERE user_id = $1", user_id)
+            await conn.execute(f"DELETE {_PHOTOS}", user_id)
+            await conn.execute("DELETE FROM avatars WHERE user_id = $1", user_id)
+            await conn.execute("DELETE FROM users WHERE id = $1", user_id)
+            training = [a for a in avatars if a["status"] == "training"]
+            for avatar in training:
+                uow.publish(
+                    TrainingCancelRequested(
+                        # the same id a Cancel press would use: JetStream keeps one of them
+                        event_id=derived_event_id(
+                            "cancel_requested", avatar["id"], avatar["training_attempt"]
+                        ),
+                        occurred_at=utcnow(),
+                        avatar_id=str(avatar["id"]),
+                        user_id=user_id,
+                        attempt=avatar["training_attempt"],
+                    )
+                )
+        return Erasure(
+            avatars=[a["id"] for a in avatars],
+            photo_objects=[r["object_name"] for r in photos],
+            image_objects=[r["object_name"] for r in images],
+            cancelled=len(training),
+        )
+
+    async def remove_objects(self, erasure: Erasure) -> int:
+        """Delete the files and cached statuses; ones already gone are skipped."""
+        removed = 0
+        for store, names in (
+            (self.photo_store, erasure.photo_objects),
+            (self.image_store, erasure.image_objects),
+        ):
+            for name in names:
+                with contextlib.suppress(NatsError):
+                    await store.delete(name)
+                    removed += 1
+        if self.status_cache is not None:
+            for avatar_id in erasure.avatars:
+                with contextlib.suppress(NatsError):
+                    await self.status_cache.purge(str(avatar_id))
+        return removed
+
+    async def set_keep_photos(self, user_id: int, avatar_id: UUID, keep: bool) -> int | None:
+        """Record the choice; returns how many training photos are still stored (None: not
+        this user's avatar)."""
+        stored: int | None = await self.pool.fetchval(
+            "UPDATE avatars SET keep_photos = $3, updated_at = now() "
+            "WHERE id = $1 AND user_id = $2 "
+            "RETURNING (SELECT count(*) FROM photos WHERE avatar_id = $1)",
+            avatar_id,
+            user_id,
+            keep,
+        )
+        return stored
+
+
+async def wire_privacy(rt: Runtime, config: BotConfig) -> PrivacyService:
+    """The erasure service for the dispatcher, and the retention sweeper as a runtime task."""
+    photos = await rt.js.object_store(OBJ_PHOTOS.name)
+    images = await rt.js.object_store(OBJ_IMAGES.name)
+    sweeper = RetentionSweeper(
+        rt.pool,
+        photos,
+        images,
+        retention_hours=config.photo_retention_hours,
+        interval=config.retention_interval_seconds,
+    )
+    rt.spawn("retention", sweeper.run(rt.stop))
+    return PrivacyService(rt.pool, photos, images, await rt.js.key_value(KV_TRAINING_STATUS.name))

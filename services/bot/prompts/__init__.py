@@ -1,0 +1,15 @@
+"""The prompt system: a curated style catalogue (data file) and the prompt builder."""
+
+from services.bot.prompts.builder import PromptRejected, Subject, build, from_caption, vary
+from services.bot.prompts.catalogue import Catalogue, CatalogueError, Style
+
+__all__ = [
+    "Catalogue",
+    "CatalogueError",
+    "PromptRejected",
+    "Style",
+    "Subject",
+    "build",
+    "from_caption",
+    "vary",
+]
