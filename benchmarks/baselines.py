@@ -23,7 +23,9 @@ async def raw_http(lab: Lab) -> Row:
     sizes = lab.sizes
     row = Row("raw_http", "raw aiohttp POST → 200", "baseline", unit="req/s")
     port = free_port()
-    server = ServiceProcess("benchmarks.raw_server", base_env(), lab.log("raw_http"), args=[str(port)])
+    server = ServiceProcess(
+        "benchmarks.raw_server", base_env(), lab.log("raw_http"), args=[str(port)]
+    )
     await server.start()
     try:
         await server.wait_ready(port, within=30.0)

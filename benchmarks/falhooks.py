@@ -90,7 +90,6 @@ class WebhookSigner:
         )
 
 
-
 class Poster:
     """POSTs signed webhooks to one URL over kept-alive loopback connections."""
 

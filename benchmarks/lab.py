@@ -36,6 +36,10 @@ from services.kit import migrate
 from services.kit.broker import provision
 
 log = logging.getLogger("benchmarks")
+#: The status service's polling settings: its defaults, set explicitly so reports name them.
+POLL_INTERVAL = 5.0
+POLL_BATCH = 50
+FAL_BUDGET = 10.0
 
 
 class ServiceProcess:
@@ -196,6 +200,9 @@ class Lab:
             "NATS_URL": self.nats_url,
             "FAL_JWKS_URL": self.signer.jwks_url,
             "STATUS_HTTP_PORT": str(self.status_port),
+            "STATUS_POLL_INTERVAL_SECONDS": str(POLL_INTERVAL),
+            "STATUS_POLL_BATCH": str(POLL_BATCH),
+            "STATUS_FAL_REQUESTS_PER_SECOND": str(FAL_BUDGET),
         }
         profile = self.profile_dir / "status.txt" if self.profile_dir else None
         process = ServiceProcess("services.status", env, self.log("status"), profile)

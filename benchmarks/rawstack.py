@@ -13,6 +13,7 @@ import uuid
 
 from aiogram import Dispatcher
 from aiogram.types import Message, Update
+from nats.js import JetStreamContext
 
 from benchmarks import botrun
 from benchmarks.lab import Lab
@@ -89,7 +90,7 @@ async def js_consume(lab: Lab) -> Row:
                 got += len(msgs)
             run = Run(got, now() - started)
 
-            async def round_trip(_: int) -> None:
+            async def round_trip(_: int, sub: JetStreamContext.PullSubscription = sub) -> None:
                 await js.publish("bench.c", payload)
                 (msg,) = await sub.fetch(1, timeout=5.0)
                 await msg.ack()
@@ -182,13 +183,10 @@ async def aiogram_feed(lab: Lab) -> Row:
         uid = new_user_ids(1)[0]
         user = {"id": uid, "is_bot": False, "first_name": "Bench"}
         chat = {"id": uid, "type": "private", "first_name": "Bench"}
+        message = {"date": 0, "chat": chat, "from": user, "text": "hi"}
         updates = [
             Update.model_validate(
-                {
-                    "update_id": i,
-                    "message": {"message_id": i, "date": 0, "chat": chat, "from": user, "text": "hi"},
-                },
-                context={"bot": bot},
+                {"update_id": i, "message": {"message_id": i, **message}}, context={"bot": bot}
             )
             for i in range(sizes.feed_updates)
         ]

@@ -152,7 +152,7 @@ def render(rows: list[Row]) -> str:
         )
     notes = [f"* **{r.title}**: {n}" for r in rows for n in r.notes]
     notes += [f"* **{r.title}**: error: {r.error}" for r in rows if r.error]
-    return "\n".join(lines + ([""] + notes if notes else []))
+    return "\n".join(lines + (["", *notes] if notes else []))
 
 
 def machine() -> dict[str, Any]:

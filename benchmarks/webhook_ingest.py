@@ -103,7 +103,9 @@ async def run(lab: Lab, baselines: dict[str, Row]) -> Row:
     slowest = min((baselines[k] for k in NEEDS), key=lambda r: r.rate)
     row.ratio = row.rate / slowest.rate
     row.ratio_of = f"vs {slowest.title}"
-    row.target = f"rate ≥ {TARGET_RATIO:.0%} of slowest raw part; p99 ≤ {TARGET_P99_MS:.0f} ms at ½ rate"
+    row.target = (
+        f"rate ≥ {TARGET_RATIO:.0%} of slowest raw part; p99 ≤ {TARGET_P99_MS:.0f} ms at ½ rate"
+    )
     p99 = row.pct(99)
     ok = row.ratio >= TARGET_RATIO and not math.isnan(p99) and p99 <= TARGET_P99_MS
     row.judge(ok, f"{row.ratio:.2f}×; p99 {p99:.1f} ms at {row.extra('offered_rate'):.0f}/s")

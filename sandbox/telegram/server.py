@@ -14,6 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from sandbox.telegram import delivery as _delivery
+from sandbox.telegram import inline as _inline
 from sandbox.telegram import media as _media
 from sandbox.telegram import methods as _methods
 from sandbox.telegram.actions import UserActions
@@ -26,7 +27,7 @@ from sandbox.telegram.state import Json, World
 
 __all__ = ["TelegramEmulator"]
 
-_ = (_delivery, _media, _methods)  # modules that register Bot API methods
+_ = (_delivery, _inline, _media, _methods)  # modules that register Bot API methods
 STATIC = Path(__file__).with_name("static")
 TOKEN = re.compile(r"(\d+):[\w-]+")
 MAX_BODY = 60 * 1024 * 1024
@@ -60,6 +61,7 @@ class TelegramEmulator:
         self.world = World(limits=limits or Limits())
         self.bot_user: Json | None = self._bot_for(token) if token else None
         self.users = UserActions(self.world, self._known_bot)
+        self.inline = _inline.InlineActions(self.world, self._known_bot)
         self.delivery = Delivery(self.world, self._client)
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
@@ -72,6 +74,7 @@ class TelegramEmulator:
         app.router.add_route("*", "/bot{token}/{method}", self._bot_api)
         app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         app.add_routes(control_routes(self))
+        app.add_routes(_inline.inline_routes(self))
         app.router.add_get("/", self._index)
         app.router.add_static("/static/", STATIC)
         return app
@@ -145,7 +148,7 @@ class TelegramEmulator:
             "username": self.bot_username,
             "can_join_groups": True,
             "can_read_all_group_messages": False,
-            "supports_inline_queries": False,
+            "supports_inline_queries": True,
         }
 
     def _client(self) -> aiohttp.ClientSession:

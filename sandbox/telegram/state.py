@@ -13,7 +13,7 @@ from typing import Any
 from sandbox.telegram.files import FileStore
 from sandbox.telegram.rules import Fault, Limits, RateLimiter, Violations, bad_request
 
-__all__ = ["CallbackRecord", "Json", "MessageRecord", "World"]
+__all__ = ["CallbackRecord", "InlineQueryRecord", "Json", "MessageRecord", "World"]
 
 Json = dict[str, Any]
 DEFAULT_UPDATES = frozenset(
@@ -61,6 +61,19 @@ class CallbackRecord:
 
 
 @dataclass(slots=True)
+class InlineQueryRecord:
+    """An inline query a user typed (`@bot words`) and the bot's answer, if any."""
+
+    query: Json
+    user_id: int
+    asked_at: float
+    answer: Json | None = None
+
+    def as_json(self) -> Json:
+        return {"id": self.query["id"], "query": self.query["query"], "answer": self.answer}
+
+
+@dataclass(slots=True)
 class World:
     """All emulator state; every change bumps `version` and wakes waiters."""
 
@@ -71,6 +84,7 @@ class World:
     blocked: set[int] = field(default_factory=set)
     messages: dict[int, dict[int, MessageRecord]] = field(default_factory=dict)
     callbacks: dict[str, CallbackRecord] = field(default_factory=dict)
+    inline_queries: dict[str, InlineQueryRecord] = field(default_factory=dict)
     actions: dict[int, Json] = field(default_factory=dict)
     commands: dict[str, list[Json]] = field(default_factory=dict)
     updates: list[Json] = field(default_factory=list)

@@ -32,7 +32,7 @@ from services.bot.intake import PhotoIntake
 from services.bot.metrics import BotMetrics
 from services.bot.middlewares import UserMiddleware
 from services.bot.privacy import wire_privacy
-from services.bot.retry import RetryAfterMiddleware
+from services.bot.retry import NotModifiedMiddleware, RetryAfterMiddleware
 from services.bot.sender import Sender
 from services.bot.telemetry import TelegramRequestTelemetry, UpdateTelemetry
 from services.bot.texts import LANGUAGES, Texts
@@ -51,6 +51,7 @@ def build_bot(config: BotConfig, metrics: BotMetrics | None = None) -> Bot:
     every HTTP attempt: a 429 that is waited out and retried is still counted."""
     session = AiohttpSession(api=TelegramAPIServer.from_base(config.telegram_api_url))
     session.middleware(RetryAfterMiddleware())
+    session.middleware(NotModifiedMiddleware())
     session.middleware(TelegramRequestTelemetry(metrics or BotMetrics()))
     return Bot(
         config.telegram_bot_token,

@@ -97,7 +97,9 @@ class GenerationEvents:
                 log.info("generation %s already delivered (or unknown)", generation_id)
                 return
             generation, lang = pending
-            file_ids = await self.results.deliver(generation, e.images, Translator(self.texts, lang))
+            file_ids = await self.results.deliver(
+                generation, e.images, Translator(self.texts, lang)
+            )
             await self.generations.complete(e.event_id, generation_id, file_ids)
 
     async def on_described(self, e: PromptDescribed, _: Delivery) -> None:

@@ -93,8 +93,8 @@ class Draft:
             avatar_name=_str(raw.get("avatar_name")),
             style_id=_str(raw.get("style_id")),
             user_prompt=_str(raw.get("user_prompt")),
-            aspect=raw.get("aspect") if raw.get("aspect") in ASPECTS else DEFAULT_ASPECT,
-            count=raw.get("count") if raw.get("count") in COUNTS else DEFAULT_COUNT,
+            aspect=str(raw.get("aspect")) if raw.get("aspect") in ASPECTS else DEFAULT_ASPECT,
+            count=int(raw["count"]) if raw.get("count") in COUNTS else DEFAULT_COUNT,
             describe_id=_str(raw.get("describe_id")),
             describe_message_id=_int(raw.get("describe_message_id")),
         )

@@ -182,7 +182,7 @@ class GenerationService:
     async def follow_up(
         self, user_id: int, parent_id: UUID, mode: Literal["again", "more"]
     ) -> GenerationSpec | None:
-        """"Again": same settings, a fresh seed. "More like this": the next seed of the same
+        """ "Again": same settings, a fresh seed. "More like this": the next seed of the same
         family (seed + n) with a small prompt variation, n counting earlier follow-ups."""
         parent = await self.get(user_id, parent_id)
         if parent is None:
@@ -236,9 +236,7 @@ class GenerationService:
             return None
         return Generation.from_record(row), row["language"]
 
-    async def complete(
-        self, event_id: str, generation_id: UUID, file_ids: dict[UUID, str]
-    ) -> bool:
+    async def complete(self, event_id: str, generation_id: UUID, file_ids: dict[UUID, str]) -> bool:
         """After the album went out: mark it delivered and keep each photo's `file_id` for
         cheap re-sends. False if another delivery got here first."""
         async with UnitOfWork(self.pool, PRODUCER) as uow:
@@ -258,7 +256,9 @@ class GenerationService:
             )
         return True
 
-    async def set_progress_message(self, generation_id: UUID, chat_id: int, message_id: int) -> None:
+    async def set_progress_message(
+        self, generation_id: UUID, chat_id: int, message_id: int
+    ) -> None:
         await self.pool.execute(
             "UPDATE generations SET progress_chat_id = $2, progress_message_id = $3 WHERE id = $1",
             generation_id,

@@ -91,8 +91,7 @@ class ImageService:
         pages = max(1, math.ceil(total / self.page_size))
         page = min(max(page, 0), pages - 1)
         rows = await self.pool.fetch(
-            f"{SELECT} WHERE {where}{ORDER} LIMIT {self.page_size} OFFSET "
-            f"{page * self.page_size}",
+            f"{SELECT} WHERE {where}{ORDER} LIMIT {self.page_size} OFFSET {page * self.page_size}",
             *args,
         )
         items = [ImageItem.from_record(r) for r in rows]
@@ -100,7 +99,8 @@ class ImageService:
 
     @staticmethod
     def _filter(user_id: int, avatar_id: UUID | None, favorites: bool) -> tuple[str, list[Any]]:
-        where, args = VISIBLE, [user_id]
+        where, args = VISIBLE, list[Any]()
+        args.append(user_id)
         if avatar_id is not None:
             where += " AND g.avatar_id = $2"
             args.append(avatar_id)

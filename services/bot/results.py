@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from aiogram.methods import SendMediaGroup, SendPhoto
-from aiogram.types import InputMediaPhoto, Message
+from aiogram.types import (
+    InputMediaAudio,
+    InputMediaDocument,
+    InputMediaLivePhoto,
+    InputMediaPhoto,
+    InputMediaVideo,
+    Message,
+)
 from nats.js.object_store import ObjectStore
 
 from contracts import GeneratedImage
@@ -26,6 +33,10 @@ from services.bot.prompts import Catalogue
 from services.bot.sender import Sender
 from services.bot.texts import Translator
 
+MediaItem = (
+    InputMediaAudio | InputMediaDocument | InputMediaLivePhoto | InputMediaPhoto | InputMediaVideo
+)
+
 
 @dataclass(frozen=True)
 class _Ready:
@@ -34,9 +45,7 @@ class _Ready:
 
 
 class ResultDelivery:
-    def __init__(
-        self, images: ImageService, store: ObjectStore, sender: Sender, styles: Catalogue
-    ):
+    def __init__(self, images: ImageService, store: ObjectStore, sender: Sender, styles: Catalogue):
         self.images = images
         self.store = store
         self.sender = sender
@@ -60,11 +69,15 @@ class ResultDelivery:
             sent = [photo] if photo is not None else []
         else:
             if ready:
-                media = [
-                    InputMediaPhoto(media=as_upload(r.item, r.data), caption=caption if i == 0 else None)
+                media: list[MediaItem] = [
+                    InputMediaPhoto(
+                        media=as_upload(r.item, r.data), caption=caption if i == 0 else None
+                    )
                     for i, r in enumerate(ready)
                 ]
-                sent = list(await self.sender.call(chat_id, SendMediaGroup(chat_id=chat_id, media=media)) or [])  # type: ignore[arg-type]
+                album = SendMediaGroup(chat_id=chat_id, media=media)
+                messages = await self.sender.call(chat_id, album)
+                sent = list(messages or [])
             key = "generate.done" if ready else "generate.nothing_to_show"
             await self.sender.send(chat_id, t(key, count=len(ready)) + notes, markup)
         if generation.progress_message_id is not None:

@@ -14,11 +14,18 @@ from typing import Any
 
 from aiogram import Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
-from aiogram.exceptions import TelegramRetryAfter
-from aiogram.methods import TelegramMethod
+from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
+from aiogram.methods import (
+    EditMessageCaption,
+    EditMessageMedia,
+    EditMessageReplyMarkup,
+    EditMessageText,
+    TelegramMethod,
+)
 from aiogram.methods.base import TelegramType
 
 log = logging.getLogger(__name__)
+EDITS = (EditMessageText, EditMessageCaption, EditMessageMedia, EditMessageReplyMarkup)
 
 
 class RetryAfterMiddleware(BaseRequestMiddleware):
@@ -45,3 +52,25 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
                 waited += exc.retry_after
                 await asyncio.sleep(exc.retry_after)
         raise AssertionError("unreachable")
+
+
+class NotModifiedMiddleware(BaseRequestMiddleware):
+    """An edit that changes nothing is done: Telegram's "message is not modified" becomes
+    success (True, as for an inline message), for every caller at once.
+
+    A button pressed twice, or a stale menu pressed again, re-renders the same screen; each
+    handler catching that 400 itself is how one of them forgets to.
+    """
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Any:
+        try:
+            return await make_request(bot, method)
+        except TelegramBadRequest as exc:
+            if isinstance(method, EDITS) and "message is not modified" in exc.message:
+                return True
+            raise

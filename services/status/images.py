@@ -75,7 +75,7 @@ def _inspect(data: bytes) -> tuple[int, int, str, str]:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
             kind = image.format or ""
-    except (UnidentifiedImageError, OSError, ValueError):
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError):
         raise ResultsLost("FAL result is not an image") from None
     content_type, extension = _TYPES.get(kind, ("application/octet-stream", "bin"))
     return width, height, content_type, extension
@@ -153,7 +153,7 @@ class ImageStore:
                     self._metrics.image_fetches.labels("expired").inc()
                     raise ResultsLost("results expired")
                 problem = f"HTTP {status}"
-            self._metrics.image_fetches.labels("retry").inc()
+            self._metrics.image_fetches.labels("error").inc()
             if attempt < self._attempts:
                 await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
         log.warning("result image unavailable after %d attempts: %s", self._attempts, problem)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import asyncpg
@@ -57,22 +58,28 @@ _FAL_ERRORS = (fal_client.client.FalClientError, httpx.HTTPError, TimeoutError, 
 
 
 class TokenBucket:
-    """`rate` requests per second with a burst of `rate`; `take` waits for a token."""
+    """At most `rate` requests in any one-second window, as FAL counts them; `take` waits.
+
+    A sliding log of the last `rate` requests, not a refilling bucket: a bucket with a burst
+    of `rate` lets twice the budget through in one second (the burst, then the refill). A
+    request's time is logged again at the next `take()`, when it has completed (the poller
+    makes one request at a time), so no earlier than FAL saw it: a request slowed on its way
+    (a new TLS connection) cannot squeeze an extra one into FAL's second.
+    """
 
     def __init__(self, rate: float):
-        self._rate = rate
-        self._tokens = rate
-        self._last = time.monotonic()
+        size = max(1, int(rate))
+        self._window = size / rate
+        self._sent: deque[float] = deque(maxlen=size)
 
     async def take(self) -> None:
-        while True:
+        now = time.monotonic()
+        if self._sent:
+            self._sent[-1] = now  # the previous request is done: FAL has seen it by now
+        while len(self._sent) == self._sent.maxlen and now - self._sent[0] < self._window:
+            await asyncio.sleep(self._window - (now - self._sent[0]))
             now = time.monotonic()
-            self._tokens = min(self._rate, self._tokens + (now - self._last) * self._rate)
-            self._last = now
-            if self._tokens >= 1:
-                self._tokens -= 1
-                return
-            await asyncio.sleep((1 - self._tokens) / self._rate)
+        self._sent.append(now)
 
 
 @dataclass
@@ -127,6 +134,7 @@ class Poller:
                         request_id, ok=False, payload=None, error=status.error, logs=logs
                     )
                 else:
+                    await self.budget.take()  # the result is a FAL request too
                     result = await self.fal.result(endpoint, request_id)
                     await self.tracker.finish(
                         request_id, ok=True, payload=dict(result), error=None, logs=logs
@@ -175,6 +183,7 @@ class Poller:
                         error_type=status.error_type,
                     )
                 else:
+                    await self.budget.take()  # the result is a FAL request too
                     result = await self.fal.result(endpoint, request_id)
                     await self.generations.finish(
                         request_id, ok=True, payload=dict(result), error=None

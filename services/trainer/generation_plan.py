@@ -90,7 +90,7 @@ async def plan_generation(
         raise Refused(FailureReason.CANCELLED, "cancelled before submission")
     lora_url = await _lora_url(pool, event) if event.avatar_id else None
     scale = row["lora_scale"] or config.generation_lora_scale
-    arguments = generation_arguments(event, lora_url, float(scale))
+    arguments = generation_arguments(event, lora_url, round(float(scale), 3))  # REAL → 0.8
     cost = estimate_cost(
         event.aspect_ratio, event.num_images, config.generation_cost_per_megapixel_usd
     )

@@ -17,11 +17,16 @@ import struct
 import time
 import zlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
+from uuid import UUID, uuid4
 
 import asyncpg
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 from PIL import Image, ImageDraw
 
+from contracts.jetstream import OBJ_IMAGES, OBJ_PHOTOS
 from sandbox.telegram import TelegramEmulator
 from sandbox.telegram.state import CallbackRecord
 from services.bot import bootstrap
@@ -72,7 +77,12 @@ class ErrorLog(logging.Handler):
         self.records.append(record)
 
     def lines(self) -> list[str]:
-        return [f"{r.name}: {r.getMessage()}" for r in self.records]
+        """One line per record, with the exception that caused it (what a reviewer needs)."""
+        return [
+            f"{r.name}: {r.getMessage()}"
+            + (f" [{type(r.exc_info[1]).__name__}: {r.exc_info[1]}]" if r.exc_info else "")
+            for r in self.records
+        ]
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], within: float = 10.0) -> Any:
@@ -131,21 +141,27 @@ def _newest(record: Any) -> int:
 
 
 async def press(emu: TelegramEmulator, user: int, message: Json, prefix: str) -> str:
-    data = next(b["callback_data"] for b in buttons(message) if b["callback_data"].startswith(prefix))
+    data = next(
+        b["callback_data"] for b in buttons(message) if b["callback_data"].startswith(prefix)
+    )
     return await emu.press_button(user, message["message_id"], data=data)
 
 
-def forge_press(emu: TelegramEmulator, user: int, message_id: int, data: str) -> str:
-    """A callback query with any data on any message of the chat (a hostile client)."""
+def forge_press(
+    emu: TelegramEmulator, user: int, message_id: int, data: str, chat: int | None = None
+) -> str:
+    """A callback query with any data on a message of `chat` (the user's private chat by
+    default), as a hostile client could send it."""
     world = emu.world
+    chat_id = user if chat is None else chat
     query = {
         "id": str(secrets.randbits(62)),
         "from": world.users[user],
-        "message": world.messages[user][message_id].message,
+        "message": world.messages[chat_id][message_id].message,
         "chat_instance": "1",
         "data": data,
     }
-    world.callbacks[query["id"]] = CallbackRecord(query, user, time.monotonic())
+    world.callbacks[query["id"]] = CallbackRecord(query, chat_id, time.monotonic())
     world.push_update("callback_query", query)
     return str(query["id"])
 
@@ -160,7 +176,9 @@ async def answer_of(emu: TelegramEmulator, query_id: str, within: float = 10.0) 
     return await eventually(find, within)  # type: ignore[no-any-return]
 
 
-def forge_message(emu: TelegramEmulator, user: int, chat: Json | None = None, **content: Any) -> Json:
+def forge_message(
+    emu: TelegramEmulator, user: int, chat: Json | None = None, **content: Any
+) -> Json:
     """A message from `user` in `chat` (their private chat by default), delivered even if
     the emulator's control API would refuse to produce it."""
     world = emu.world
@@ -212,18 +230,110 @@ def photo(seed: int, size: int = 600) -> bytes:
     return buf.getvalue()
 
 
-def png_bomb(width: int, height: int) -> bytes:
-    """A genuine 1-bit PNG of width×height white pixels: tens of KB on disk, hundreds of
-    millions of pixels once decoded. Compressed in blocks of rows, so making it is cheap."""
+def png_bomb(width: int, height: int, *, rgb: bool = False) -> bytes:
+    """A genuine PNG (1-bit gray, or 8-bit RGB) of width×height white pixels: tens of KB on
+    disk, hundreds of millions of pixels once decoded. Compressed in blocks of rows, so
+    making it is cheap."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit grayscale
-    packer = zlib.compressobj(9)
-    block = (b"\x00" + b"\xff" * ((width + 7) // 8)) * 1000
+    depth, color, row_bytes = (8, 2, width * 3) if rgb else (1, 0, (width + 7) // 8)
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, color, 0, 0, 0)
+    packer = zlib.compressobj(6)
+    block = (b"\x00" + b"\xff" * row_bytes) * 1000
     full, rest = divmod(height, 1000)
     parts = [packer.compress(block) for _ in range(full)]
     parts.append(packer.compress(block[: len(block) // 1000 * rest]))
     idat = b"".join(parts) + packer.flush()
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """One user's data as the services would have left it (ids to aim hostile input at)."""
+
+    user_id: int
+    avatar_id: UUID
+    training_avatar_id: UUID
+    generation_id: UUID
+    image_id: UUID
+    share_token: str
+    revoked_token: str
+    photo_objects: tuple[str, ...]
+    image_objects: tuple[str, ...]
+
+
+async def seed_user_data(pool: asyncpg.Pool, js: JetStreamContext, uid: int) -> Seeded:
+    """A completed avatar with 2 stored photos (trained 2 h ago), an avatar in training, a
+    generation with one stored image, an active and a revoked share link."""
+    photos = await js.object_store(OBJ_PHOTOS.name)
+    images = await js.object_store(OBJ_IMAGES.name)
+    await pool.execute(
+        "INSERT INTO users (id, first_name, language) VALUES ($1, 'Victim', 'en') "
+        "ON CONFLICT DO NOTHING",
+        uid,
+    )
+    avatar = await pool.fetchval(
+        "INSERT INTO avatars (user_id, name, gender, trigger_word, status, photo_count, "
+        "training_attempt, training_finished_at) VALUES ($1, 'Done', 'female', 'ohwxdone', "
+        "'completed', 2, 1, now() - interval '2 hours') RETURNING id",
+        uid,
+    )
+    training = await pool.fetchval(
+        "INSERT INTO avatars (user_id, name, gender, trigger_word, status, photo_count, "
+        "training_attempt) VALUES ($1, 'Busy', 'male', 'ohwxbusy', 'training', 3, 1) RETURNING id",
+        uid,
+    )
+    photo_objects = []
+    for i in range(2):
+        name = f"{avatar}/{uuid4()}.jpg"
+        await photos.put(name, photo(100 + i))
+        await pool.execute(
+            "INSERT INTO photos (avatar_id, user_id, object_name, sha256, status) "
+            "VALUES ($1, $2, $3, $4, 'accepted')",
+            avatar,
+            uid,
+            name,
+            f"sha-{avatar}-{i}",
+        )
+        photo_objects.append(name)
+    generation = await pool.fetchval(
+        "INSERT INTO generations (user_id, avatar_id, prompt, aspect_ratio, num_images, seed, "
+        "status) VALUES ($1, $2, 'a portrait', '1:1', 1, 7, 'completed') RETURNING id",
+        uid,
+        avatar,
+    )
+    image_object = f"gen/{generation}/0.jpg"
+    await images.put(image_object, photo(200))
+    image = await pool.fetchval(
+        "INSERT INTO generated_images (generation_id, user_id, position, object_name, width, "
+        "height, content_type) VALUES ($1, $2, 0, $3, 600, 600, 'image/jpeg') RETURNING id",
+        generation,
+        uid,
+        image_object,
+    )
+    token, revoked = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
+    await pool.execute(
+        "INSERT INTO share_links (token, image_id, user_id, revoked_at) VALUES "
+        "($1, $3, $4, NULL), ($2, $3, $4, now())",
+        token,
+        revoked,
+        image,
+        uid,
+    )
+    return Seeded(
+        uid, avatar, training, generation, image, token, revoked, tuple(photo_objects),
+        (image_object,),
+    )  # fmt: skip
+
+
+async def live_objects(js: JetStreamContext, bucket: str) -> set[str]:
+    store = await js.object_store(bucket)
+    try:
+        infos = await store.list(ignore_deletes=True)
+    except NotFoundError:
+        return set()
+    return {i.name for i in infos if not i.deleted}

@@ -3,7 +3,8 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const state = { user: null, feed: null, entries: new Map(), toastTimer: null, actionTimer: null };
+const state = { user: null, feed: null, entries: new Map(), toastTimer: null, actionTimer: null,
+  botUsername: null, inline: { id: null, timer: null } };
 
 async function api(path, options = {}) {
   const opts = { ...options };
@@ -128,6 +129,7 @@ function bubble(entry) {
     node.append("message deleted");
     return node;
   }
+  if (m.via_bot) node.append(el("div", { class: "meta" }, "via @" + m.via_bot.username));
   if (m.photo && m.photo.length) {
     const largest = m.photo[m.photo.length - 1];
     node.append(el("img", { src: fileUrl(largest.file_id), alt: "photo",
@@ -197,7 +199,65 @@ function onEvent(event) {
     if (text) (event.answer.answer.show_alert ? alert : toast)(text);
   } else if (event.type === "blocked") {
     $("#blocked").checked = event.blocked;
+  } else if (event.type === "inline_answer" && event.inline_query.id === state.inline.id) {
+    showInlineResults(event.inline_query);
   }
+}
+
+// ---- inline mode: "@bot words" in the composer asks the bot, results show above it ------------
+function inlineQueryOf(text) {
+  const match = /^@(\w+)(?:\s+([\s\S]*))?$/.exec(text);
+  if (!match) return null;
+  if (state.botUsername && match[1].toLowerCase() !== state.botUsername.toLowerCase()) return null;
+  return match[2] || "";
+}
+
+function hideInline() {
+  state.inline.id = null;
+  $("#inline-results").hidden = true;
+  $("#inline-results").replaceChildren();
+}
+
+function onComposerInput() {
+  clearTimeout(state.inline.timer);
+  const query = inlineQueryOf($("#text").value);
+  if (query === null) { hideInline(); return; }
+  state.inline.timer = setTimeout(async () => {
+    try {
+      const resp = await api(`/users/${state.user.id}/inline`, { method: "POST", json: { query } });
+      state.inline.id = resp.inline_query_id;
+    } catch (e) { toast(e.message); }
+  }, 300);
+}
+
+function showInlineResults(record) {
+  const box = $("#inline-results");
+  box.replaceChildren();
+  const answer = record.answer || { results: [] };
+  for (const result of answer.results) {
+    const label = result.title || result.id;
+    const content = result.type === "photo" && result.photo_file_id
+      ? el("img", { src: fileUrl(result.photo_file_id), alt: label })
+      : label;
+    box.append(el("button", { type: "button", class: "inline-item",
+      onclick: () => chooseInline(record.id, result.id) }, content));
+  }
+  if (!answer.results.length && answer.button && answer.button.start_parameter) {
+    box.append(el("button", { type: "button", class: "inline-item",
+      onclick: () => { hideInline(); $("#text").value = "";
+        sendText("/start " + answer.button.start_parameter); } }, answer.button.text));
+  }
+  if (!box.children.length) box.append(el("div", { class: "inline-empty" }, "no results"));
+  box.hidden = false;
+}
+
+async function chooseInline(queryId, resultId) {
+  try {
+    await api(`/users/${state.user.id}/inline/${queryId}/choose`,
+      { method: "POST", json: { result_id: resultId } });
+    $("#text").value = "";
+    hideInline();
+  } catch (e) { toast(e.message); }
 }
 
 // ---- actions ---------------------------------------------------------------------------------
@@ -252,7 +312,11 @@ async function showLogin() {
 
 async function init() {
   const info = await api("/bot");
-  if (info.bot) $("#bot-name").textContent = info.bot.first_name;
+  if (info.bot) {
+    $("#bot-name").textContent = info.bot.first_name;
+    state.botUsername = info.bot.username;
+  }
+  $("#text").addEventListener("input", onComposerInput);
   $("#new-user").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const user = await api("/users", { method: "POST",
@@ -263,6 +327,7 @@ async function init() {
     ev.preventDefault();
     const text = $("#text").value;
     $("#text").value = "";
+    hideInline();
     sendText(text);
   });
   $("#photos").addEventListener("change", (ev) => sendFiles(ev.target, "photo", "photos"));

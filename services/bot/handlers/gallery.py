@@ -24,12 +24,13 @@ from services.bot.images import ImageService
 from services.bot.keyboards import gallery as kb
 from services.bot.keyboards.gallery import GalleryCb, GalleryMenuCb, ImageCb
 from services.bot.models import User
+from services.bot.progress import View
 from services.bot.prompts import Catalogue
 from services.bot.texts import Translator
 
 
 async def _page(user: User, t: Translator, images: ImageService, styles: Catalogue,
-                current: GalleryCb) -> views.View:  # fmt: skip
+                current: GalleryCb) -> View:  # fmt: skip
     page = await images.page(user.id, current.page, avatar_id=current.avatar_id,
                              favorites=current.fav)  # fmt: skip
     name = None
@@ -70,7 +71,11 @@ async def open_image(
     item = await images.get(user.id, callback_data.image_id)
     caption = views.details(t, item, styles) if item else ""
     chat_id = chat_of(callback, user)
-    sent = await send_photo(bot, chat_id, item, image_store, caption, kb.image(t, item)) if item else None
+    sent = (
+        await send_photo(bot, chat_id, item, image_store, caption, kb.image(t, item))
+        if item
+        else None
+    )
     if item is None or sent is None:
         await stale(callback, t.plain("gallery.not_found"))
         return
@@ -158,7 +163,9 @@ async def export_zip(
     result = await exporter.build(user.id, favorites=callback_data.fav)
     if result.data is None:
         limits = {"limit": exporter.max_images, "mb": exporter.max_bytes // 2**20}
-        await bot.send_message(chat_id, t(f"gallery.export_{result.refused}", count=result.count, **limits))
+        await bot.send_message(
+            chat_id, t(f"gallery.export_{result.refused}", count=result.count, **limits)
+        )
         return
     name = "aisha-favourites.zip" if callback_data.fav else "aisha-gallery.zip"
     caption = t("gallery.export_done", count=result.count)

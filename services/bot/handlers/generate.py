@@ -26,6 +26,7 @@ from services.bot.keyboards.generate import (
     GenStyleCb,
 )
 from services.bot.models import AvatarStatus, User
+from services.bot.progress import View
 from services.bot.prompts import Catalogue, PromptRejected
 from services.bot.prompts.builder import MAX_USER_PROMPT, user_text
 from services.bot.texts import Translator
@@ -33,7 +34,7 @@ from services.bot.texts import Translator
 IN_FLOW = StateFilter(Generate)
 
 
-async def _home(user: User, t: Translator, avatars: AvatarService) -> views.View:
+async def _home(user: User, t: Translator, avatars: AvatarService) -> View:
     ready = [a for a in await avatars.list_for(user.id) if a.status is AvatarStatus.COMPLETED]
     return views.home(t, ready, user.main_avatar_id)
 
@@ -63,10 +64,14 @@ async def pick_avatar(
     if avatar is None or avatar.status is not AvatarStatus.COMPLETED:
         await stale(callback, t.plain("generate.avatar_not_ready"))
         return
-    await _to_source(callback, state, t, styles, Draft(avatar_id=avatar.id, avatar_name=avatar.name))
+    await _to_source(
+        callback, state, t, styles, Draft(avatar_id=avatar.id, avatar_name=avatar.name)
+    )
 
 
-async def quick(callback: CallbackQuery, state: FSMContext, t: Translator, styles: Catalogue) -> None:
+async def quick(
+    callback: CallbackQuery, state: FSMContext, t: Translator, styles: Catalogue
+) -> None:
     await _to_source(callback, state, t, styles, Draft(avatar_id=None))
 
 
@@ -111,7 +116,7 @@ async def pick_style(
 
 async def ask_prompt(callback: CallbackQuery, state: FSMContext, t: Translator) -> None:
     await state.set_state(Generate.prompt)
-    await show(callback, views.View(t("generate.ask_prompt", limit=MAX_USER_PROMPT), None))
+    await show(callback, View(t("generate.ask_prompt", limit=MAX_USER_PROMPT), None))
     await callback.answer()
 
 
@@ -122,7 +127,9 @@ async def got_prompt(message: Message, state: FSMContext, t: Translator, styles:
     try:
         text = user_text(message.text or "")
     except PromptRejected as exc:
-        await message.answer(t(f"generate.prompt_{exc.code}", length=exc.length, limit=MAX_USER_PROMPT))
+        await message.answer(
+            t(f"generate.prompt_{exc.code}", length=exc.length, limit=MAX_USER_PROMPT)
+        )
         return
     if draft is None:
         await state.clear()
@@ -202,7 +209,7 @@ async def follow_up(
     callback: CallbackQuery, callback_data: GenRunCb, user: User, t: Translator,
     generations: GenerationService,
 ) -> None:  # fmt: skip
-    """"Again" / "more like this" under results: a new generation with its own progress
+    """ "Again" / "more like this" under results: a new generation with its own progress
     message below (the results stay as they are)."""
     spec = await generations.follow_up(user.id, callback_data.generation_id, callback_data.action)
     if spec is None:

@@ -108,7 +108,8 @@ def avatar_details(t: Translator, avatar: Avatar, is_main: bool) -> InlineKeyboa
     aid = avatar.id
     if avatar.status is AvatarStatus.COMPLETED:
         kb.button(
-            text=t.plain("generate.with_avatar"), callback_data=GenCb(action="avatar", avatar_id=aid)
+            text=t.plain("generate.with_avatar"),
+            callback_data=GenCb(action="avatar", avatar_id=aid),
         )
     if avatar.status is AvatarStatus.COMPLETED and not is_main:
         kb.button(

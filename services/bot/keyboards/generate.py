@@ -55,11 +55,15 @@ def home_button(t: Translator) -> tuple[str, GenCb]:
     return t.plain("generate.menu_button"), GenCb(action="home")
 
 
-def avatar_picker(t: Translator, avatars: list[Avatar], main_id: UUID | None) -> InlineKeyboardMarkup:
+def avatar_picker(
+    t: Translator, avatars: list[Avatar], main_id: UUID | None
+) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for avatar in sorted(avatars, key=lambda a: a.id != main_id):
         star = "⭐ " if avatar.id == main_id else ""
-        kb.button(text=f"{star}{avatar.name}", callback_data=GenCb(action="avatar", avatar_id=avatar.id))
+        kb.button(
+            text=f"{star}{avatar.name}", callback_data=GenCb(action="avatar", avatar_id=avatar.id)
+        )
     kb.button(text=t.plain("generate.quick_button"), callback_data=GenCb(action="quick"))
     kb.button(text=t.plain("menu.back"), callback_data=MenuCb(action="main"))
     kb.adjust(1)

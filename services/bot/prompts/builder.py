@@ -111,14 +111,16 @@ def build(subject: Subject, *, style: Style | None, text: str | None) -> str:
     elif subject.trigger is not None and subject.trigger.lower() in details.lower():
         prompt = details
     elif subject.trigger is not None:
-        prompt = f"photo of {subject.phrase}, {details}" if details else f"photo of {subject.phrase}"
+        prompt = (
+            f"photo of {subject.phrase}, {details}" if details else f"photo of {subject.phrase}"
+        )
     else:
         prompt = details or "photo of a person"
     return truncate(clean(prompt), MAX_PROMPT)
 
 
 def vary(prompt: str, step: int) -> str:
-    """"More like this": the same prompt with one small variation (not accumulating)."""
+    """ "More like this": the same prompt with one small variation (not accumulating)."""
     base = _VARIATION_SUFFIX.sub("", prompt)
     return truncate(f"{base}, {VARIATIONS[step % len(VARIATIONS)]}", MAX_PROMPT)
 

@@ -1,0 +1,111 @@
+"""Scenario 3: texts and button presses through the bot's real handlers, FSM and database.
+
+Users talk to the bot (in this process, long-polling the emulator like the no-op baseline)
+all at once; each goes through the create-avatar dialogue: /start, "create", a name, a
+gender, the portrait info card, "pick" (which writes the avatar). Each step waits for the
+bot's answer (its message, or its callback answer), as a person would. Throughput = updates
+handled per second; latency = update pushed → the bot's answer stored by the emulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from benchmarks import botrun
+from benchmarks.lab import Lab
+from benchmarks.measure import BenchError, Run, now
+from benchmarks.report import Row
+from benchmarks.seed import new_user_ids
+from contracts import TrainingType
+from sandbox.telegram import Limits, TelegramEmulator
+from sandbox.telegram.state import Json
+from services.bot.keyboards.callbacks import GenderCb, MenuCb, TrainingTypeCb
+from services.bot.models import Gender
+
+NEEDS = ("aiogram_polling", "aiogram_feed")
+TARGET_RATIO = 0.5
+STEPS = 6
+
+
+class Chat:
+    """One user's side of the conversation, read from the emulator's live feed."""
+
+    def __init__(self, emu: TelegramEmulator, user_id: int, latencies: list[float]):
+        self.emu, self.user_id, self.latencies = emu, user_id, latencies
+        self.queue = emu.world.subscribe(user_id)
+
+    def close(self) -> None:
+        self.emu.world.unsubscribe(self.user_id, self.queue)
+
+    async def _answer(self, kind: str, started: float) -> Json:
+        async with asyncio.timeout(30.0):
+            while True:
+                event = await self.queue.get()
+                if event is None:
+                    raise BenchError("the emulator stopped")
+                if event["type"] == kind and event.get("entry", {}).get("outgoing", True):
+                    self.latencies.append((now() - started) * 1000)
+                    return event
+
+    async def say(self, text: str) -> int:
+        """Send a text; the id of the bot's reply."""
+        started = now()
+        self.emu.users.send_text(self.user_id, text)
+        event = await self._answer("message", started)
+        return int(event["entry"]["message_id"])
+
+    async def press(self, message_id: int, data: str) -> None:
+        started = now()
+        self.emu.users.press_button(self.user_id, message_id, data)
+        await self._answer("callback_answer", started)
+
+    async def create_avatar(self) -> None:
+        menu = await self.say("/start")
+        await self.press(menu, MenuCb(action="create").pack())
+        card = await self.say("Anna")
+        await self.press(card, GenderCb(value=Gender.FEMALE).pack())
+        portrait = TrainingType.PORTRAIT
+        await self.press(card, TrainingTypeCb(action="info", value=portrait).pack())
+        await self.press(card, TrainingTypeCb(action="pick", value=portrait).pack())
+
+
+async def _dialogues(emu: TelegramEmulator, users: list[int], rounds: int) -> Run:
+    latencies: list[float] = []
+    chats = [Chat(emu, uid, latencies) for uid in users]
+
+    async def talk(chat: Chat) -> None:
+        for _ in range(rounds):
+            await chat.create_avatar()
+
+    try:
+        started = now()
+        await asyncio.gather(*(talk(c) for c in chats))
+        return Run(len(users) * rounds * STEPS, now() - started, latencies)
+    finally:
+        for chat in chats:
+            chat.close()
+
+
+async def run(lab: Lab, baselines: dict[str, Row]) -> Row:
+    sizes = lab.sizes
+    row = Row("bot_updates", "3. bot updates", "scenario", unit="upd/s")
+    async with TelegramEmulator(limits=Limits(enabled=False)) as emu:
+        users = new_user_ids(sizes.conversation_users)
+        for uid in users:
+            emu.users.create_user("Anna", user_id=uid)
+        async with botrun.RunningBot(botrun.bot_config(lab, emu), emu):
+            await _dialogues(emu, users[:4], 1)  # warm-up
+            for _ in range(sizes.repeats):
+                row.runs.append(await _dialogues(emu, users, sizes.conversation_rounds))
+        violations = await emu.violations()
+    polling, feed = baselines["aiogram_polling"], baselines["aiogram_feed"]
+    row.ratio, row.ratio_of = row.rate / polling.rate, "vs aiogram no-op (getUpdates)"
+    row.target = f"≥ {TARGET_RATIO:.0%} of the aiogram no-op rate"
+    versus_feed = row.rate / feed.rate
+    row.judge(row.ratio >= TARGET_RATIO, f"{row.ratio:.2f}× ({versus_feed:.3f}× feed_update)")
+    row.notes.append(
+        f"{len(users)} users at once, {sizes.conversation_rounds} create-avatar dialogue(s) each "
+        f"({STEPS} updates: 2 texts, 4 callbacks; user upsert, FSM on NATS KV, avatar INSERT); "
+        f"emulator rate limits off; Bot API rule violations: {violations or 'none'}"
+    )
+    return row

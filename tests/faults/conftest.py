@@ -1,0 +1,98 @@
+"""Fixtures of the fault suite: the whole product per scenario, on loopback only.
+
+Each scenario gets its own NATS server (JetStream state from one scenario must not leak
+into the next: durable consumers are shared by name), its own database copied from the
+session's migrated template, fresh FAL and Telegram emulators and the three services as
+processes. `product(...)` is an async context manager so a scenario chooses its crash
+points, extra environment, or its own PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from sandbox.embedded import EmbeddedNats
+from sandbox.fal import FalEmulator
+from sandbox.stack import SANDBOX_TOKEN
+from sandbox.telegram import TelegramEmulator
+from services.kit.broker import provision
+from tests.faults.harness import Services
+
+#: Emulated FAL: a 2 s training, webhook retries 0.5 s apart (FAL's are 7 s apart).
+FAL_OPTIONS: dict[str, Any] = {
+    "training_seconds": 2.0,
+    "queue_seconds": 0.2,
+    "generation_seconds": 0.5,
+    "webhook_backoff_seconds": 0.5,
+    "concurrency": 8,
+}
+
+
+@dataclass
+class Product:
+    db_url: str
+    nats: EmbeddedNats
+    nc: NATS
+    js: JetStreamContext
+    fal: FalEmulator
+    telegram: TelegramEmulator
+    services: Services
+
+
+ProductFactory = Callable[..., contextlib.AbstractAsyncContextManager[Product]]
+
+
+@pytest.fixture
+def product(tmp_path: Path, db_url: str) -> ProductFactory:
+    @contextlib.asynccontextmanager
+    async def start(
+        *,
+        crash: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        database_url: str | None = None,
+    ) -> AsyncIterator[Product]:
+        async with contextlib.AsyncExitStack() as stack:
+            server = EmbeddedNats(tmp_path / "nats").start()
+            stack.callback(server.stop)
+            fal = FalEmulator(**FAL_OPTIONS)
+            await fal.start()
+            stack.push_async_callback(fal.stop)
+            telegram = TelegramEmulator()
+            await telegram.start()
+            stack.push_async_callback(telegram.stop)
+            url = database_url or db_url
+            services = Services(
+                {
+                    "DATABASE_URL": url,
+                    "NATS_URL": server.url,
+                    "TELEGRAM_BOT_TOKEN": SANDBOX_TOKEN,
+                    "TELEGRAM_API_URL": telegram.base_url,
+                    "STATUS_POLL_INTERVAL_SECONDS": "0.5",
+                    "TRAINER_MAX_CONCURRENT": "32",
+                    "SHUTDOWN_GRACE_SECONDS": "3",
+                    "ADMIN_IDS": "",
+                    **fal.client_env(),
+                    **(env or {}),
+                },
+                tmp_path / "logs",
+                crash or {},
+            )
+            services.env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{services.ports['status']}"
+            stack.push_async_callback(services.stop)
+            await services.start()
+            nc = await nats.connect(server.url, max_reconnect_attempts=-1)
+            stack.push_async_callback(nc.close)
+            js = nc.jetstream()
+            await provision(js)
+            yield Product(url, server, nc, js, fal, telegram, services)
+
+    return start

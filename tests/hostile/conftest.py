@@ -1,0 +1,122 @@
+"""One bot per module (real aiogram polling the emulator, real NATS and PostgreSQL), shared by
+the module's cases, each with fresh users. `guard` is the promise every case keeps: no rule
+of Telegram broken (invalid HTML, oversize data...) and no error logged."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import nats
+import pytest
+import pytest_asyncio
+from nats.js import JetStreamContext
+
+from sandbox.telegram import Limits, TelegramEmulator
+from services.bot.config import BotConfig
+from services.kit.broker import provision
+from services.kit.config import CommonConfig
+from tests.conftest import create_database
+from tests.hostile.harness import BotTask, ErrorLog
+
+ADMIN_ID = 900_000_777
+MODULE = {"scope": "module", "loop_scope": "module"}
+
+
+@pytest.fixture(scope="module")
+def bot_overrides() -> dict[str, Any]:
+    """BotConfig fields a module wants changed (override the fixture in the module)."""
+    return {}
+
+
+@pytest_asyncio.fixture(**MODULE)
+async def hostile_db(pg_admin_url: str, migrated_template: str) -> AsyncIterator[str]:
+    url = await create_database(pg_admin_url, template=migrated_template)
+    yield url
+    conn = await asyncpg.connect(pg_admin_url)
+    try:
+        name = url.rsplit("/", 1)[1].split("?")[0]
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest_asyncio.fixture(**MODULE)
+async def pool(hostile_db: str) -> AsyncIterator[asyncpg.Pool]:
+    """A superuser pool for seeding and inspecting (the bot runs as aisha_bot)."""
+    created = await asyncpg.create_pool(hostile_db, min_size=1, max_size=3)
+    assert created is not None
+    yield created
+    await created.close()
+
+
+@pytest_asyncio.fixture(**MODULE)
+async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
+    nc = await nats.connect(nats_url)
+    jetstream = nc.jetstream()
+    await provision(jetstream)
+    yield jetstream
+    await nc.drain()
+
+
+@pytest_asyncio.fixture(**MODULE)
+async def emu() -> AsyncIterator[TelegramEmulator]:
+    async with TelegramEmulator(limits=Limits(enabled=False)) as emulator:
+        yield emulator
+
+
+@pytest_asyncio.fixture(**MODULE)
+async def bot(
+    emu: TelegramEmulator, nats_url: str, hostile_db: str, bot_overrides: dict[str, Any]
+) -> AsyncIterator[BotTask]:
+    common = CommonConfig(
+        service="bot",
+        database_url=hostile_db,
+        nats_url=nats_url,
+        http_host="127.0.0.1",
+        http_port=0,
+        log_format="text",
+        log_level="INFO",
+        shutdown_grace_seconds=3.0,
+    )
+    config = BotConfig(
+        common=common,
+        telegram_bot_token="123456:hostile-suite-token",
+        telegram_api_url=emu.base_url,
+        admin_ids=frozenset({ADMIN_ID}),
+        min_photos=3,
+        max_photos=5,
+        send_rate_chat=100.0,
+        send_burst_chat=50,
+        album_window_seconds=0.3,
+    )
+    task = BotTask(dataclasses.replace(config, **bot_overrides))
+    await task.start()
+    yield task
+    await task.stop()
+
+
+@pytest.fixture(scope="module")
+def errors() -> Iterator[ErrorLog]:
+    handler = ErrorLog()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    yield handler
+    root.removeHandler(handler)
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def guard(emu: TelegramEmulator, errors: ErrorLog, bot: BotTask) -> AsyncIterator[None]:
+    """After each case: no Telegram rule broken, nothing logged at ERROR. "Message is not
+    modified" is Telegram's answer to an edit that changes nothing (a button pressed twice),
+    which the bot must take as success; it is not a broken rule."""
+    errors.records.clear()
+    await emu.reset_violations()
+    yield
+    broken = {k: v for k, v in (await emu.violations()).items() if k != "not_modified"}
+    assert broken == {}
+    logged = errors.lines()
+    assert not logged, "\n".join(logged)

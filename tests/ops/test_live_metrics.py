@@ -1,0 +1,218 @@
+"""The services' live /metrics, after one real training through the whole product.
+
+The launcher's `Stack` runs NATS, PostgreSQL, both emulators and bot + trainer + status as
+processes. A user creates a style avatar through the Telegram emulator (one photo too small,
+then an album) and trains it. Then each service's /metrics must pass `promtool check
+metrics` (Prometheus naming lint), every metric the alert rules and the dashboard query must
+be exported by some service, and the one training must show up in the funnel series. The
+JSON logs of all three services must let that avatar's story be followed by its id.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from PIL import Image, ImageDraw
+from prometheus_client.parser import text_string_to_metric_families
+
+from sandbox.embedded import free_port
+from sandbox.stack import Stack, StackOptions
+from sandbox.telegram import TelegramEmulator
+from tests.conftest import create_database
+from tests.ops.promql import (
+    SYNTHETIC,
+    all_queries,
+    exposed_names,
+    metric_names,
+    promtool,
+    recorded_names,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+SERVICES = ("bot", "trainer", "status")
+
+
+def photo(i: int, size: tuple[int, int] = (640, 720)) -> bytes:
+    image = Image.new("RGB", size, ((i * 37) % 255, (i * 91) % 255, (i * 53) % 255))
+    ImageDraw.Draw(image).ellipse((60 + i * 8, 120, 360 + i * 8, 520), fill=(250, 220, 200))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def stack(pg_admin_url, migrated_template, tmp_path_factory) -> AsyncIterator[Stack]:
+    db_url = await create_database(pg_admin_url, template=migrated_template)
+    ports = {name: free_port() for name in SERVICES}
+    skip = {"TELEGRAM_BOT_TOKEN", "FAL_KEY", "NATS_URL", "DATABASE_URL", "FAL_TRAINING_TEST_MODE"}
+    environ = {k: v for k, v in os.environ.items() if k not in skip}
+    environ.update({f"{n.upper()}_HTTP_PORT": str(p) for n, p in ports.items()})
+    environ.update({"DATABASE_URL": db_url, "LOG_FORMAT": "json", "ADMIN_IDS": ""})
+    options = StackOptions(
+        state_dir=tmp_path_factory.mktemp("ops-stack"),
+        webchat_port=free_port(),
+        nats_port=free_port(),
+        fal_training_seconds=2.0,
+        poll_interval_seconds=0.5,
+    )
+    product = Stack(options, environ=environ)
+    await product.start()
+    product.ports = ports  # type: ignore[attr-defined]
+    try:
+        yield product
+    finally:
+        await product.stop()
+
+
+async def _train_one_avatar(emu: TelegramEmulator) -> str:
+    """Click through like a person; returns the avatar id from the trainer's webhook key."""
+    user = await emu.create_user("Metrics", language_code="en")
+    uid = user["id"]
+
+    def button(label: str) -> tuple[int, str] | None:
+        for record in reversed(list(emu.world.messages.get(uid, {}).values())):
+            message = record.message
+            for row in (message.get("reply_markup") or {}).get("inline_keyboard", []):
+                for b in row:
+                    if record.outgoing and b["text"] == label:
+                        return message["message_id"], b["callback_data"]
+        return None
+
+    async def press(label: str) -> None:
+        await emu.wait_for(lambda: button(label) is not None, 15.0)
+        found = button(label)
+        assert found is not None
+        await emu.press_button(uid, found[0], found[1])
+
+    async def shown(fragment: str, within: float = 15.0) -> None:
+        def seen() -> bool:
+            box = emu.world.messages.get(uid, {})
+            return any(
+                r.outgoing and fragment in (r.message.get("text") or "") for r in box.values()
+            )
+
+        await emu.wait_for(seen, within)
+
+    await emu.send_command(uid, "start")
+    await press("➕ Create avatar")
+    await shown("How shall we call")
+    await emu.send_text(uid, "Metered")
+    await press("👩 Woman")
+    await shown("Choose the training type")
+    await press("🎨 Style")
+    await emu.send_photo(uid, photo(99, size=(200, 200)))  # refused: too small
+    await emu.send_album(uid, [photo(i) for i in range(10)])
+    await shown("You can start training now", within=30)
+    await press("🚀 Start training")
+    await shown("is ready", within=60)
+    return str(uid)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def scraped(stack: Stack) -> dict[str, str]:
+    assert stack.telegram is not None
+    await _train_one_avatar(stack.telegram)
+    pages = {}
+    async with aiohttp.ClientSession() as session:
+        for name in SERVICES:
+            url = f"http://127.0.0.1:{stack.ports[name]}/metrics"  # type: ignore[attr-defined]
+            async with session.get(url) as response:
+                assert response.status == 200
+                assert response.headers["Content-Type"].startswith("text/plain")
+                pages[name] = await response.text()
+    return pages
+
+
+def sample(page: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for family in text_string_to_metric_families(page):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                total += s.value
+    return total
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_metrics_pass_promtool_lint(scraped: dict[str, str], service: str, tmp_path) -> None:
+    page = scraped[service]
+    assert f"aisha_{service}_ready 1.0" in page
+    result = promtool("check", "metrics", cwd=tmp_path, stdin=page)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for family in text_string_to_metric_families(page):
+        for s in family.samples:
+            ids = [k for k in s.labels if k.endswith("_id") or k in {"user", "chat", "avatar"}]
+            assert not ids, f"{s.name} has an id label {ids}: ids belong in logs"
+
+
+async def test_every_metric_in_alerts_and_dashboards_is_exported(scraped: dict[str, str]) -> None:
+    exported = set().union(*(exposed_names(page) for page in scraped.values()))
+    known = exported | recorded_names() | SYNTHETIC
+    missing = {
+        (where, name)
+        for where, expr in all_queries()
+        for name in metric_names(expr)
+        if name not in known
+    }
+    assert not missing, "queried but exported by no service:\n" + "\n".join(
+        f"  {name}  ({where})" for where, name in sorted(missing, key=lambda m: m[1])
+    )
+
+
+async def test_one_training_shows_in_the_funnel(scraped: dict[str, str]) -> None:
+    bot, trainer, status = scraped["bot"], scraped["trainer"], scraped["status"]
+    assert sample(bot, "aisha_bot_users_started_total") == 1
+    assert sample(bot, "aisha_bot_avatars_created_total", training_type="style") == 1
+    assert sample(bot, "aisha_bot_photos_accepted_total") == 10
+    assert sample(bot, "aisha_bot_photos_rejected_total", reason="too_small") == 1
+    assert sample(bot, "aisha_bot_trainings_requested_total", attempt="first") == 1
+    assert sample(bot, "aisha_bot_trainings_finished_total", outcome="completed") == 1
+    e2e = "aisha_bot_training_end_to_end_seconds_count"
+    assert sample(bot, e2e, training_type="style", outcome="completed") == 1
+    assert sample(bot, "aisha_bot_telegram_requests_total", method="sendMessage", outcome="ok") > 0
+    assert sample(bot, "aisha_bot_progress_edits_total", outcome="sent") > 0
+    assert sample(bot, "aisha_bot_updates_total", update_type="callback_query", outcome="ok") > 0
+    assert sample(trainer, "aisha_trainer_trainings_submitted_total", training_type="style") == 1
+    fast = "fal-ai/flux-lora-fast-training"
+    assert sample(trainer, "aisha_trainer_fal_requests_total", endpoint=fast, outcome="ok") >= 1
+    assert sample(trainer, "aisha_trainer_fal_requests_total", endpoint="cdn", outcome="ok") >= 1
+    finished = "aisha_status_trainings_finished_total"
+    assert sample(status, finished, training_type="style", outcome="completed") == 1
+    assert sample(status, "aisha_status_webhooks_total", outcome="ok") == 1
+    assert sample(status, "aisha_status_fal_requests_total", endpoint=fast) >= 1
+    assert sample(status, "aisha_status_trainings_in_flight", training_type="style") == 0
+    for name, page in scraped.items():
+        published = sample(page, f"aisha_{name}_events_published_total", outcome="ok")
+        assert published >= 1, f"{name} published nothing"
+    assert sample(status, "aisha_status_event_age_seconds_count") >= 1
+
+
+async def test_logs_follow_one_avatar_across_the_three_services(
+    stack: Stack, scraped: dict[str, str]
+) -> None:
+    logs = stack.options.state_dir / "logs"
+    records = {
+        name: [
+            json.loads(line)
+            for line in (logs / f"{name}.log").read_text().splitlines()
+            if line.startswith("{")
+        ]
+        for name in SERVICES
+    }
+    created = [r for r in records["bot"] if r["msg"] == "avatar created"]
+    assert len(created) == 1
+    avatar_id = created[0]["avatar_id"]
+    for name in SERVICES:
+        story = [r for r in records[name] if r.get("avatar_id") == avatar_id]
+        assert story, f"{name} never logged avatar {avatar_id}"
+        assert all(r["service"] == name for r in story)
+    submitted = [r for r in records["trainer"] if r["msg"] == "training submitted"]
+    assert [r["avatar_id"] for r in submitted] == [avatar_id]
+    request_id = submitted[0]["request_id"]
+    assert any(r.get("request_id") == request_id for r in records["status"])
+    assert any(r.get("event_id") for r in records["bot"] if r.get("avatar_id") == avatar_id)
