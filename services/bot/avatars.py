@@ -59,7 +59,23 @@ class AvatarService:
     async def upsert_user(
         self, user_id: int, username: str | None, first_name: str, language: str, is_admin: bool
     ) -> User:
-        """First contact creates the row with Telegram's language; later ones refresh names."""
+        """First contact creates the row with Telegram's language; later ones refresh names.
+
+        Most updates come from a user whose row is current: for them this is one read, not a
+        write (every write is a commit that waits for the WAL flush). So `last_seen_at` is
+        refreshed at most every five minutes.
+        """
+        row = await self.pool.fetchrow(
+            "SELECT id, language, first_name, is_active, is_admin, main_avatar_id"
+            " FROM users WHERE id = $1 AND is_active AND is_admin = $4 AND first_name = $3"
+            " AND username IS NOT DISTINCT FROM $2 AND last_seen_at > now() - interval '5 minutes'",
+            user_id,
+            username,
+            first_name,
+            is_admin,
+        )
+        if row is not None:
+            return User.from_record(row)
         row = await self.pool.fetchrow(
             "INSERT INTO users (id, username, first_name, language, is_admin, last_seen_at) "
             "VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT (id) DO UPDATE SET "

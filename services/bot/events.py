@@ -2,9 +2,12 @@
 
 Each event is claimed in `processed_events` in the same transaction as the status change,
 so redelivery does nothing twice. Status only moves forward: training → completed | error |
-cancelled. Events of an older attempt and progress after an end state are ignored. The
-message edit is queued after commit, under a per-avatar lock so a slow progress edit cannot
-overtake the final "ready".
+cancelled. Events of an older attempt and progress after an end state are ignored. A
+progress edit is queued after commit, under a per-avatar lock so a slow progress edit
+cannot overtake the final "ready". The final message is delivered *before* its transaction
+commits: a process killed while Telegram holds it back rolls back, and the redelivered
+event tells the user again (at worst an identical edit, or one extra message if the
+progress message had to be replaced) — the end of a training is never told zero times.
 """
 
 from __future__ import annotations
@@ -105,7 +108,7 @@ class TrainingEvents:
         lock = self._locks.setdefault(event.avatar_id, asyncio.Lock())
         async with lock:
             shown = await self._transition(event, avatar_id, status, render)
-            if shown is None:
+            if shown is None or status is not None:  # final: delivered in `_transition`
                 return
             avatar, view = shown
             if avatar.progress_chat_id is None or avatar.progress_message_id is None:
@@ -158,6 +161,8 @@ class TrainingEvents:
                     "SELECT created_at FROM outbox WHERE id = $1",
                     UUID(derived_event_id("training_requested", avatar.id, event.attempt)),
                 )
+                view = render(Translator(self.texts, row["language"]), avatar)
+                await self._tell_end(uow.conn, avatar, view)
         if status is not None:
             self._finished(avatar, status, requested_at)
         return avatar, render(Translator(self.texts, row["language"]), avatar)
@@ -178,6 +183,28 @@ class TrainingEvents:
             seconds = max(0.0, (utcnow() - requested_at).total_seconds())
             self.metrics.training_e2e_seconds.labels(kind, outcome).observe(seconds)
         log.info("training %s shown to the user", outcome, extra={"avatar_id": str(avatar.id)})
+
+    async def _tell_end(
+        self, conn: asyncpg.Connection, avatar: Avatar, view: progress.View
+    ) -> None:
+        """Show the end on the progress message, or in a new one if that cannot be edited
+        (deleted, lost); runs inside the status change's transaction (see the module doc)."""
+        chat, message = avatar.progress_chat_id, avatar.progress_message_id
+        edited = (
+            chat is not None
+            and message is not None
+            and await self.sender.edit(chat, message, view.text, view.markup)
+        )
+        if edited:
+            return
+        sent = await self.sender.send(avatar.user_id, view.text, view.markup)
+        if sent is not None:  # same transaction: it holds the avatar row's lock
+            await conn.execute(
+                "UPDATE avatars SET progress_chat_id = $2, progress_message_id = $3 WHERE id = $1",
+                avatar.id,
+                sent.chat.id,
+                sent.message_id,
+            )
 
     async def _repost(self, avatar: Avatar, view: progress.View) -> None:
         """No progress message is known (it was lost): send a new one and remember it."""

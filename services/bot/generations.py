@@ -182,7 +182,7 @@ class GenerationService:
     async def follow_up(
         self, user_id: int, parent_id: UUID, mode: Literal["again", "more"]
     ) -> GenerationSpec | None:
-        """ "Again": same settings, a fresh seed. "More like this": the next seed of the same
+        """Follow-ups. Again: same settings, a fresh seed. More like this: the next seed of the same
         family (seed + n) with a small prompt variation, n counting earlier follow-ups."""
         parent = await self.get(user_id, parent_id)
         if parent is None:
@@ -255,13 +255,3 @@ class GenerationService:
                 [(image_id, file_id, generation_id) for image_id, file_id in file_ids.items()],
             )
         return True
-
-    async def set_progress_message(
-        self, generation_id: UUID, chat_id: int, message_id: int
-    ) -> None:
-        await self.pool.execute(
-            "UPDATE generations SET progress_chat_id = $2, progress_message_id = $3 WHERE id = $1",
-            generation_id,
-            chat_id,
-            message_id,
-        )

@@ -103,11 +103,28 @@ class UnitOfWork:
         await insert_outbox(self.conn, self._producer, self._events)
 
 
+_INSERT_OUTBOX = """
+WITH written AS (
+    INSERT INTO outbox (id, producer, subject, payload)
+    SELECT e.id, $2, e.subject, e.payload FROM unnest($1::uuid[], $3::text[], $4::bytea[])
+        AS e(id, subject, payload)
+    ON CONFLICT (id) DO NOTHING
+)
+SELECT pg_notify($5, $2)
+"""
+
+
 async def insert_outbox(conn: asyncpg.Connection, producer: str, events: Sequence[Event]) -> None:
-    """Write events to the outbox and wake the relay when the transaction commits."""
-    await conn.executemany(
-        "INSERT INTO outbox (id, producer, subject, payload) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (id) DO NOTHING",
-        [(UUID(e.event_id), producer, e.subject, encode(e)) for e in events],
+    """Write events to the outbox and wake the relay when the transaction commits.
+
+    One statement, so one round trip on every unit of work that publishes (the data-modifying
+    CTE always runs in full; the NOTIFY is delivered at commit, like the rows).
+    """
+    await conn.execute(
+        _INSERT_OUTBOX,
+        [UUID(e.event_id) for e in events],
+        producer,
+        [e.subject for e in events],
+        [encode(e) for e in events],
+        OUTBOX_CHANNEL,
     )
-    await conn.execute("SELECT pg_notify($1, $2)", OUTBOX_CHANNEL, producer)

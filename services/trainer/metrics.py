@@ -20,7 +20,7 @@ class TrainerMetrics(KitMetrics):
         self.trainings_failed_to_submit = Counter(
             "aisha_trainer_trainings_not_submitted",
             "Trainings refused before or by FAL",
-            ["reason"],
+            ["training_type", "reason"],
             registry=r,
         )
         self.duplicate_requests = Counter(

@@ -242,7 +242,8 @@ class TrainingService:
                     detail=detail[:200],
                 )
             )
-        self.metrics.trainings_failed_to_submit.labels(reason.value).inc()
+        kind = event.training_type.value
+        self.metrics.trainings_failed_to_submit.labels(kind, reason.value).inc()
         log.warning("training not submitted: %s", detail, extra={"avatar_id": event.avatar_id})
 
     @staticmethod

@@ -51,48 +51,60 @@ class Product:
 ProductFactory = Callable[..., contextlib.AbstractAsyncContextManager[Product]]
 
 
+@contextlib.asynccontextmanager
+async def running_product(
+    state: Path,
+    db_url: str,
+    *,
+    crash: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> AsyncIterator[Product]:
+    """NATS, emulators and the three services on loopback; all stopped on exit."""
+    async with contextlib.AsyncExitStack() as stack:
+        server = EmbeddedNats(state / "nats").start()
+        stack.callback(server.stop)
+        fal = FalEmulator(**FAL_OPTIONS)
+        await fal.start()
+        stack.push_async_callback(fal.stop)
+        telegram = TelegramEmulator()
+        await telegram.start()
+        stack.push_async_callback(telegram.stop)
+        services = Services(
+            {
+                "DATABASE_URL": db_url,
+                "NATS_URL": server.url,
+                "TELEGRAM_BOT_TOKEN": SANDBOX_TOKEN,
+                "TELEGRAM_API_URL": telegram.base_url,
+                "STATUS_POLL_INTERVAL_SECONDS": "0.5",
+                "TRAINER_MAX_CONCURRENT": "32",
+                "SHUTDOWN_GRACE_SECONDS": "3",
+                "ADMIN_IDS": "",
+                **fal.client_env(),
+                **(env or {}),
+            },
+            state / "logs",
+            dict(crash or {}),
+        )
+        services.env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{services.ports['status']}"
+        stack.push_async_callback(services.stop)
+        await services.start()
+        nc = await nats.connect(server.url, max_reconnect_attempts=-1)
+        stack.push_async_callback(nc.close)
+        js = nc.jetstream()
+        await provision(js)
+        yield Product(db_url, server, nc, js, fal, telegram, services)
+
+
 @pytest.fixture
 def product(tmp_path: Path, db_url: str) -> ProductFactory:
-    @contextlib.asynccontextmanager
-    async def start(
+    """`async with product(crash=..., env=..., database_url=...) as p:` for one test."""
+
+    def start(
         *,
         crash: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
         database_url: str | None = None,
-    ) -> AsyncIterator[Product]:
-        async with contextlib.AsyncExitStack() as stack:
-            server = EmbeddedNats(tmp_path / "nats").start()
-            stack.callback(server.stop)
-            fal = FalEmulator(**FAL_OPTIONS)
-            await fal.start()
-            stack.push_async_callback(fal.stop)
-            telegram = TelegramEmulator()
-            await telegram.start()
-            stack.push_async_callback(telegram.stop)
-            url = database_url or db_url
-            services = Services(
-                {
-                    "DATABASE_URL": url,
-                    "NATS_URL": server.url,
-                    "TELEGRAM_BOT_TOKEN": SANDBOX_TOKEN,
-                    "TELEGRAM_API_URL": telegram.base_url,
-                    "STATUS_POLL_INTERVAL_SECONDS": "0.5",
-                    "TRAINER_MAX_CONCURRENT": "32",
-                    "SHUTDOWN_GRACE_SECONDS": "3",
-                    "ADMIN_IDS": "",
-                    **fal.client_env(),
-                    **(env or {}),
-                },
-                tmp_path / "logs",
-                crash or {},
-            )
-            services.env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{services.ports['status']}"
-            stack.push_async_callback(services.stop)
-            await services.start()
-            nc = await nats.connect(server.url, max_reconnect_attempts=-1)
-            stack.push_async_callback(nc.close)
-            js = nc.jetstream()
-            await provision(js)
-            yield Product(url, server, nc, js, fal, telegram, services)
+    ) -> contextlib.AbstractAsyncContextManager[Product]:
+        return running_product(tmp_path, database_url or db_url, crash=crash, env=env)
 
     return start

@@ -159,6 +159,29 @@ async def start(db_url: str, tg: TelegramEmulator, flow: Flow, within: float = 6
     raise AssertionError(f"{flow.name}: training could not be started within {within}s")
 
 
+async def retry_failed(
+    db_url: str, tg: TelegramEmulator, flows: list[Flow], *, within: float
+) -> int:
+    """Until every flow completed (bounded): a user told "failed" presses "Try again" once.
+
+    Returns how many did. That is the designed way out of an attempt whose outcome could
+    not be reconciled; the new attempt has its own idempotency key.
+    """
+    deadline = asyncio.get_running_loop().time() + within
+    retried: set[uuid.UUID] = set()
+    while asyncio.get_running_loop().time() < deadline:
+        states = [await avatar_status(db_url, f.avatar_id) for f in flows]
+        if all(s == "completed" for s in states):
+            break
+        for flow, state in zip(flows, states, strict=True):
+            if state == "error" and told(tg, flow, FAILED) and flow.avatar_id not in retried:
+                data = TrainingCb(action="retry", avatar_id=flow.avatar_id).pack()
+                if await _press(tg, flow.uid, data, within=5.0):
+                    retried.add(flow.avatar_id)
+        await asyncio.sleep(0.5)
+    return len(retried)
+
+
 def told(tg: TelegramEmulator, flow: Flow, fragment: str) -> int:
     """How many of the bot's messages in the user's chat show `fragment` now."""
     return sum(
@@ -208,7 +231,8 @@ async def settle(
                 done.add(flow.avatar_id)
         await asyncio.sleep(0.3)
     per_key = fal_jobs_per_key(fal)
-    mine = [per_key[f.key] for f in flows]
+    prefixes = tuple(f"training:{f.avatar_id}:" for f in flows)
+    mine = [n for key, n in per_key.items() if key.startswith(prefixes)]
     return Outcome(
         started=len(flows),
         completed=len(done),

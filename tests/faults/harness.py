@@ -41,6 +41,7 @@ class Services:
     restarts: Counter[str] = field(default_factory=Counter)
     _watchdog: asyncio.Task[None] | None = None
     _stopping: bool = False
+    _paused: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         for name in SERVICES:
@@ -69,7 +70,7 @@ class Services:
         while not self._stopping:
             for name, child in self.children.items():
                 proc = child.proc
-                if proc is None or proc.returncode is None or self._stopping:
+                if proc is None or proc.returncode is None or name in self._paused:
                     continue
                 self.exits.append((name, proc.returncode))
                 await asyncio.sleep(self.restart_delay)
@@ -79,6 +80,19 @@ class Services:
                 self.restarts[name] += 1
                 await child.start()
             await asyncio.sleep(0.1)
+
+    async def rearm(self, name: str, points: str) -> None:
+        """Restart `name` gracefully with `points` armed (the next death restarts it clean)."""
+        child = self.children[name]
+        self._paused.add(name)
+        try:
+            await child.stop(grace=10)
+            self.crash = {**self.crash, name: points}
+            child.env = self.child_env(name, armed=True)
+            await child.start()
+        finally:
+            self._paused.discard(name)
+        await self.wait_ready(name)
 
     def kill(self, name: str) -> None:
         """SIGKILL: no signal handler, no drain, no flush."""

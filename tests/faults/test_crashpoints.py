@@ -1,22 +1,27 @@
 """kill -9 at each dangerous moment (crash points), restart, and every flow still finishes.
 
-Each scenario arms one crash point in one service (`AISHA_CRASHPOINTS`); the process dies
-with exit 137 the first time it gets there, the watchdog restarts it without the crash
-point, and the users' trainings must all end with the bot saying "ready" — FAL paid once
-per attempt, nothing left in an outbox or a consumer, each user shown "ready" once.
+One product serves the module. Each scenario restarts one service with one crash point
+armed (`AISHA_CRASHPOINTS`); the process dies with exit 137 the first time it gets there,
+the watchdog restarts it without the crash point, and the users' trainings must all end
+with the bot saying "ready" — FAL paid once per attempt, nothing left in an outbox or a
+consumer, nothing dead-lettered, each user shown "ready" on one message.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from itertools import count
 
 import asyncpg
 import pytest
+import pytest_asyncio
 
-from tests.faults.conftest import Product, ProductFactory
+from tests.conftest import create_database
+from tests.faults.conftest import Product, running_product
 from tests.faults.flows import Flow, drained, seed, settle, start
 
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.faults, pytest.mark.asyncio(loop_scope="module")]
 
 SCENARIOS = [
     # (crash point, service it is armed in)
@@ -29,37 +34,51 @@ SCENARIOS = [
     ("consumer.after_handler_before_ack", "bot"),
 ]
 FLOWS = 3
+_index = count()
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared(pg_admin_url, migrated_template, tmp_path_factory) -> AsyncIterator[Product]:
+    db_url = await create_database(pg_admin_url, template=migrated_template)
+    async with running_product(tmp_path_factory.mktemp("crash"), db_url) as product:
+        yield product
+
+
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize(("point", "service"), SCENARIOS, ids=[p for p, _ in SCENARIOS])
 async def test_kill_at_crash_point_then_every_flow_finishes(
-    product: ProductFactory, point: str, service: str
+    shared: Product, point: str, service: str
 ) -> None:
-    async with product(crash={service: point}) as p:
-        flows = [await seed(p.db_url, p.js, p.telegram, i) for i in range(FLOWS)]
-        # The first flow walks into the crash point alone; the others start once the
-        # process is back, so the crash hits a known moment of a known flow.
-        await start(p.db_url, p.telegram, flows[0])
-        deadline = asyncio.get_running_loop().time() + 30
-        while p.services.crashed_at(point) == 0:
-            assert asyncio.get_running_loop().time() < deadline, f"{point} never fired"
-            await asyncio.sleep(0.1)
-        await p.services.wait_ready(service)
-        await asyncio.gather(*(start(p.db_url, p.telegram, f) for f in flows[1:]))
-        outcome = await settle(p.db_url, p.telegram, p.fal, flows, within=60)
-        print(outcome.line(f"crash:{point}", 0))
-        assert p.services.exits == [(service, 137)], p.services.exits
-        assert outcome.lost == 0
-        assert outcome.duplicated == 0
-        assert outcome.ready_messages_max == 1  # the documented bound: "ready" shown once
-        await drained(p.db_url, p.js)
-        if point == "trainer.after_fal_submit":
-            await assert_adopted(p, flows[0])
+    p = shared
+    await p.services.rearm(service, point)
+    exits_before = len(p.services.exits)
+    flows = [await seed(p.db_url, p.js, p.telegram, next(_index)) for _ in range(FLOWS)]
+    # The first flow walks into the crash point alone; the others start once the process
+    # is back, so the crash hits a known moment of a known flow.
+    await start(p.db_url, p.telegram, flows[0])
+    deadline = asyncio.get_running_loop().time() + 30
+    while p.services.crashed_at(point) == 0:
+        assert asyncio.get_running_loop().time() < deadline, f"{point} never fired"
+        await asyncio.sleep(0.1)
+    await p.services.wait_ready(service)
+    await asyncio.gather(*(start(p.db_url, p.telegram, f) for f in flows[1:]))
+    outcome = await settle(p.db_url, p.telegram, p.fal, flows, within=60)
+    print(outcome.line(f"crash:{point}", 0))
+    assert p.services.exits[exits_before:] == [(service, 137)]
+    assert outcome.lost == 0
+    assert outcome.duplicated == 0
+    assert outcome.ready_messages_max == 1  # the documented bound: "ready" on one message
+    await drained(p.db_url, p.js)
+    if point == "trainer.after_fal_submit":
+        await assert_adopted(p, flows[0])
 
 
 async def assert_adopted(p: Product, flow: Flow) -> None:
     """The orphan was adopted from its webhook, not submitted again."""
     assert await p.services.metric("trainer", "aisha_trainer_orphans_total", outcome="adopted")
+    assert await p.services.metric(
+        "status", "aisha_status_webhooks_total", outcome="orphan_pending"
+    )
     conn = await asyncpg.connect(p.db_url)
     try:
         row = await conn.fetchrow(

@@ -10,8 +10,10 @@ create.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import io
 import logging
+import pkgutil
 import secrets
 import struct
 import time
@@ -22,10 +24,12 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
+from aiogram.filters.callback_data import CallbackData
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from PIL import Image, ImageDraw
 
+import services.bot.keyboards as keyboards
 from contracts.jetstream import OBJ_IMAGES, OBJ_PHOTOS
 from sandbox.telegram import TelegramEmulator
 from sandbox.telegram.state import CallbackRecord
@@ -95,6 +99,19 @@ async def eventually(check: Callable[[], Awaitable[Any]], within: float = 10.0) 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(0.03)
+
+
+def callback_factories() -> list[type[CallbackData]]:
+    """Every CallbackData subclass defined in services.bot.keyboards.* (new ones included)."""
+    for module in pkgutil.iter_modules(keyboards.__path__):
+        importlib.import_module(f"{keyboards.__name__}.{module.name}")
+    found, todo = [], list(CallbackData.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls.__module__.startswith(keyboards.__name__):
+            found.append(cls)
+    return sorted(found, key=lambda c: c.__prefix__)
 
 
 def buttons(message: Json) -> list[Json]:
@@ -266,31 +283,34 @@ class Seeded:
     image_objects: tuple[str, ...]
 
 
-async def seed_user_data(pool: asyncpg.Pool, js: JetStreamContext, uid: int) -> Seeded:
-    """A completed avatar with 2 stored photos (trained 2 h ago), an avatar in training, a
-    generation with one stored image, an active and a revoked share link."""
-    photos = await js.object_store(OBJ_PHOTOS.name)
-    images = await js.object_store(OBJ_IMAGES.name)
-    await pool.execute(
-        "INSERT INTO users (id, first_name, language) VALUES ($1, 'Victim', 'en') "
-        "ON CONFLICT DO NOTHING",
-        uid,
-    )
-    avatar = await pool.fetchval(
+async def seed_avatar(
+    pool: asyncpg.Pool,
+    js: JetStreamContext,
+    uid: int,
+    status: str,
+    *,
+    finished_hours_ago: float | None = None,
+    keep_photos: bool = False,
+    photos: int = 2,
+) -> tuple[UUID, list[str]]:
+    """An avatar with `photos` stored training photos (rows and files) of a user whose row
+    exists; `finished_hours_ago` sets `training_finished_at` (None: not finished)."""
+    store = await js.object_store(OBJ_PHOTOS.name)
+    avatar: UUID = await pool.fetchval(
         "INSERT INTO avatars (user_id, name, gender, trigger_word, status, photo_count, "
-        "training_attempt, training_finished_at) VALUES ($1, 'Done', 'female', 'ohwxdone', "
-        "'completed', 2, 1, now() - interval '2 hours') RETURNING id",
+        "training_attempt, keep_photos, training_finished_at) VALUES ($1, $6, 'female', "
+        "'ohwxseed', $2, $3, 1, $4, now() - $5 * interval '1 hour') RETURNING id",
         uid,
+        status,
+        photos,
+        keep_photos,
+        finished_hours_ago,
+        status.title(),
     )
-    training = await pool.fetchval(
-        "INSERT INTO avatars (user_id, name, gender, trigger_word, status, photo_count, "
-        "training_attempt) VALUES ($1, 'Busy', 'male', 'ohwxbusy', 'training', 3, 1) RETURNING id",
-        uid,
-    )
-    photo_objects = []
-    for i in range(2):
+    names = []
+    for i in range(photos):
         name = f"{avatar}/{uuid4()}.jpg"
-        await photos.put(name, photo(100 + i))
+        await store.put(name, photo(100 + i))
         await pool.execute(
             "INSERT INTO photos (avatar_id, user_id, object_name, sha256, status) "
             "VALUES ($1, $2, $3, $4, 'accepted')",
@@ -299,7 +319,21 @@ async def seed_user_data(pool: asyncpg.Pool, js: JetStreamContext, uid: int) -> 
             name,
             f"sha-{avatar}-{i}",
         )
-        photo_objects.append(name)
+        names.append(name)
+    return avatar, names
+
+
+async def seed_user_data(pool: asyncpg.Pool, js: JetStreamContext, uid: int) -> Seeded:
+    """A completed avatar with 2 stored photos (trained 2 h ago), an avatar in training, a
+    generation with one stored image, an active and a revoked share link."""
+    images = await js.object_store(OBJ_IMAGES.name)
+    await pool.execute(
+        "INSERT INTO users (id, first_name, language) VALUES ($1, 'Victim', 'en') "
+        "ON CONFLICT DO NOTHING",
+        uid,
+    )
+    avatar, photo_objects = await seed_avatar(pool, js, uid, "completed", finished_hours_ago=2)
+    training, _ = await seed_avatar(pool, js, uid, "training", photos=0)
     generation = await pool.fetchval(
         "INSERT INTO generations (user_id, avatar_id, prompt, aspect_ratio, num_images, seed, "
         "status) VALUES ($1, $2, 'a portrait', '1:1', 1, 7, 'completed') RETURNING id",

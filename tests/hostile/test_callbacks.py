@@ -9,9 +9,7 @@ attacker's; nothing is logged as an error.
 
 from __future__ import annotations
 
-import importlib
 import itertools
-import pkgutil
 import types
 import typing
 import uuid
@@ -20,15 +18,14 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiogram.filters.callback_data import CallbackData
 from nats.js import JetStreamContext
 
-import services.bot.keyboards as keyboards
 from contracts.jetstream import OBJ_IMAGES, OBJ_PHOTOS
 from sandbox.telegram import TelegramEmulator
 from tests.hostile.harness import (
     Seeded,
     answer_of,
+    callback_factories,
     eventually,
     forge_press,
     last_id,
@@ -53,19 +50,6 @@ GARBAGE = [
     "training:start:" + "0" * 32,
     "avatar:view:../../etc/passwd",
 ]
-
-
-def factories() -> list[type[CallbackData]]:
-    """Every CallbackData subclass defined in services.bot.keyboards.*."""
-    for module in pkgutil.iter_modules(keyboards.__path__):
-        importlib.import_module(f"{keyboards.__name__}.{module.name}")
-    found, todo = [], list(CallbackData.__subclasses__())
-    while todo:
-        cls = todo.pop()
-        todo.extend(cls.__subclasses__())
-        if cls.__module__.startswith(keyboards.__name__):
-            found.append(cls)
-    return sorted(found, key=lambda c: c.__prefix__)
 
 
 def _base(annotation: Any) -> Any:
@@ -103,7 +87,7 @@ def hostile_ids(annotation: Any, victim: Seeded) -> list[str]:
 def forged_payloads(victim: Seeded) -> list[str]:
     """For each factory: every legal action × every hostile id, and a wrong action."""
     payloads = list(GARBAGE)
-    for cls in factories():
+    for cls in callback_factories():
         fields = list(cls.model_fields.items())
         legal = {name: choices(f.annotation) for name, f in fields}
         ids = [name for name, values in legal.items() if values is None]
@@ -140,7 +124,7 @@ async def test_forged_callback_data_is_answered_and_changes_nothing(
     attacker = await new_user(emu, "Mallory", "ru")
     menu = await reply(emu, attacker, button="menu:create")
     payloads = forged_payloads(victim)
-    assert len(factories()) >= 6
+    assert len(callback_factories()) >= 6
     assert len(payloads) > 60
     before = await victim_state(pool, js, victim), await user_rows(pool, attacker)
     queries = [forge_press(emu, attacker, menu["message_id"], data) for data in payloads]

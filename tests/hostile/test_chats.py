@@ -86,6 +86,9 @@ async def test_a_message_arriving_after_the_user_blocked_the_bot(
     forge_message(emu, uid, text="/help")  # was in flight when they blocked us
     await eventually(lambda: _grew(emu, "error:403", sent))
     await eventually(inactive)
+    # the one refused answer, not retried into a storm (`guard` then checks the rest)
+    assert await emu.violations() == {"blocked_user": 1}
+    await emu.reset_violations()
     await emu.set_blocked(uid, False)
     mark = last_id(emu, uid)
     await emu.send_command(uid, "help")

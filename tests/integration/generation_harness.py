@@ -105,7 +105,8 @@ async def bot(
 @pytest.fixture
 async def images_store(js: JetStreamContext, bot: BotUnderTest) -> ObjectStore:
     """The `aisha_images` bucket (provisioned by the bot's runtime at start)."""
-    return await eventually(lambda: _bucket(js))
+    store: ObjectStore = await eventually(lambda: _bucket(js))
+    return store
 
 
 async def _bucket(js: JetStreamContext) -> ObjectStore | None:
@@ -178,16 +179,17 @@ async def answer_of(emu: TelegramEmulator, chat: int, query_id: str) -> Json:
 def forge_press(emu: TelegramEmulator, user_id: int, message_id: int, data: str) -> str:
     """A callback query with arbitrary data, as a hostile client could send."""
     world = emu.world
-    query = {
-        "id": str(secrets.randbits(62)),
+    query_id = str(secrets.randbits(62))
+    query: Json = {
+        "id": query_id,
         "from": world.users[user_id],
         "message": world.messages[user_id][message_id].message,
         "chat_instance": "1",
         "data": data,
     }
-    world.callbacks[query["id"]] = CallbackRecord(query, user_id, time.monotonic())
+    world.callbacks[query_id] = CallbackRecord(query, user_id, time.monotonic())
     world.push_update("callback_query", query)
-    return query["id"]
+    return query_id
 
 
 async def current(emu: TelegramEmulator, chat: int, message_id: int) -> Json | None:

@@ -21,6 +21,7 @@ from services.bot.images import ImageService
 from tests.integration import generation_harness as harness
 from tests.integration.generation_harness import (
     BotUnderTest,
+    Json,
     answer_of,
     bot_message,
     buttons,
@@ -39,7 +40,7 @@ emu, bot, js = harness.emu, harness.bot, harness.js
 admin_pool, images_store = harness.admin_pool, harness.images_store
 
 
-async def open_gallery(emu: TelegramEmulator, uid: int) -> dict:
+async def open_gallery(emu: TelegramEmulator, uid: int) -> Json:
     await emu.send_command(uid, "gallery")
     return await bot_message(emu, uid, text="Your gallery")
 
@@ -82,7 +83,14 @@ async def test_open_favourite_filter_and_delete(
     uid = (await emu.create_user("Fia"))["id"]
     avatar_id = await seed_avatar(admin_pool, uid, "Fia")
     ids = await seed_gallery(admin_pool, images_store, uid, 3, avatar_id=avatar_id)
+    await seed_gallery(admin_pool, images_store, uid, 1)  # a quick one, without the avatar
     gallery = await open_gallery(emu, uid)
+    assert "4 pictures" in gallery["text"]
+    await press(emu, uid, gallery, "galm:avatars:")
+    picker = await bot_message(emu, uid, text="which avatar", button="gal:0:0:")
+    await press(emu, uid, picker, f"gal:0:0:{uuid.UUID(avatar_id).hex}")
+    gallery = await bot_message(emu, uid, text="· Fia\n")
+    assert "3 pictures" in gallery["text"]
     await press(emu, uid, gallery, f"img:open:{ids[0].hex}")
     opened = await bot_message(emu, uid, button="img:fav:")
     assert "Seed: 1000" in opened["caption"]
@@ -104,7 +112,7 @@ async def test_open_favourite_filter_and_delete(
     assert (await image_row(admin_pool, ids[0]))["is_favorite"]  # type: ignore[index]
 
     await press(emu, uid, gallery, "gal:0:1:")
-    favourites = await bot_message(emu, uid, text="favourites")
+    favourites = await bot_message(emu, uid, text="favourites · Fia")
     assert "1 pictures" in favourites["text"]
     assert "⭐" in favourites["text"]
 
@@ -121,14 +129,15 @@ async def test_open_favourite_filter_and_delete(
     with pytest.raises(NotFoundError):  # the object went with the row
         await images_store.get(row["object_name"])
     await press(emu, uid, favourites, "gal:0:0:")
-    refreshed = await bot_message(emu, uid, text="2 pictures")
+    refreshed = await bot_message(emu, uid, text="all pictures · Fia")
+    assert "2 pictures" in refreshed["text"]
     assert refreshed["message_id"] == gallery["message_id"]
 
 
-async def labelled(emu: TelegramEmulator, chat: int, message_id: int, label: str) -> dict:
+async def labelled(emu: TelegramEmulator, chat: int, message_id: int, label: str) -> Json:
     """The message once it shows a button labelled `label` (after an edit)."""
 
-    async def check() -> dict | None:
+    async def check() -> Json | None:
         message = await current(emu, chat, message_id)
         return message if message and any(b["text"] == label for b in buttons(message)) else None
 
@@ -244,6 +253,20 @@ async def test_share_link_works_for_others_until_revoked(
     await emu.send_command(friend, "start", f"share_{token}")
     await eventually(lambda: _more(emu, friend, len(unknown) + 1))
     assert len([m for m in await emu.bot_messages(friend) if m.get("photo")]) == before
+
+    # a new link works again, until the picture itself is deleted
+    await press(emu, owner, opened, "img:share:")
+    again = await bot_message(emu, owner, text="t.me/", button="img:unshare:")
+    fresh = re.search(r"start=share_([A-Za-z0-9_-]{22})", again["text"])
+    assert fresh is not None
+    assert fresh.group(1) != token
+    await press(emu, owner, opened, "img:del:")
+    confirm = await labelled(emu, owner, opened["message_id"], "🗑 Yes, delete")
+    await press(emu, owner, confirm, "img:del_yes:")
+    await eventually(lambda: _gone(emu, owner, opened["message_id"]))
+    assert await admin_pool.fetchval("SELECT count(*) FROM share_links") == 0  # cascaded
+    await emu.send_command(friend, "start", f"share_{fresh.group(1)}")
+    await eventually(lambda: _more(emu, friend, len(unknown) + 2))
 
 
 async def harness_generation(pool: asyncpg.Pool, image_id: uuid.UUID) -> uuid.UUID:

@@ -32,6 +32,7 @@ from tests.integration import generation_harness as harness
 from tests.integration.generation_harness import (
     TRIGGER,
     BotUnderTest,
+    Json,
     answer_of,
     bot_message,
     buttons,
@@ -39,6 +40,7 @@ from tests.integration.generation_harness import (
     current,
     events_of,
     eventually,
+    file_bytes,
     forge_press,
     picture,
     press,
@@ -55,7 +57,10 @@ REQUESTED = "aisha.generation.requested"
 
 
 async def generation_rows(pool: asyncpg.Pool, uid: int) -> list[asyncpg.Record]:
-    return await pool.fetch("SELECT * FROM generations WHERE user_id = $1 ORDER BY created_at", uid)
+    rows: list[asyncpg.Record] = await pool.fetch(
+        "SELECT * FROM generations WHERE user_id = $1 ORDER BY created_at", uid
+    )
+    return rows
 
 
 async def requested(js: JetStreamContext, generation_id: uuid.UUID) -> GenerationRequested:
@@ -63,10 +68,11 @@ async def requested(js: JetStreamContext, generation_id: uuid.UUID) -> Generatio
         return await events_of(js, REQUESTED, GenerationRequested, generation_id=str(generation_id))
 
     [event] = await eventually(find)
-    return event  # type: ignore[no-any-return]
+    assert isinstance(event, GenerationRequested)
+    return event
 
 
-async def open_source_screen(emu: TelegramEmulator, uid: int) -> dict:
+async def open_source_screen(emu: TelegramEmulator, uid: int) -> Json:
     """/start → Generate → the (only) avatar → the style / prompt screen."""
     await emu.send_command(uid, "start")
     menu = await bot_message(emu, uid, button="gen:home")
@@ -126,7 +132,7 @@ async def test_generate_from_a_template_and_deliver_an_album(
     assert len(album) == 3
     assert "Corporate headshot" in album[0]["caption"]
     assert await current(emu, uid, queued["message_id"]) is None  # progress message removed
-    sent_bytes = [emu.world.files.get(m["photo"][-1]["file_id"]).data for m in album]
+    sent_bytes = [file_bytes(emu, m["photo"][-1]["file_id"]) for m in album]
     assert sent_bytes == blobs
 
     async def stored_ids() -> list[str] | None:
@@ -230,7 +236,7 @@ async def test_an_nsfw_picture_is_withheld_with_a_note(
         js, admin_pool, images_store, str(row["id"]), [(1, 2, 3), (9, 9, 9)], nsfw=(1,)
     )
     shown = await bot_message(emu, uid, text="withheld", button="grun:")
-    assert emu.world.files.get(shown["photo"][-1]["file_id"]).data == blobs[0]
+    assert file_bytes(emu, shown["photo"][-1]["file_id"]) == blobs[0]
     photos = [m for m in await emu.bot_messages(uid) if m.get("photo")]
     assert len(photos) == 1
     flagged = await admin_pool.fetchrow(
@@ -287,7 +293,9 @@ async def test_quick_generation_and_the_concurrency_limit(
     assert refused["show_alert"]
     assert "уже идут 2 генерации" in refused["text"]
     assert len(await generation_rows(admin_pool, uid)) == 2
-    assert (await current(emu, uid, settings["message_id"]))["text"] == settings["text"]
+    unchanged = await current(emu, uid, settings["message_id"])
+    assert unchanged is not None
+    assert unchanged["text"] == settings["text"]
 
     # one finishes (fails, in Russian, with "again"): the next one is accepted
     await publish(js, GenerationFailed(
@@ -327,7 +335,8 @@ async def test_photo_to_prompt(
 
     [request] = await eventually(asked)
     assert (request.avatar_id, request.object_name) == (avatar_id, f"refs/{request.request_id}.jpg")
-    assert (await images_store.get(request.object_name)).data[:2] == b"\xff\xd8"  # a JPEG
+    stored = (await images_store.get(request.object_name)).data or b""
+    assert stored[:2] == b"\xff\xd8"  # a JPEG
 
     stale = PromptDescribed(
         event_id=new_event_id(), occurred_at=utcnow(), request_id=str(uuid.uuid4()), user_id=uid,
@@ -346,10 +355,17 @@ async def test_photo_to_prompt(
     assert any(b["callback_data"].startswith("gen:edit") for b in buttons(proposed))
     await press(emu, uid, proposed, "gen:cfg")
     settings = await bot_message(emu, uid, text="reading a book", button="gen:go")
+    # "Edit" (still on the proposal the user may scroll back to) shows the prompt to copy
+    forge_press(emu, uid, settings["message_id"], "gen:edit:")
+    editing = await bot_message(emu, uid, text="Here is the current prompt")
+    assert any(e["type"] == "code" for e in editing["entities"])  # ready to copy
+    assert "reading a book in a cozy cafe" in editing["text"]
+    await emu.send_text(uid, f"{TRIGGER} reading a book in a cozy cafe, rain on the window")
+    settings = await bot_message(emu, uid, text="rain on the window", button="gen:go")
     await press(emu, uid, settings, "gen:go")
     await bot_message(emu, uid, text="Generating")
     [row] = await generation_rows(admin_pool, uid)
-    assert row["prompt"] == f"photo of {TRIGGER} woman, reading a book in a cozy cafe"
+    assert row["prompt"] == f"{TRIGGER} reading a book in a cozy cafe, rain on the window"
 
     async def reference_gone() -> bool:
         try:

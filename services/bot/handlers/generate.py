@@ -209,7 +209,7 @@ async def follow_up(
     callback: CallbackQuery, callback_data: GenRunCb, user: User, t: Translator,
     generations: GenerationService,
 ) -> None:  # fmt: skip
-    """ "Again" / "more like this" under results: a new generation with its own progress
+    """Again / more like this, under results: a new generation with its own progress
     message below (the results stay as they are)."""
     spec = await generations.follow_up(user.id, callback_data.generation_id, callback_data.action)
     if spec is None:

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from services.bot.keyboards.callbacks import LangCb, MenuCb
 from services.bot.keyboards.gallery import GalleryCb
 from services.bot.keyboards.generate import GenCb
-from services.bot.texts import Translator
+from services.bot.texts import Texts, Translator
 
 
 def main_menu(t: Translator) -> InlineKeyboardMarkup:
+    """Built once per language and shared (never mutate it): aiogram's builder re-validates
+    the whole keyboard on each button, ~1-3 ms for this one, and every completed training
+    and every /start shows it."""
+    return _main_menu(t.texts, t.lang)
+
+
+@lru_cache(maxsize=16)
+def _main_menu(texts: Texts, lang: str) -> InlineKeyboardMarkup:
+    t = Translator(texts, lang)
     kb = InlineKeyboardBuilder()
     kb.button(text=t.plain("generate.menu_button"), callback_data=GenCb(action="home"))
     kb.button(text=t.plain("gallery.menu_button"), callback_data=GalleryCb())

@@ -120,7 +120,7 @@ def build(subject: Subject, *, style: Style | None, text: str | None) -> str:
 
 
 def vary(prompt: str, step: int) -> str:
-    """ "More like this": the same prompt with one small variation (not accumulating)."""
+    """More like this: the same prompt with one small variation (they do not pile up)."""
     base = _VARIATION_SUFFIX.sub("", prompt)
     return truncate(f"{base}, {VARIATIONS[step % len(VARIATIONS)]}", MAX_PROMPT)
 
