@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -43,13 +44,14 @@ def parse(argv: list[str]) -> harness.Options:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("services.kit.broker").setLevel(logging.ERROR)  # in-process bots' drains
     try:
         options = parse(sys.argv[1:] if argv is None else argv)
         harness.plan(options.only)
     except ValueError as exc:
         print(f"benchmarks: {exc}", file=sys.stderr)
         return 2
-    outcome = asyncio.run(harness.run(options))
+    outcome = asyncio.run(_run(options))
     doc = outcome.document
     m = doc["machine"]
     print(
@@ -58,6 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(outcome.table)
     return 1 if any(r.error for r in outcome.rows) else 0
+
+
+async def _run(options: harness.Options) -> harness.Outcome:
+    """SIGTERM cancels the run, so servers and service processes are still stopped."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await harness.run(options)
 
 
 if __name__ == "__main__":

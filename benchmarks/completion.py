@@ -75,7 +75,7 @@ async def run(lab: Lab, baselines: dict[str, Row]) -> Row:
     rate = sizes.completion_rate
     await lab.status()
     await lab.purge_training_events()
-    row = Row("completion", "2. completion → user", "scenario", unit="/s")
+    row = Row("completion", "2. completion → user", "scenario", unit="edit/s")
     async with TelegramEmulator(limits=Limits(enabled=False)) as emu:
         config = botrun.bot_config(lab, emu, send_rate_global=1_000_000.0)
         async with botrun.RunningBot(config, emu), Poster(lab.webhook_url, 64) as poster:

@@ -100,6 +100,7 @@ async def run(options: Options) -> Outcome:
     base_names, scenario_names = plan(options.only)
     outcome = Outcome()
     started = time.perf_counter()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
     if options.profile_dir is not None:
         options.profile_dir.mkdir(parents=True, exist_ok=True)
     async with Lab(
@@ -123,7 +124,7 @@ async def run(options: Options) -> Outcome:
     outcome.table = render(outcome.rows)
     outcome.document = {
         "mode": "quick" if options.quick else "full",
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started_at": started_at,
         "seconds": round(outcome.seconds, 1),
         "machine": machine(),
         "caveat": NOISE,

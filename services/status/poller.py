@@ -4,7 +4,9 @@ Replicas share the work through `FOR UPDATE SKIP LOCKED` on due rows (indexes
 `ix_avatars_poll_due`, `ix_generations_poll_due`: trainings and generations draw on the
 same FAL request budget); each claimed row's next poll is pushed out before FAL is asked,
 so a crash cannot make two replicas poll the same job in a tight loop. A token bucket
-caps this replica's FAL request rate; failures back the job off exponentially.
+caps this replica's FAL request rate; failures back the job off exponentially in the
+number of polls since the last good answer (`poll_count`, reset by every progress
+update), not in the job's age: one 500 after an hour of polling waits seconds, not minutes.
 """
 
 from __future__ import annotations

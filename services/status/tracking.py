@@ -110,7 +110,8 @@ class Tracker:
                 "UPDATE avatars SET fal_status = $2, training_progress ="
                 " greatest(training_progress, $3), queue_position = $4,"
                 " training_logs = coalesce($5, training_logs), fal_response_data = $6,"
-                " last_status_check = now(), training_started_at = CASE WHEN $2 = 'IN_PROGRESS'"
+                " last_status_check = now(), poll_count = 0,"  # backoff counts failures only
+                " training_started_at = CASE WHEN $2 = 'IN_PROGRESS'"
                 " THEN coalesce(training_started_at, now()) ELSE training_started_at END"
                 " WHERE fal_request_id = $1 AND training_finished_at IS NULL"
                 " AND tracked_attempt = submitted_attempt"

@@ -1,10 +1,12 @@
-"""Fixtures of the fault suite: the whole product per scenario, on loopback only.
+"""Fixtures of the fault suite: the whole product, on loopback only.
 
-Each scenario gets its own NATS server (JetStream state from one scenario must not leak
-into the next: durable consumers are shared by name), its own database copied from the
-session's migrated template, fresh FAL and Telegram emulators and the three services as
-processes. `product(...)` is an async context manager so a scenario chooses its crash
-points, extra environment, or its own PostgreSQL.
+`shared` is one product for the scenarios that leave NATS and PostgreSQL alone (crash
+points, random kills, FAL, Telegram, poison): its own NATS server (durable consumers are
+shared by name, so JetStream state must not leak in from other tests), its own database
+copied from the session's migrated template, the FAL and Telegram emulators and the
+three services as processes. Starting the product is most of a scenario's cost (the bot
+imports aiogram), so they share one and each counts only its own flows.
+`product(...)` starts a private one for scenarios that restart NATS or PostgreSQL.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import nats
 import pytest
+import pytest_asyncio
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
@@ -25,6 +28,7 @@ from sandbox.fal import FalEmulator
 from sandbox.stack import SANDBOX_TOKEN
 from sandbox.telegram import TelegramEmulator
 from services.kit.broker import provision
+from tests.conftest import create_database
 from tests.faults.harness import Services
 
 #: Emulated FAL: a 2 s training, webhook retries 0.5 s apart (FAL's are 7 s apart).
@@ -35,6 +39,9 @@ FAL_OPTIONS: dict[str, Any] = {
     "webhook_backoff_seconds": 0.5,
     "concurrency": 8,
 }
+#: The shared product waits only 30 s for an orphan's webhook (90 min in production) so a
+#: user whose attempt cannot be reconciled is told within the scenario (random kills).
+SHARED_ENV = {"TRAINER_RECONCILE_MINUTES": "0.5"}
 
 
 @dataclass
@@ -46,6 +53,8 @@ class Product:
     fal: FalEmulator
     telegram: TelegramEmulator
     services: Services
+    #: Messages scenarios dead-lettered on purpose (the poison scenario).
+    dead_letters: int = 0
 
 
 ProductFactory = Callable[..., contextlib.AbstractAsyncContextManager[Product]]
@@ -108,3 +117,13 @@ def product(tmp_path: Path, db_url: str) -> ProductFactory:
         return running_product(tmp_path, database_url or db_url, crash=crash, env=env)
 
     return start
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def shared(
+    pg_admin_url: str, migrated_template: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Product]:
+    db_url = await create_database(pg_admin_url, template=migrated_template)
+    state = tmp_path_factory.mktemp("faults")
+    async with running_product(state, db_url, env=SHARED_ENV) as product:
+        yield product

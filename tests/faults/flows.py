@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import asyncpg
 from nats.js import JetStreamContext
 from PIL import Image
 
-from contracts.jetstream import OBJ_PHOTOS
+from contracts.jetstream import CONSUMERS, OBJ_PHOTOS, STREAM_DLQ
 from sandbox.fal import FalEmulator
 from sandbox.telegram import TelegramEmulator
 from services.bot.keyboards.callbacks import AvatarCb, MenuCb, TrainingCb
@@ -67,8 +68,12 @@ def photo(i: int) -> bytes:
     return buffer.getvalue()
 
 
-async def seed(db_url: str, js: JetStreamContext, tg: TelegramEmulator, index: int) -> Flow:
+_numbers = itertools.count()
+
+
+async def seed(db_url: str, js: JetStreamContext, tg: TelegramEmulator) -> Flow:
     """A user and an avatar in `ready` with its photos, written as the bot writes them."""
+    index = next(_numbers)
     name = f"Flow{index}"
     user = await tg.create_user(name, language_code="en")
     uid = int(user["id"])
@@ -150,7 +155,7 @@ async def start(db_url: str, tg: TelegramEmulator, flow: Flow, within: float = 6
     while asyncio.get_running_loop().time() < deadline:
         await tg.send_command(flow.uid, "start")
         for data in path:
-            if not await _press(tg, flow.uid, data, within=8.0):
+            if not await _press(tg, flow.uid, data, within=5.0):
                 break
         for _ in range(40):
             if await avatar_status(db_url, flow.avatar_id) != "ready":
@@ -216,12 +221,9 @@ async def settle(
     deadline = asyncio.get_running_loop().time() + within
 
     async def finished(flow: Flow) -> bool:
-        expected, fragment = (
-            ("error", FAILED) if flow.trigger in failing else ("completed", READY)
-        )
+        expected, fragment = ("error", FAILED) if flow.trigger in failing else ("completed", READY)
         return (
-            await avatar_status(db_url, flow.avatar_id) == expected
-            and told(tg, flow, fragment) > 0
+            await avatar_status(db_url, flow.avatar_id) == expected and told(tg, flow, fragment) > 0
         )
 
     done: set[uuid.UUID] = set()
@@ -243,12 +245,12 @@ async def settle(
     )
 
 
-async def drained(db_url: str, js: JetStreamContext, within: float = 40.0) -> None:
+async def drained(
+    db_url: str, js: JetStreamContext, dead_letters: int = 0, within: float = 40.0
+) -> None:
     """Nothing left behind: every outbox row published, every durable consumer caught up
     (acks included: a message held by a killed process comes back after `ack_wait`), and
-    nothing dead-lettered."""
-    from contracts.jetstream import CONSUMERS, STREAM_DLQ
-
+    nothing dead-lettered beyond the `dead_letters` a scenario produced on purpose."""
     deadline = asyncio.get_running_loop().time() + within
     state: dict[str, int] = {}
     while True:
@@ -264,7 +266,8 @@ async def drained(db_url: str, js: JetStreamContext, within: float = 40.0) -> No
         for spec in CONSUMERS:
             info = await js.consumer_info(spec.stream, spec.durable)
             state[spec.durable] = (info.num_pending or 0) + (info.num_ack_pending or 0)
-        state["dead_letters"] = (await js.stream_info(STREAM_DLQ.name)).state.messages
+        dlq = (await js.stream_info(STREAM_DLQ.name)).state.messages
+        state["unexpected_dead_letters"] = dlq - dead_letters
         if not any(state.values()):
             return
         if asyncio.get_running_loop().time() > deadline:

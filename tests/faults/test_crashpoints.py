@@ -10,18 +10,14 @@ consumer, nothing dead-lettered, each user shown "ready" on one message.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from itertools import count
 
 import asyncpg
 import pytest
-import pytest_asyncio
 
-from tests.conftest import create_database
-from tests.faults.conftest import Product, running_product
+from tests.faults.conftest import Product
 from tests.faults.flows import Flow, drained, seed, settle, start
 
-pytestmark = [pytest.mark.faults, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.faults, pytest.mark.asyncio(loop_scope="session")]
 
 SCENARIOS = [
     # (crash point, service it is armed in)
@@ -34,14 +30,6 @@ SCENARIOS = [
     ("consumer.after_handler_before_ack", "bot"),
 ]
 FLOWS = 3
-_index = count()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def shared(pg_admin_url, migrated_template, tmp_path_factory) -> AsyncIterator[Product]:
-    db_url = await create_database(pg_admin_url, template=migrated_template)
-    async with running_product(tmp_path_factory.mktemp("crash"), db_url) as product:
-        yield product
 
 
 @pytest.mark.timeout(120)
@@ -52,7 +40,7 @@ async def test_kill_at_crash_point_then_every_flow_finishes(
     p = shared
     await p.services.rearm(service, point)
     exits_before = len(p.services.exits)
-    flows = [await seed(p.db_url, p.js, p.telegram, next(_index)) for _ in range(FLOWS)]
+    flows = [await seed(p.db_url, p.js, p.telegram) for _ in range(FLOWS)]
     # The first flow walks into the crash point alone; the others start once the process
     # is back, so the crash hits a known moment of a known flow.
     await start(p.db_url, p.telegram, flows[0])
@@ -68,7 +56,7 @@ async def test_kill_at_crash_point_then_every_flow_finishes(
     assert outcome.lost == 0
     assert outcome.duplicated == 0
     assert outcome.ready_messages_max == 1  # the documented bound: "ready" on one message
-    await drained(p.db_url, p.js)
+    await drained(p.db_url, p.js, p.dead_letters)
     if point == "trainer.after_fal_submit":
         await assert_adopted(p, flows[0])
 

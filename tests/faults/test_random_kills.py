@@ -15,31 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
-from itertools import count
 
 import pytest
-import pytest_asyncio
 
-from tests.conftest import create_database
-from tests.faults.conftest import Product, running_product
+from tests.faults.conftest import Product
 from tests.faults.flows import Flow, drained, retry_failed, seed, settle, start
 from tests.faults.harness import SERVICES
 
-pytestmark = [pytest.mark.faults, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.faults, pytest.mark.asyncio(loop_scope="session")]
 
 SEEDS = (1, 2, 3)
 FLOWS = 4
 KILLS = 4
-_index = count()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def shared(pg_admin_url, migrated_template, tmp_path_factory) -> AsyncIterator[Product]:
-    db_url = await create_database(pg_admin_url, template=migrated_template)
-    env = {"TRAINER_RECONCILE_MINUTES": "0.5"}
-    async with running_product(tmp_path_factory.mktemp("chaos"), db_url, env=env) as product:
-        yield product
 
 
 async def chaos(p: Product, rng: random.Random) -> list[str]:
@@ -57,7 +44,7 @@ async def chaos(p: Product, rng: random.Random) -> list[str]:
 async def test_random_sigkills_during_concurrent_flows(shared: Product, seed_value: int) -> None:
     p = shared
     rng = random.Random(seed_value)
-    flows: list[Flow] = [await seed(p.db_url, p.js, p.telegram, next(_index)) for _ in range(FLOWS)]
+    flows: list[Flow] = [await seed(p.db_url, p.js, p.telegram) for _ in range(FLOWS)]
     killer = asyncio.create_task(chaos(p, rng))
     await asyncio.gather(*(start(p.db_url, p.telegram, f, within=90) for f in flows))
     killed = await killer
@@ -70,4 +57,4 @@ async def test_random_sigkills_during_concurrent_flows(shared: Product, seed_val
     assert outcome.duplicated == 0
     assert retried <= 1, "more than one user had to retry: reconciliation is not working"
     assert outcome.ready_messages_max == 1
-    await drained(p.db_url, p.js)
+    await drained(p.db_url, p.js, p.dead_letters)

@@ -9,15 +9,11 @@ completes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from itertools import count
 
 import asyncpg
 import pytest
-import pytest_asyncio
 
-from tests.conftest import create_database
-from tests.faults.conftest import Product, running_product
+from tests.faults.conftest import Product
 from tests.faults.flows import (
     READY,
     Outcome,
@@ -30,15 +26,7 @@ from tests.faults.flows import (
     told,
 )
 
-pytestmark = [pytest.mark.faults, pytest.mark.asyncio(loop_scope="module")]
-_index = count(100)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def shared(pg_admin_url, migrated_template, tmp_path_factory) -> AsyncIterator[Product]:
-    db_url = await create_database(pg_admin_url, template=migrated_template)
-    async with running_product(tmp_path_factory.mktemp("telegram"), db_url) as product:
-        yield product
+pytestmark = [pytest.mark.faults, pytest.mark.asyncio(loop_scope="session")]
 
 
 async def fal_status(db_url: str, flow_avatar: object) -> str | None:
@@ -56,7 +44,7 @@ async def test_flood_control_and_server_errors_during_progress(shared: Product) 
     exits_before = list(p.services.exits)
     p.fal.configure(training_seconds=4.0)  # long enough for several progress edits
     try:
-        flows = [await seed(p.db_url, p.js, p.telegram, next(_index)) for _ in range(3)]
+        flows = [await seed(p.db_url, p.js, p.telegram) for _ in range(3)]
         # The replies to /start fail first: the users send it again, as people do.
         await p.telegram.inject_fault("sendMessage", status=502, count=2)
         await asyncio.gather(*(start(p.db_url, p.telegram, f) for f in flows))
@@ -72,7 +60,7 @@ async def test_flood_control_and_server_errors_during_progress(shared: Product) 
     assert outcome.duplicated == 0
     assert outcome.ready_messages_max == 1
     assert p.services.exits == exits_before
-    await drained(p.db_url, p.js)
+    await drained(p.db_url, p.js, p.dead_letters)
 
 
 @pytest.mark.timeout(120)
@@ -81,7 +69,7 @@ async def test_user_who_blocked_the_bot_is_marked_inactive_and_left_alone(
 ) -> None:
     p = shared
     exits_before = list(p.services.exits)
-    flow = await seed(p.db_url, p.js, p.telegram, next(_index))
+    flow = await seed(p.db_url, p.js, p.telegram)
     await start(p.db_url, p.telegram, flow)
     await p.telegram.set_blocked(flow.uid, True)
     blocked_before = p.telegram.world.violations.get("blocked_user", 0)
@@ -104,7 +92,7 @@ async def test_user_who_blocked_the_bot_is_marked_inactive_and_left_alone(
     assert refused <= 2, f"{refused} calls refused with 403: the bot keeps retrying"
     assert told(p.telegram, flow, READY) == 0
     assert p.services.exits == exits_before
-    await drained(p.db_url, p.js)
+    await drained(p.db_url, p.js, p.dead_letters)
 
 
 @pytest.mark.timeout(150)
@@ -112,7 +100,7 @@ async def test_bot_killed_while_telegram_holds_back_the_final_message(shared: Pr
     """The avatar is ready but Telegram keeps answering 429 when the bot dies: after the
     restart the user is still told (the notification is not lost with the process)."""
     p = shared
-    flow = await seed(p.db_url, p.js, p.telegram, next(_index))
+    flow = await seed(p.db_url, p.js, p.telegram)
     await start(p.db_url, p.telegram, flow)
     await p.telegram.inject_fault("editMessageText", status=429, count=1000, retry_after=3)
     await p.telegram.inject_fault("sendMessage", status=429, count=1000, retry_after=3)
@@ -129,4 +117,4 @@ async def test_bot_killed_while_telegram_holds_back_the_final_message(shared: Pr
     assert p.services.exits[-1] == ("bot", -9)
     assert outcome.lost == 0
     assert outcome.ready_messages_max == 1
-    await drained(p.db_url, p.js)
+    await drained(p.db_url, p.js, p.dead_letters)

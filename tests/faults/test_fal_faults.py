@@ -1,0 +1,82 @@
+"""FAL misbehaving: errors and hangs on its HTTP API, webhooks lost, late, doubled,
+reordered, forged or stale, and a job that fails.
+
+Every flow gets one webhook fault of its own (matched by its trigger word in the job's
+input); the HTTP faults hit whichever request comes first. Whatever FAL does, each user
+ends with "ready" (the failed job's user with "failed" and a retry button), and each
+attempt is one job at FAL: a submit FAL refused is retried, a lost webhook is replaced
+by polling, a forged one is refused, a duplicate changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.faults.conftest import Product
+from tests.faults.flows import drained, seed, settle, start
+
+pytestmark = [pytest.mark.faults, pytest.mark.asyncio(loop_scope="session")]
+
+#: One webhook fault per flow: (fault name, its parameters).
+JOB_FAULTS: list[tuple[str, dict[str, Any]]] = [
+    ("webhook_lost", {}),
+    ("webhook_duplicate", {}),
+    ("webhook_late", {"seconds": 4}),
+    ("webhook_out_of_order", {"seconds": 3}),
+    ("webhook_bad_signature", {}),
+    ("webhook_stale_timestamp", {}),
+    ("job_failed", {"message": "CUDA out of memory"}),
+]
+#: FAL's HTTP API: (fault, operation, times, parameters), armed before the flows start.
+SUBMIT_FAULTS: list[tuple[str, str, int, dict[str, Any]]] = [
+    ("http_error", "submit", 2, {"status": 500}),  # refused: the trainer retries later
+    ("http_error", "submit", 3, {"status": 429, "retry_after": 1}),  # fal-client retries
+    ("hang", "submit", 1, {"seconds": 2}),  # slow, but inside the client's timeout
+]
+#: ... and once the jobs have been polled a while (a backoff must follow failures, not age).
+POLL_FAULTS: list[tuple[str, str, int, dict[str, Any]]] = [
+    ("http_error", "status", 3, {"status": 500}),  # the poller backs off
+    ("hang", "status", 1, {"seconds": 2}),
+    ("http_error", "result", 2, {"status": 500}),
+]
+
+
+@pytest.mark.timeout(150)
+async def test_fal_faults_every_flow_ends_and_is_paid_once(shared: Product) -> None:
+    p = shared
+    flows = [await seed(p.db_url, p.js, p.telegram) for _ in JOB_FAULTS]
+    for flow, (fault, params) in zip(flows, JOB_FAULTS, strict=True):
+        p.fal.add_fault(fault, contains=flow.trigger, times=1, **params)
+    rules = [
+        p.fal.add_fault(fault, op=op, times=times, **params)
+        for fault, op, times, params in SUBMIT_FAULTS
+    ]
+    failing = frozenset({flows[-1].trigger})
+    p.fal.configure(training_seconds=6.0)
+    try:
+        await asyncio.gather(*(start(p.db_url, p.telegram, f) for f in flows))
+        await asyncio.sleep(3.0)  # every running job has been polled several times
+        rules += [
+            p.fal.add_fault(fault, op=op, times=times, **params)
+            for fault, op, times, params in POLL_FAULTS
+        ]
+        outcome = await settle(p.db_url, p.telegram, p.fal, flows, within=25, failing=failing)
+    finally:
+        p.fal.configure(training_seconds=2.0)
+    print(outcome.line("fal_faults", 0))
+    assert outcome.lost == 0
+    assert outcome.duplicated == 0
+    assert outcome.failed_told == 1
+    assert outcome.ready_messages_max == 1
+    leftover = [r.name for r in p.fal.faults.rules]
+    assert leftover == [], f"faults never hit: {leftover} (hits {[r.hits for r in rules]})"
+    webhooks = "aisha_status_webhooks_total"
+    assert await p.services.metric("status", webhooks, outcome="forged") >= 1
+    assert await p.services.metric("status", webhooks, outcome="stale") >= 1
+    repeats = await p.services.metric("status", webhooks, outcome="replay")
+    repeats += await p.services.metric("status", webhooks, outcome="duplicate")
+    assert repeats >= 2  # the duplicate's and the out-of-order one's second copies
+    await drained(p.db_url, p.js, p.dead_letters)
