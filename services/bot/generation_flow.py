@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from aiogram.fsm.context import FSMContext
@@ -20,10 +20,17 @@ from services.bot.generations import GenerationSpec, new_seed
 from services.bot.models import AvatarStatus
 from services.bot.prompts import Catalogue, Subject, build
 
+AspectCode = Literal["1_1", "3_4", "4_3", "9_16", "16_9"]
 #: Telegram-safe codes (":" separates callback data fields) → FAL aspect ratios.
-ASPECTS: dict[str, str] = {"1_1": "1:1", "3_4": "3:4", "4_3": "4:3", "9_16": "9:16", "16_9": "16:9"}
+ASPECTS: dict[AspectCode, str] = {
+    "1_1": "1:1",
+    "3_4": "3:4",
+    "4_3": "4:3",
+    "9_16": "9:16",
+    "16_9": "16:9",
+}
 COUNTS = (1, 2, 3, 4)
-DEFAULT_ASPECT = "1_1"
+DEFAULT_ASPECT: AspectCode = "1_1"
 DEFAULT_COUNT = 2
 #: FAL's default LoRA strength; recorded so a repeat uses exactly what was used.
 LORA_SCALE = 1.0
@@ -45,7 +52,7 @@ class Draft:
     avatar_name: str | None = None
     style_id: str | None = None
     user_prompt: str | None = None
-    aspect: str = DEFAULT_ASPECT
+    aspect: AspectCode = DEFAULT_ASPECT
     count: int = DEFAULT_COUNT
     describe_id: str | None = None
     describe_message_id: int | None = None
@@ -68,7 +75,7 @@ class Draft:
     def with_format(self, aspect: str | None = None, count: int | None = None) -> Draft:
         return replace(
             self,
-            aspect=aspect if aspect in ASPECTS else self.aspect,
+            aspect=aspect_code(aspect) or self.aspect,
             count=count if count in COUNTS else self.count,
         )
 
@@ -93,11 +100,16 @@ class Draft:
             avatar_name=_str(raw.get("avatar_name")),
             style_id=_str(raw.get("style_id")),
             user_prompt=_str(raw.get("user_prompt")),
-            aspect=str(raw.get("aspect")) if raw.get("aspect") in ASPECTS else DEFAULT_ASPECT,
+            aspect=aspect_code(raw.get("aspect")) or DEFAULT_ASPECT,
             count=int(raw["count"]) if raw.get("count") in COUNTS else DEFAULT_COUNT,
             describe_id=_str(raw.get("describe_id")),
             describe_message_id=_int(raw.get("describe_message_id")),
         )
+
+
+def aspect_code(value: Any) -> AspectCode | None:
+    """One of ours, or None (stored or typed values are never trusted as they are)."""
+    return next((code for code in ASPECTS if code == value), None)
 
 
 def _str(value: Any) -> str | None:

@@ -57,7 +57,7 @@ class ImageItem:
 
     @property
     def extension(self) -> str:
-        return "png" if self.content_type == "image/png" else "jpg"
+        return {"image/png": "png", "image/webp": "webp"}.get(self.content_type or "", "jpg")
 
 
 @dataclass(frozen=True, kw_only=True)

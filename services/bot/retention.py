@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -49,17 +50,23 @@ class RetentionSweeper:
         self.batch = batch
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Sweep every `interval` seconds until `stop`; a failed sweep waits for the next."""
+        """Sweep every `interval` seconds until `stop`; a failed sweep waits for the next.
+        Orphans need a full listing of both buckets, so they are looked for once per
+        `orphan_grace` (an hour) rather than every interval."""
+        last_orphan_sweep = -float("inf")
         while not stop.is_set():
+            orphans = time.monotonic() - last_orphan_sweep >= self.orphan_grace
             try:
-                await self.sweep_once()
+                await self.sweep_once(orphans=orphans)
+                if orphans:
+                    last_orphan_sweep = time.monotonic()
             except (asyncpg.PostgresError, OSError, NatsError) as exc:
                 log.warning("retention sweep failed: %s", exc)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.interval):
                     await stop.wait()
 
-    async def sweep_once(self) -> tuple[int, int]:
+    async def sweep_once(self, *, orphans: bool = True) -> tuple[int, int]:
         """(training photos deleted, orphan files deleted)."""
         photos = 0
         while True:  # in batches, so one sweep catches up after a long outage
@@ -67,10 +74,10 @@ class RetentionSweeper:
             photos += len(names)
             if len(names) < self.batch:
                 break
-        orphans = await self.sweep_orphans()
-        if photos or orphans:
-            log.info("retention: %d training photos, %d orphan files deleted", photos, orphans)
-        return photos, orphans
+        removed = await self.sweep_orphans() if orphans else 0
+        if photos or removed:
+            log.info("retention: %d training photos, %d orphan files deleted", photos, removed)
+        return photos, removed
 
     async def purge_training_photos(self) -> list[str]:
         """One batch: delete the rows (committed), then their files."""

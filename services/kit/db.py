@@ -19,6 +19,14 @@ import asyncpg
 from contracts.base import Event, encode
 
 OUTBOX_CHANNEL = "aisha_outbox"
+#: What a database outage or restart raises: server errors, a closed connection, a
+#: connection caught mid-operation, and the socket errors of a server that is not there.
+DB_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -26,12 +34,25 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _release(conn: asyncpg.Connection) -> None:
+    """Nothing to send when a connection goes back to the pool.
+
+    asyncpg still rolls back a transaction left open and forgets listeners itself; its
+    default reset query (`pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`) would
+    cost one more round trip on every release — a third of a one-statement `pool.fetchval` —
+    and undo nothing our sessions do: the role is a startup setting, advisory locks are
+    transaction-scoped, the outbox relay UNLISTENs itself. So: no session-level `SET`,
+    `LISTEN`, session advisory lock or `WITH HOLD` cursor on a pooled connection.
+    """
+
+
 async def create_pool(
     url: str, role: str | None, *, min_size: int = 1, max_size: int = 10
 ) -> asyncpg.Pool:
     """A pool whose sessions run as `role`, so grants enforce one writer per column.
 
-    The role is a startup setting, so it survives the pool's `RESET ALL` between uses.
+    The role is a startup setting, so it survives any `RESET ALL` (see `_release` for why
+    the pool sends no reset query between uses).
     """
     settings = {"application_name": f"aisha-{role or 'admin'}"}
     if role:
@@ -42,6 +63,7 @@ async def create_pool(
         max_size=max_size,
         server_settings=settings,
         init=_init_connection,
+        reset=_release,
     )
     assert pool is not None
     return pool

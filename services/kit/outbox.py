@@ -18,7 +18,7 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 
 from services.kit.crashpoints import crashpoint
-from services.kit.db import OUTBOX_CHANNEL
+from services.kit.db import DB_ERRORS, OUTBOX_CHANNEL
 from services.kit.metrics import KitMetrics
 
 log = logging.getLogger(__name__)
@@ -44,22 +44,24 @@ class OutboxRelay:
         self._poll_interval = poll_interval
         self._retention_hours = retention_hours
         self._wake = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         if payload == self._producer:
             self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        listener = await self._pool.acquire()
-        await listener.add_listener(OUTBOX_CHANNEL, self._on_notify)
+        """Relay until `stop`. Outlives NATS and PostgreSQL outages (a dead relay would
+        strand every committed event) and listens again once the database is back."""
         next_housekeeping = 0.0
         loop = asyncio.get_running_loop()
         try:
             while not stop.is_set():
                 self._wake.clear()
                 try:
+                    await self._listen()
                     published = await self.flush_once()
-                except (NatsError, asyncpg.PostgresError, OSError, TimeoutError) as exc:
+                except Exception as exc:  # noqa: BLE001 - the relay must outlive any outage
                     log.warning("outbox relay paused: %s", exc)
                     published = 0
                     await asyncio.sleep(self._poll_interval)
@@ -67,15 +69,38 @@ class OutboxRelay:
                     continue
                 if loop.time() >= next_housekeeping:
                     next_housekeeping = loop.time() + 15.0
-                    with contextlib.suppress(asyncpg.PostgresError, OSError):
+                    with contextlib.suppress(*DB_ERRORS):
                         await self._housekeeping()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._poll_interval):
                         await _first(self._wake, stop)
         finally:
-            with contextlib.suppress(asyncpg.PostgresError, OSError):
+            await self._unlisten()
+
+    async def _listen(self) -> None:
+        """Hold a LISTEN connection; replace it when a database restart closed it."""
+        if _usable(self._listener):
+            return
+        await self._unlisten()
+        conn: asyncpg.Connection = await self._pool.acquire()
+        self._listener = conn
+        await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
+
+    async def _unlisten(self) -> None:
+        """Give the LISTEN connection back to the pool whatever state it is in (a pool
+        never given it back would hang the shutdown in `Pool.close`)."""
+        listener, self._listener = self._listener, None
+        if listener is None or _released(listener):
+            return
+        if not listener.is_closed():
+            with contextlib.suppress(*DB_ERRORS):
                 await listener.remove_listener(OUTBOX_CHANNEL, self._on_notify)
-            await self._pool.release(listener)
+        try:
+            await self._pool.release(listener, timeout=5.0)
+        except DB_ERRORS:
+            listener.terminate()
+        except TimeoutError:
+            listener.terminate()
 
     async def flush_once(self) -> int:
         """Publish one batch of pending rows; returns how many were published."""
@@ -125,6 +150,19 @@ class OutboxRelay:
             )
         self._metrics.outbox_backlog.set(backlog["rows"])
         self._metrics.outbox_oldest.set(backlog["oldest"])
+
+
+def _released(conn: asyncpg.Connection) -> bool:
+    """A pooled connection that died was taken back by the pool: its proxy is detached."""
+    try:
+        conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True
+    return False
+
+
+def _usable(conn: asyncpg.Connection | None) -> bool:
+    return conn is not None and not _released(conn) and not conn.is_closed()
 
 
 async def _first(*events: asyncio.Event) -> None:

@@ -114,7 +114,7 @@ async def open_runtime(
         js = nc.jetstream()
         await provision(js, replicas=config.stream_replicas)
         pool = await create_pool(config.database_url, db_role)
-        stack.push_async_callback(pool.close)
+        stack.push_async_callback(_close_pool, pool, config.shutdown_grace_seconds)
 
         async def nats_ok() -> bool:
             return bool(nc.is_connected)
@@ -132,6 +132,16 @@ async def open_runtime(
         stack.push_async_callback(rt._stop_tasks)
         rt.spawn("outbox", OutboxRelay(pool, js, config.service, metrics).run(stop))
         yield rt
+
+
+async def _close_pool(pool: asyncpg.Pool, grace: float) -> None:
+    """`Pool.close` waits for every connection to come back; after a database outage one
+    may never do, and a shutdown that hangs is a process nobody restarts. Bounded."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout=max(1.0, grace))
+    except TimeoutError:
+        log.warning("database pool did not close in %.0fs; terminating it", grace)
+        pool.terminate()
 
 
 async def _drain(nc: NATS) -> None:

@@ -22,6 +22,7 @@ import asyncpg
 import fal_client
 import httpx
 
+from services.kit.db import DB_ERRORS
 from services.kit.logs import log_context
 from services.status.generation import GenerationTracker
 from services.status.images import ResultsUnavailable
@@ -101,7 +102,7 @@ class Poller:
             try:
                 polled = await self.poll_once()
                 await self.webhooks.sweep()
-            except (asyncpg.PostgresError, OSError) as exc:
+            except DB_ERRORS as exc:  # a database restart must not end polling for good
                 log.warning("poll cycle failed: %s", exc)
                 polled = 0
             if polled < self.batch:

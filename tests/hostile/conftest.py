@@ -23,7 +23,6 @@ from tests.conftest import create_database
 from tests.hostile.harness import BotTask, ErrorLog
 
 ADMIN_ID = 900_000_777
-MODULE = {"scope": "module", "loop_scope": "module"}
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +31,7 @@ def bot_overrides() -> dict[str, Any]:
     return {}
 
 
-@pytest_asyncio.fixture(**MODULE)
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def hostile_db(pg_admin_url: str, migrated_template: str) -> AsyncIterator[str]:
     url = await create_database(pg_admin_url, template=migrated_template)
     yield url
@@ -44,7 +43,7 @@ async def hostile_db(pg_admin_url: str, migrated_template: str) -> AsyncIterator
         await conn.close()
 
 
-@pytest_asyncio.fixture(**MODULE)
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def pool(hostile_db: str) -> AsyncIterator[asyncpg.Pool]:
     """A superuser pool for seeding and inspecting (the bot runs as aisha_bot)."""
     created = await asyncpg.create_pool(hostile_db, min_size=1, max_size=3)
@@ -53,7 +52,7 @@ async def pool(hostile_db: str) -> AsyncIterator[asyncpg.Pool]:
     await created.close()
 
 
-@pytest_asyncio.fixture(**MODULE)
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
     nc = await nats.connect(nats_url)
     jetstream = nc.jetstream()
@@ -62,13 +61,13 @@ async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
     await nc.drain()
 
 
-@pytest_asyncio.fixture(**MODULE)
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def emu() -> AsyncIterator[TelegramEmulator]:
     async with TelegramEmulator(limits=Limits(enabled=False)) as emulator:
         yield emulator
 
 
-@pytest_asyncio.fixture(**MODULE)
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def bot(
     emu: TelegramEmulator, nats_url: str, hostile_db: str, bot_overrides: dict[str, Any]
 ) -> AsyncIterator[BotTask]:

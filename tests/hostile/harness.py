@@ -171,16 +171,17 @@ def forge_press(
     default), as a hostile client could send it."""
     world = emu.world
     chat_id = user if chat is None else chat
-    query = {
-        "id": str(secrets.randbits(62)),
+    query_id = str(secrets.randbits(62))
+    query: Json = {
+        "id": query_id,
         "from": world.users[user],
         "message": world.messages[chat_id][message_id].message,
         "chat_instance": "1",
         "data": data,
     }
-    world.callbacks[query["id"]] = CallbackRecord(query, chat_id, time.monotonic())
+    world.callbacks[query_id] = CallbackRecord(query, chat_id, time.monotonic())
     world.push_update("callback_query", query)
-    return str(query["id"])
+    return query_id
 
 
 async def answer_of(emu: TelegramEmulator, query_id: str, within: float = 10.0) -> Json:

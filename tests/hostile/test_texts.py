@@ -137,3 +137,19 @@ async def test_admin_commands_answer_admins_only(emu: TelegramEmulator) -> None:
     await emu.send_command(impostor, "stats")
     answered = await reply(emu, impostor, after=mark)
     assert "statistics" not in answered["text"]
+
+
+async def test_a_10000_character_prompt_is_refused_with_its_length(
+    emu: TelegramEmulator, pool: asyncpg.Pool
+) -> None:
+    """/generate → without an avatar → own prompt → 10,000 characters: the answer names the
+    length and the limit, the user may send another, no generation is stored."""
+    uid = await new_user(emu, "Painter", "ru")
+    await emu.send_command(uid, "generate")
+    await press(emu, uid, await reply(emu, uid, button="gen:quick"), "gen:quick")
+    await press(emu, uid, await reply(emu, uid, button="gen:own"), "gen:own")
+    await reply(emu, uid, "Опишите картинку своими словами")
+    before, mark = await user_rows(pool, uid), last_id(emu, uid)
+    forge_message(emu, uid, text=HUGE)
+    await reply(emu, uid, "В этом промпте 10000 символов", after=mark)
+    assert await user_rows(pool, uid) == before

@@ -13,7 +13,9 @@ table is searched for each secret and each secret half.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,10 +29,13 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from PIL import Image, ImageDraw
 
+from sandbox.embedded import free_port
 from sandbox.fal import FalEmulator
+from sandbox.supervisor import Child, base_env
 from sandbox.telegram import Limits, TelegramEmulator
 from services.kit.broker import provision
-from tests.e2e.services import running_services, service_port
+from services.kit.logs import log_context, setup_logging
+from tests.e2e.services import wait_healthy
 from tests.hostile.harness import press, reply
 
 pytestmark = pytest.mark.e2e
@@ -39,6 +44,7 @@ FAL_KEY = f"scan-id-{RANDOM}:SECRETfal{secrets.token_hex(10)}"
 TOKEN = f"{secrets.randbelow(10**9) + 10**9}:SECRETtg{secrets.token_hex(12)}"
 DB_PASSWORD = f"SECRETdb{secrets.token_hex(10)}"
 DB_ROLE = f"scan_{RANDOM}"
+SERVICES = ("status", "trainer", "bot")
 SECRETS = {
     "FAL key": FAL_KEY,
     "FAL key secret": FAL_KEY.partition(":")[2],
@@ -93,19 +99,19 @@ async def stream_leaks(js: JetStreamContext) -> dict[str, list[str]]:
     leaks: dict[str, list[str]] = {}
     scanned = 0
     for info in await js.streams_info():
-        state = info.state
-        if not state.messages:
+        state, name = info.state, info.config.name
+        if not state.messages or name is None:
             continue
         for seq in range(state.first_seq, state.last_seq + 1):
             try:
-                msg = await js.get_msg(info.config.name, seq)
+                msg = await js.get_msg(name, seq)
             except NotFoundError:
                 continue
             scanned += 1
             headers = "".join(f"{k}:{v}" for k, v in (msg.headers or {}).items()).encode()
             hits = found_in((msg.data or b"") + headers + (msg.subject or "").encode())
             if hits:
-                leaks[f"{info.config.name}/{seq}"] = hits
+                leaks[f"{name}/{seq}"] = hits
     assert scanned > 0
     return leaks
 
@@ -144,6 +150,7 @@ async def test_no_secret_in_logs_events_streams_or_tables(
             min_training_images=3,
         ) as fal,
     ):
+        ports = {name: free_port() for name in SERVICES}
         env = {
             "DATABASE_URL": login_url,
             "NATS_URL": nats_url,
@@ -155,14 +162,12 @@ async def test_no_secret_in_logs_events_streams_or_tables(
             "BOT_MAX_PHOTOS": "5",
             "BOT_ALBUM_WINDOW_SECONDS": "0.3",
             "STATUS_POLL_INTERVAL_SECONDS": "0.5",
-            "PUBLIC_BASE_URL": "http://127.0.0.1:1",
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{ports['status']}",
             **fal.client_env(),
         }
         assert env["FAL_KEY"] == FAL_KEY
-        async with running_services(("status",), {**env, "LOG_FORMAT": "json"}, tmp_path) as st:
-            env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{service_port(st['status'])}"
-            async with running_services(("trainer", "bot"), env, tmp_path):
-                await train_an_avatar(emu)
+        async with all_services(env, ports, tmp_path):
+            await train_an_avatar(emu)
     logs = {path.name: path.read_bytes() for path in await asyncio.to_thread(log_files, tmp_path)}
     assert set(logs) == {"bot.log", "trainer.log", "status.log"}
     assert b"DEBUG" in logs["bot.log"]
@@ -172,6 +177,35 @@ async def test_no_secret_in_logs_events_streams_or_tables(
     assert {name: found_in(data) for name, data in logs.items() if found_in(data)} == {}
     assert await stream_leaks(js) == {}
     assert await table_leaks(db_url) == {}
+
+
+@contextlib.asynccontextmanager
+async def all_services(
+    env: dict[str, str], ports: dict[str, int], logs: Path
+) -> AsyncIterator[None]:
+    """The three services started at once (their ports are chosen up front, so the trainer
+    knows the status service's URL before it is up); status logs JSON, the others text."""
+    children = [
+        Child(
+            name,
+            f"services.{name}",
+            {
+                **base_env(),
+                **env,
+                f"{name.upper()}_HTTP_PORT": str(ports[name]),
+                "LOG_FORMAT": "json" if name == "status" else "text",
+            },
+            logs / f"{name}.log",
+        )
+        for name in SERVICES
+    ]
+    try:
+        for child in children:
+            await child.start()
+        await asyncio.gather(*(wait_healthy(port) for port in ports.values()))
+        yield
+    finally:
+        await asyncio.gather(*(child.stop(grace=10) for child in children))
 
 
 def log_files(directory: Path) -> list[Path]:
@@ -197,3 +231,33 @@ async def train_an_avatar(emu: TelegramEmulator) -> None:
     await press(emu, uid, counter, "training:start")
     await reply(emu, uid, "is ready", within=45)
     await asyncio.sleep(0.5)  # let the last log lines be written
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_the_redactor_covers_extra_values_and_context_ids(
+    fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`extra=` values and log-context ids are printed by both formatters; a secret in one
+    (an URL with the token, a config dump) was printed as is before."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    noisy = {n: logging.getLogger(n).level for n in ("aiohttp.access", "httpx", "httpcore", "nats")}
+    try:
+        setup_logging("bot", fmt, "DEBUG", SECRETS.values())
+        log = logging.getLogger("aisha.scan")
+        with log_context(request_id=f"https://api.telegram.org/bot{TOKEN}/getMe"):
+            log.info("calling", extra={"config": {"fal_key": FAL_KEY}, "url": DB_PASSWORD})
+        try:
+            raise RuntimeError(f"connect failed: {DB_PASSWORD}")
+        except RuntimeError:
+            log.exception("boom %s", TOKEN)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        for name, level in noisy.items():
+            logging.getLogger(name).setLevel(level)
+    err = capsys.readouterr().err
+    assert "calling" in err
+    assert "boom" in err
+    assert "***" in err
+    assert found_in(err.encode()) == []

@@ -54,7 +54,7 @@ HEADERS = ("X-Fal-Webhook-Request-Id", "X-Fal-Webhook-User-Id", "X-Fal-Webhook-T
 SIGNATURE = "X-Fal-Webhook-Signature"
 REQUEST_ID = st.text("abcdef0123456789-", min_size=1, max_size=36)
 # JSON PostgreSQL can store: no NUL in strings, finite numbers
-JSON_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
+JSON_TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"))
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
     | JSON_TEXT,

@@ -8,7 +8,12 @@ prompt; pages of 20 follow `next_offset`.
 from __future__ import annotations
 
 from aiogram import Router
-from aiogram.types import InlineQuery, InlineQueryResultCachedPhoto, InlineQueryResultsButton
+from aiogram.types import (
+    InlineQuery,
+    InlineQueryResultCachedPhoto,
+    InlineQueryResultsButton,
+    InlineQueryResultUnion,
+)
 
 from services.bot.images import ImageService
 from services.bot.models import User
@@ -27,7 +32,7 @@ def _offset(raw: str) -> int:
 async def favorites(query: InlineQuery, user: User, t: Translator, images: ImageService) -> None:
     offset = _offset(query.offset)
     items = await images.inline_favorites(user.id, clean(query.query)[:MAX_QUERY], offset, PAGE)
-    results = [
+    results: list[InlineQueryResultUnion] = [
         InlineQueryResultCachedPhoto(id=item.id.hex, photo_file_id=item.telegram_file_id or "")
         for item in items
     ]
@@ -35,7 +40,7 @@ async def favorites(query: InlineQuery, user: User, t: Translator, images: Image
     if not results and offset == 0:
         button = InlineQueryResultsButton(text=t.plain("inline.empty"), start_parameter="gallery")
     await query.answer(
-        results,  # type: ignore[arg-type]
+        results,
         cache_time=10,
         is_personal=True,
         next_offset=str(offset + PAGE) if len(items) == PAGE else "",

@@ -11,7 +11,7 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from pydantic import Field
 
-from services.bot.generation_flow import ASPECTS, COUNTS, Draft
+from services.bot.generation_flow import ASPECTS, COUNTS, AspectCode, Draft
 from services.bot.keyboards.callbacks import MenuCb
 from services.bot.models import Avatar
 from services.bot.prompts import Catalogue
@@ -37,7 +37,7 @@ class GenStyleCb(CallbackData, prefix="gsty"):
 
 
 class GenAspectCb(CallbackData, prefix="gar"):
-    aspect: Literal["1_1", "3_4", "4_3", "9_16", "16_9"]
+    aspect: AspectCode
 
 
 class GenCountCb(CallbackData, prefix="gnum"):
@@ -49,10 +49,6 @@ class GenRunCb(CallbackData, prefix="grun"):
 
     action: Literal["again", "more"]
     generation_id: UUID
-
-
-def home_button(t: Translator) -> tuple[str, GenCb]:
-    return t.plain("generate.menu_button"), GenCb(action="home")
 
 
 def avatar_picker(
@@ -109,7 +105,7 @@ def settings(t: Translator, draft: Draft) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for code, ratio in ASPECTS.items():
         label = f"• {ratio} •" if code == draft.aspect else ratio
-        kb.button(text=label, callback_data=GenAspectCb(aspect=code))  # type: ignore[arg-type]
+        kb.button(text=label, callback_data=GenAspectCb(aspect=code))
     for count in COUNTS:
         label = f"• {count} •" if count == draft.count else str(count)
         kb.button(text=label, callback_data=GenCountCb(count=count))
