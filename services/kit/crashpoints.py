@@ -67,10 +67,3 @@ def crashpoint(name: str) -> None:
         # os.write: unbuffered, so the line reaches the log even though nothing is flushed.
         os.write(2, f"crashpoint {name} hit {_hits[name]}: exiting {EXIT_CODE}\n".encode())
         os._exit(EXIT_CODE)
-
-
-def reset(spec: str | None = None) -> None:
-    """Re-read the arming (tests in one process); `spec` replaces the environment."""
-    global _armed
-    _armed = None if spec is None else parse(spec)
-    _hits.clear()

@@ -10,6 +10,7 @@ JSON logs of all three services must let that avatar's story be followed by its 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -118,17 +119,29 @@ async def _train_one_avatar(emu: TelegramEmulator) -> str:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def scraped(stack: Stack) -> dict[str, str]:
+    """The three /metrics pages once the training's end has been counted everywhere: the
+    counters move right after their commits, a moment after the user already sees "ready"."""
     assert stack.telegram is not None
     await _train_one_avatar(stack.telegram)
-    pages = {}
+    ends = (
+        ("bot", "aisha_bot_trainings_finished_total", "completed"),
+        ("status", "aisha_status_trainings_finished_total", "completed"),
+        ("status", "aisha_status_webhooks_total", "ok"),
+    )
+    deadline = asyncio.get_running_loop().time() + 15
     async with aiohttp.ClientSession() as session:
-        for name in SERVICES:
-            url = f"http://127.0.0.1:{stack.ports[name]}/metrics"  # type: ignore[attr-defined]
-            async with session.get(url) as response:
-                assert response.status == 200
-                assert response.headers["Content-Type"].startswith("text/plain")
-                pages[name] = await response.text()
-    return pages
+        while True:
+            pages = {}
+            for name in SERVICES:
+                url = f"http://127.0.0.1:{stack.ports[name]}/metrics"  # type: ignore[attr-defined]
+                async with session.get(url) as response:
+                    assert response.status == 200
+                    assert response.headers["Content-Type"].startswith("text/plain")
+                    pages[name] = await response.text()
+            if all(sample(pages[n], m, outcome=o) for n, m, o in ends):
+                return pages
+            assert asyncio.get_running_loop().time() < deadline, "the end was never counted"
+            await asyncio.sleep(0.2)
 
 
 def sample(page: str, name: str, **labels: str) -> float:

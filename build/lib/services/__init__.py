@@ -1,1 +1,0 @@
-"""Aisha's three services (bot, trainer, status) and the kit they share."""

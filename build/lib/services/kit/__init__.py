@@ -1,1 +1,0 @@
-"""The thin kit every service shares: config, logs, NATS, DB, outbox, HTTP, lifecycle."""

@@ -1,1 +1,0 @@
-"""Tracks FAL jobs: signed webhooks first, polling as the fallback, progress for the user."""

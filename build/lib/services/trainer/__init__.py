@@ -1,1 +1,0 @@
-"""The FAL gateway: builds photo archives, submits trainings, never pays twice."""
