@@ -206,3 +206,87 @@ async def test_a_russian_user_trains_a_style_avatar(product: Stack):
     texts = [m.get("text") or "" for m in await emu.bot_messages(uid)]
     assert not any("Traceback" in t or "Error" in t for t in texts)
     assert await rule_violations(emu) == {}
+
+
+async def test_generation_with_a_trained_avatar_through_every_service(product: Stack):
+    """Train a style avatar, then generate from a template: bot → trainer → FAL → status → bot,
+    an album arrives, and "again" makes a new generation with a new seed."""
+    from tests.integration.generation_harness import bot_message, eventually, press
+
+    emu = product.telegram
+    assert emu is not None
+    uid = (await emu.create_user("Gen", language_code="en"))["id"]
+    await emu.send_command(uid, "start")
+    menu = await bot_message(emu, uid, button="menu:create")
+    await press(emu, uid, menu, "menu:create")
+    await bot_message(emu, uid, text="How shall we call")
+    await emu.send_text(uid, "Gen Avatar")
+    gender = await bot_message(emu, uid, text="Who is in the photos")
+    woman = [
+        b for row in gender["reply_markup"]["inline_keyboard"] for b in row if "Woman" in b["text"]
+    ]
+    await press(emu, uid, gender, woman[0]["callback_data"])
+    kinds = await bot_message(emu, uid, text="Choose the training type")
+    style = [
+        b for row in kinds["reply_markup"]["inline_keyboard"] for b in row if "Style" in b["text"]
+    ]
+    await press(emu, uid, kinds, style[0]["callback_data"])
+    await emu.send_album(uid, [photo(200 + i) for i in range(10)])
+    ready = await bot_message(emu, uid, text="You can start training now", within=30)
+    start = [
+        b for row in ready["reply_markup"]["inline_keyboard"] for b in row if "Start" in b["text"]
+    ]
+    await press(emu, uid, ready, start[0]["callback_data"])
+    await bot_message(emu, uid, text="is ready", within=60)
+
+    await emu.send_command(uid, "start")
+    menu = await bot_message(emu, uid, button="gen:home")
+    await press(emu, uid, menu, "gen:home")
+    picker = await bot_message(emu, uid, button="gen:avatar:")
+    await press(emu, uid, picker, "gen:avatar:")
+    source = await bot_message(emu, uid, button="gcat:")
+    await press(emu, uid, source, "gcat:business")
+    styles = await bot_message(emu, uid, button="gsty:")
+    await press(emu, uid, styles, "gsty:headshot")
+    settings = await bot_message(emu, uid, button="gnum:2")
+    await press(emu, uid, settings, "gnum:2")
+    settings = await bot_message(emu, uid, text="Pictures: 2", button="gen:go")
+    await press(emu, uid, settings, "gen:go")
+    controls = await bot_message(emu, uid, text="Ready: 2 pictures", button="grun:again", within=60)
+    album = [m for m in await emu.bot_messages(uid) if m.get("media_group_id")]
+    assert len(album) == 2
+    assert album[0]["photo"][-1]["file_id"] != album[1]["photo"][-1]["file_id"]
+
+    await press(emu, uid, controls, "grun:again")
+
+    async def second_album() -> bool | None:
+        photos = [m for m in await emu.bot_messages(uid) if m.get("media_group_id")]
+        return len(photos) >= 4 or None
+
+    await eventually(second_album, 60)
+    conn = await asyncpg.connect(product.db_url)  # type: ignore[attr-defined]
+
+    async def both_completed() -> list[asyncpg.Record] | None:
+        rows = await conn.fetch(
+            "SELECT g.seed, g.parent_id, g.status::text, g.fal_endpoint FROM generations g"
+            " WHERE g.user_id = $1 ORDER BY g.created_at",
+            uid,
+        )
+        done = len(rows) == 2 and all(r["status"] == "completed" for r in rows)
+        return rows if done else None
+
+    try:
+        rows = await eventually(both_completed, 20)
+        images = await conn.fetchval(
+            "SELECT count(*) FROM generated_images"
+            " WHERE user_id = $1 AND telegram_file_id IS NOT NULL",
+            uid,
+        )
+    finally:
+        await conn.close()
+    assert [r["status"] for r in rows] == ["completed", "completed"]
+    assert rows[1]["seed"] != rows[0]["seed"]
+    assert rows[1]["parent_id"] is not None
+    assert {r["fal_endpoint"] for r in rows} == {"fal-ai/flux-lora"}
+    assert images == 4
+    assert await rule_violations(emu) == {}

@@ -143,7 +143,11 @@ def content(message: Json) -> str:
 
 
 async def bot_message(
-    emu: TelegramEmulator, chat: int, text: str | None = None, button: str | None = None
+    emu: TelegramEmulator,
+    chat: int,
+    text: str | None = None,
+    button: str | None = None,
+    within: float = 10.0,
 ) -> Json:
     """Wait for a current bot message containing `text` (text or caption) / a button."""
 
@@ -156,7 +160,7 @@ async def bot_message(
             return message
         return None
 
-    return await eventually(find)  # type: ignore[no-any-return]
+    return await eventually(find, within)  # type: ignore[no-any-return]
 
 
 async def press(emu: TelegramEmulator, user: int, message: Json, prefix: str) -> str:

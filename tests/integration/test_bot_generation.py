@@ -131,7 +131,17 @@ async def test_generate_from_a_template_and_deliver_an_album(
     album = [m for m in await emu.bot_messages(uid) if m.get("media_group_id")]
     assert len(album) == 3
     assert "Corporate headshot" in album[0]["caption"]
-    assert await current(emu, uid, queued["message_id"]) is None  # progress message removed
+    # The progress message is removed after the results are out (the sender may still be
+    # working through its queue when the controls arrive).
+    progress_id = queued["message_id"]
+    await emu.wait_for(
+        lambda: any(
+            e["deleted"] for e in emu.world.transcript(uid)["messages"]
+            if e["message_id"] == progress_id
+        ),
+        within=10,
+    )
+    assert await current(emu, uid, progress_id) is None
     sent_bytes = [file_bytes(emu, m["photo"][-1]["file_id"]) for m in album]
     assert sent_bytes == blobs
 
