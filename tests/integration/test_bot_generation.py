@@ -136,7 +136,8 @@ async def test_generate_from_a_template_and_deliver_an_album(
     progress_id = queued["message_id"]
     await emu.wait_for(
         lambda: any(
-            e["deleted"] for e in emu.world.transcript(uid)["messages"]
+            e["deleted"]
+            for e in emu.world.transcript(uid)["messages"]
             if e["message_id"] == progress_id
         ),
         within=10,
