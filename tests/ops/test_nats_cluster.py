@@ -17,6 +17,7 @@ from pathlib import Path
 import asyncpg
 import msgspec
 import nats.errors
+import nats.js.errors
 import pytest
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
@@ -48,7 +49,17 @@ async def js(cluster: NatsCluster) -> AsyncIterator[JetStreamContext]:
     await cluster.wait_ready()
     nc = await cluster.connect()
     jetstream = nc.jetstream(timeout=5.0)
-    await provision(jetstream, replicas=3)
+    # A freshly formed cluster can still report a peer offline for a moment after the probe
+    # stream worked ("no suitable peers for placement"): retry provisioning, bounded.
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        try:
+            await provision(jetstream, replicas=3)
+            break
+        except (nats.js.errors.APIError, nats.errors.TimeoutError, TimeoutError):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
     yield jetstream
     await nc.close()
 
