@@ -19,6 +19,9 @@ class TrainingRequested(Event, frozen=True, kw_only=True, tag="avatar.training_r
     priority: FalPriority
     trigger_word: str
     photo_count: int
+    #: Credits the user was quoted; the trainer charges exactly this when it reserves the
+    #: FAL submission (0 = free, e.g. an admin's or a test's job).
+    credits: int = 0
 
 
 class TrainingCancelRequested(Event, frozen=True, kw_only=True, tag="avatar.cancel_requested"):

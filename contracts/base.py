@@ -63,6 +63,22 @@ class FailureReason(StrEnum):
     NSFW = "nsfw"
     CANCELLED = "cancelled"
     INTERNAL = "internal"
+    INSUFFICIENT_CREDITS = "insufficient_credits"
+
+    @property
+    def refundable(self) -> bool:
+        """Whether the user gets their credits back: not when the failure was theirs (they
+        cancelled, sent unusable photos) or nothing was charged."""
+        return self not in _NOT_REFUNDED
+
+
+_NOT_REFUNDED = frozenset(
+    {
+        FailureReason.NOT_ENOUGH_PHOTOS,
+        FailureReason.CANCELLED,
+        FailureReason.INSUFFICIENT_CREDITS,
+    }
+)
 
 
 _encoder = msgspec.json.Encoder()

@@ -21,6 +21,8 @@ class GenerationRequested(Event, frozen=True, kw_only=True, tag="generation.requ
     aspect_ratio: str
     num_images: int
     seed: int
+    #: Credits quoted to the user (per image × images); charged at submission, once.
+    credits: int = 0
 
 
 class GenerationSubmitted(Event, frozen=True, kw_only=True, tag="generation.submitted"):

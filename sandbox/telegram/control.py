@@ -59,7 +59,7 @@ def _guard(handler: Route) -> Route:
 
 def control_routes(emu: TelegramEmulator) -> list[web.RouteDef]:
     """Routes of the control API, bound to one emulator."""
-    world, users = emu.world, emu.users
+    world, users, payments = emu.world, emu.users, emu.payments
 
     async def bot_info(_: web.Request) -> web.StreamResponse:
         return _ok({"bot": emu.bot_user, "limits": emu.limits_json(), "version": world.version})
@@ -182,6 +182,31 @@ def control_routes(emu: TelegramEmulator) -> list[web.RouteDef]:
             headers["Content-Disposition"] = f'inline; filename="{stored.file_name}"'
         return web.Response(body=stored.data, content_type=stored.mime_type, headers=headers)
 
+    async def pay(request: web.Request) -> web.StreamResponse:
+        body = await _body(request)
+        return _ok(
+            await payments.pay(
+                int(body["chat_id"]),
+                int(body["message_id"]),
+                body.get("user_id"),
+                body.get("payload"),
+                body.get("total_amount"),
+            )
+        )
+
+    async def list_payments(_: web.Request) -> web.StreamResponse:
+        return _ok(payments.summary())
+
+    async def replay(request: web.Request) -> web.StreamResponse:
+        body = await _body(request)
+        return _ok(payments.replay(str(body["telegram_payment_charge_id"])))
+
+    async def stars(request: web.Request) -> web.StreamResponse:
+        user_id = _int(request, "user_id")
+        if request.method == "POST":
+            payments.set_balance(user_id, (await _body(request)).get("balance"))
+        return _ok({"user_id": user_id, "balance": payments.balance(user_id)})
+
     p = "/_emu"
     return [
         web.get(f"{p}/bot", _guard(bot_info)),
@@ -198,6 +223,10 @@ def control_routes(emu: TelegramEmulator) -> list[web.RouteDef]:
         web.route("*", f"{p}/faults", _guard(faults)),
         web.route("*", f"{p}/limits", _guard(limits)),
         web.get(f"{p}/files/{{file_id}}", file),
+        web.post(f"{p}/pay", _guard(pay)),
+        web.get(f"{p}/payments", _guard(list_payments)),
+        web.post(f"{p}/payments/replay", _guard(replay)),
+        web.route("*", f"{p}/users/{{user_id}}/stars", _guard(stars)),
     ]
 
 

@@ -130,7 +130,7 @@ def check_reply_markup(markup: Any) -> None:
 
 @dataclass(slots=True)
 class Limits:
-    """Flood control settings (messages per second; burst = bucket size)."""
+    """Flood control (messages per second; burst = bucket size) and answer deadlines (s)."""
 
     enabled: bool = True
     global_rate: float = 30.0
@@ -139,6 +139,7 @@ class Limits:
     chat_burst: float = 3.0
     callback_timeout: float = 15.0
     limit_edits: bool = True
+    pre_checkout_timeout: float = 10.0
 
 
 @dataclass(slots=True)

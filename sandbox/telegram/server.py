@@ -17,6 +17,7 @@ from sandbox.telegram import delivery as _delivery
 from sandbox.telegram import inline as _inline
 from sandbox.telegram import media as _media
 from sandbox.telegram import methods as _methods
+from sandbox.telegram import payments as _payments
 from sandbox.telegram.actions import UserActions
 from sandbox.telegram.api import METHODS, Call
 from sandbox.telegram.control import control_routes
@@ -27,7 +28,7 @@ from sandbox.telegram.state import Json, World
 
 __all__ = ["TelegramEmulator"]
 
-_ = (_delivery, _inline, _media, _methods)  # modules that register Bot API methods
+_ = (_delivery, _inline, _media, _methods, _payments)  # modules that register Bot API methods
 STATIC = Path(__file__).with_name("static")
 TOKEN = re.compile(r"(\d+):[\w-]+")
 MAX_BODY = 60 * 1024 * 1024
@@ -62,6 +63,7 @@ class TelegramEmulator:
         self.bot_user: Json | None = self._bot_for(token) if token else None
         self.users = UserActions(self.world, self._known_bot)
         self.inline = _inline.InlineActions(self.world, self._known_bot)
+        self.payments = _payments.PaymentActions(self.world)
         self.delivery = Delivery(self.world, self._client)
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None

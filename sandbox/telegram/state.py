@@ -13,12 +13,29 @@ from typing import Any
 from sandbox.telegram.files import FileStore
 from sandbox.telegram.rules import Fault, Limits, RateLimiter, Violations, bad_request
 
-__all__ = ["CallbackRecord", "InlineQueryRecord", "Json", "MessageRecord", "World"]
+__all__ = [
+    "CallbackRecord",
+    "ChargeRecord",
+    "InlineQueryRecord",
+    "InvoiceRecord",
+    "Json",
+    "MessageRecord",
+    "PreCheckoutRecord",
+    "World",
+]
 
 Json = dict[str, Any]
 DEFAULT_UPDATES = frozenset(
-    ["message", "edited_message", "callback_query", "my_chat_member", "inline_query"]
+    [
+        "message",
+        "edited_message",
+        "callback_query",
+        "my_chat_member",
+        "inline_query",
+        "pre_checkout_query",
+    ]
 )
+STARTING_STARS = 10_000
 
 
 @dataclass(slots=True)
@@ -74,6 +91,88 @@ class InlineQueryRecord:
 
 
 @dataclass(slots=True)
+class InvoiceRecord:
+    """An invoice the bot sent (sendInvoice) and the charge that paid it, if any."""
+
+    chat_id: int
+    message_id: int
+    title: str
+    description: str
+    payload: str
+    currency: str
+    amount: int
+    paying: bool = False
+    charge_id: str | None = None
+
+    def as_json(self) -> Json:
+        return {
+            "chat_id": self.chat_id,
+            "message_id": self.message_id,
+            "title": self.title,
+            "payload": self.payload,
+            "currency": self.currency,
+            "total_amount": self.amount,
+            "telegram_payment_charge_id": self.charge_id,
+        }
+
+
+@dataclass(slots=True)
+class PreCheckoutRecord:
+    """A pre_checkout_query sent to the bot and its answer; `expired` after the deadline."""
+
+    query: Json
+    user_id: int
+    asked_at: float
+    answer: Json | None = None
+    expired: bool = False
+
+    def as_json(self) -> Json:
+        return {
+            "id": self.query["id"],
+            "user_id": self.user_id,
+            "invoice_payload": self.query["invoice_payload"],
+            "total_amount": self.query["total_amount"],
+            "answer": self.answer,
+            "expired": self.expired,
+        }
+
+
+@dataclass(slots=True)
+class ChargeRecord:
+    """A successful Telegram Stars payment (and its refund)."""
+
+    charge_id: str
+    user_id: int
+    chat_id: int
+    currency: str
+    amount: int
+    payload: str
+    invoice_message_id: int
+    message: Json
+    paid_at: int
+    refunded_at: int | None = None
+
+    @property
+    def refunded(self) -> bool:
+        return self.refunded_at is not None
+
+    def as_json(self) -> Json:
+        return {
+            "telegram_payment_charge_id": self.charge_id,
+            "user_id": self.user_id,
+            "chat_id": self.chat_id,
+            "currency": self.currency,
+            "total_amount": self.amount,
+            "invoice_payload": self.payload,
+            "invoice_message_id": self.invoice_message_id,
+            "message_id": self.message["message_id"],
+            "paid_at": self.paid_at,
+            "refunded": self.refunded,
+            "refunded_at": self.refunded_at,
+        }
+
+
+@dataclass(slots=True)
 class World:
     """All emulator state; every change bumps `version` and wakes waiters."""
 
@@ -87,6 +186,10 @@ class World:
     inline_queries: dict[str, InlineQueryRecord] = field(default_factory=dict)
     actions: dict[int, Json] = field(default_factory=dict)
     commands: dict[str, list[Json]] = field(default_factory=dict)
+    invoices: dict[tuple[int, int], InvoiceRecord] = field(default_factory=dict)
+    pre_checkouts: dict[str, PreCheckoutRecord] = field(default_factory=dict)
+    charges: dict[str, ChargeRecord] = field(default_factory=dict)
+    stars: dict[int, int] = field(default_factory=dict)
     updates: list[Json] = field(default_factory=list)
     allowed_updates: frozenset[str] = DEFAULT_UPDATES
     violations: Violations = field(default_factory=Violations)
@@ -199,12 +302,23 @@ class World:
         }
 
     # -- updates -------------------------------------------------------------------------
-    def push_update(self, kind: str, payload: Json) -> None:
+    def push_update(self, kind: str, payload: Json) -> int | None:
+        """Queue an update for the bot; its update_id (None: not in allowed_updates)."""
         if kind not in self.allowed_updates:
-            return
-        self.updates.append({"update_id": self._next_update, kind: payload})
+            return None
+        update_id = self._next_update
+        self.updates.append({"update_id": update_id, kind: payload})
         self._next_update += 1
         self.bump()
+        return update_id
+
+    # -- Telegram Stars --------------------------------------------------------------------
+    def star_balance(self, user_id: int) -> int:
+        """A user's emulated Telegram Stars balance (STARTING_STARS until first used)."""
+        return self.stars.setdefault(user_id, STARTING_STARS)
+
+    def bot_star_balance(self) -> int:
+        return sum(c.amount for c in self.charges.values() if not c.refunded)
 
     def confirm(self, offset: int) -> None:
         if offset < 0:

@@ -22,6 +22,8 @@ from contracts import (
 )
 from services.bot.metrics import BotMetrics
 from services.bot.models import Avatar, AvatarStatus, Gender, TypeStats, User
+from services.bot.pricing import NotEnoughCredits
+from services.kit import credits
 from services.kit.crashpoints import crashpoint
 from services.kit.db import UnitOfWork
 
@@ -50,8 +52,12 @@ class AvatarService:
         min_photos: int,
         max_photos: int,
         metrics: BotMetrics | None = None,
+        training_credits: int = 0,
+        trial_credits: int = 0,
     ):
         self.pool = pool
+        self.training_credits = training_credits
+        self.trial_credits = trial_credits
         self.min_photos = min_photos
         self.max_photos = max_photos
         self.metrics = metrics or BotMetrics()
@@ -76,19 +82,30 @@ class AvatarService:
         )
         if row is not None:
             return User.from_record(row)
-        row = await self.pool.fetchrow(
-            "INSERT INTO users (id, username, first_name, language, is_admin, last_seen_at) "
-            "VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT (id) DO UPDATE SET "
-            "username = EXCLUDED.username, first_name = EXCLUDED.first_name, "
-            "is_admin = EXCLUDED.is_admin, is_active = true, last_seen_at = now() "
-            "RETURNING id, language, first_name, is_active, is_admin, main_avatar_id, "
-            "(xmax = 0) AS created",  # xmax is 0 on the row version an INSERT wrote
-            user_id,
-            username,
-            first_name,
-            language,
-            is_admin,
-        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "INSERT INTO users (id, username, first_name, language, is_admin, last_seen_at) "
+                "VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT (id) DO UPDATE SET "
+                "username = EXCLUDED.username, first_name = EXCLUDED.first_name, "
+                "is_admin = EXCLUDED.is_admin, is_active = true, last_seen_at = now() "
+                "RETURNING id, language, first_name, is_active, is_admin, main_avatar_id, "
+                "(xmax = 0) AS created",  # xmax is 0 on the row version an INSERT wrote
+                user_id,
+                username,
+                first_name,
+                language,
+                is_admin,
+            )
+            if row["created"] and self.trial_credits:
+                # Keyed by the Telegram id, so a user who deletes their data and comes back
+                # does not get a second trial.
+                await credits.post(
+                    conn,
+                    user_id=user_id,
+                    kind=credits.Kind.TRIAL,
+                    amount=self.trial_credits,
+                    key=f"trial:{user_id}",
+                )
         if row["created"]:
             self.metrics.users_started.inc()
             log.info("new user", extra={"tg_user_id": user_id})
@@ -147,9 +164,15 @@ class AvatarService:
     async def start_training(
         self, user_id: int, avatar_id: UUID, chat_id: int, message_id: int, *, retry: bool = False
     ) -> Avatar | None:
-        """Move to `training` and request it, once: a second press finds no matching row."""
+        """Move to `training` and request it, once: a second press finds no matching row.
+
+        Raises `NotEnoughCredits` (changing nothing) when the balance cannot pay the quote;
+        the trainer charges the quote when it reserves the FAL job."""
         allowed = [s.value for s in (RETRYABLE if retry else STARTABLE)]
+        price = self.training_credits
         async with UnitOfWork(self.pool, PRODUCER) as uow:
+            if price and (balance := await credits.balance(uow.conn, user_id)) < price:
+                raise NotEnoughCredits(balance, price)
             row = await uow.conn.fetchrow(
                 "UPDATE avatars SET status = 'training', training_attempt = training_attempt + 1, "
                 "progress_chat_id = $3, progress_message_id = $4, updated_at = now() "
@@ -178,6 +201,7 @@ class AvatarService:
                     priority=avatar.fal_priority,
                     trigger_word=avatar.trigger_word,
                     photo_count=avatar.photo_count,
+                    credits=price,
                 )
             )
         crashpoint("bot.after_training_request_commit")

@@ -86,7 +86,12 @@ async def wire(rt: Runtime, config: BotConfig, bot: Bot) -> tuple[Dispatcher, Se
     texts = Texts.load()
     metrics = rt.metrics if isinstance(rt.metrics, BotMetrics) else BotMetrics()
     avatars = AvatarService(
-        rt.pool, min_photos=config.min_photos, max_photos=config.max_photos, metrics=metrics
+        rt.pool,
+        min_photos=config.min_photos,
+        max_photos=config.max_photos,
+        metrics=metrics,
+        training_credits=config.pricing.training,
+        trial_credits=config.pricing.trial,
     )
 
     async def forbidden(chat_id: int) -> None:

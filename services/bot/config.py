@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
+from services.bot.pricing import Pricing
 from services.kit.config import CommonConfig, ConfigError, Env
 
 _TOKEN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{8,}$")
@@ -34,6 +35,7 @@ class BotConfig:
     photo_retention_hours: float = 24.0
     retention_interval_seconds: float = 600.0
     max_concurrent_generations: int = 2
+    pricing: Pricing = field(default_factory=Pricing)
 
     @classmethod
     def from_env(cls, env: Env) -> BotConfig:
@@ -72,6 +74,7 @@ class BotConfig:
             photo_retention_hours=_non_negative(env, "BOT_PHOTO_RETENTION_HOURS", 24.0),
             retention_interval_seconds=_non_negative(env, "BOT_RETENTION_INTERVAL_SECONDS", 600.0),
             max_concurrent_generations=env.integer("BOT_MAX_CONCURRENT_GENERATIONS", 2, minimum=1),
+            pricing=Pricing.from_env(env),
         )
 
     @property

@@ -38,7 +38,11 @@ async def wire_generation(
     and the `BOT_GENERATION` consumer running on the runtime."""
     styles = Catalogue.load()
     image_store = await rt.js.object_store(OBJ_IMAGES.name)
-    generations = GenerationService(rt.pool, max_active=config.max_concurrent_generations)
+    generations = GenerationService(
+        rt.pool,
+        max_active=config.max_concurrent_generations,
+        credits_per_image=config.pricing.per_image,
+    )
     images = ImageService(rt.pool)
     describer = Describer(rt.pool, image_store)
     events = GenerationEvents(

@@ -19,7 +19,9 @@ import asyncpg
 
 from contracts import GenerationRequested, derived_event_id, utcnow
 from contracts.jetstream import BOT_GENERATION
+from services.bot.pricing import NotEnoughCredits
 from services.bot.prompts import vary
+from services.kit import credits
 from services.kit.db import UnitOfWork
 
 PRODUCER = "bot"
@@ -111,9 +113,10 @@ def new_seed() -> int:
 class GenerationService:
     """The bot's writes to `generations` (its own columns only)."""
 
-    def __init__(self, pool: asyncpg.Pool, *, max_active: int = 2):
+    def __init__(self, pool: asyncpg.Pool, *, max_active: int = 2, credits_per_image: int = 0):
         self.pool = pool
         self.max_active = max_active
+        self.credits_per_image = credits_per_image
 
     async def active_count(self, user_id: int) -> int:
         """A cheap early check for buttons; `create` enforces the limit under a lock."""
@@ -133,12 +136,16 @@ class GenerationService:
         self, user_id: int, spec: GenerationSpec, chat_id: int, message_id: int
     ) -> Generation:
         """Insert and request at once; the user's row lock makes the limit exact even when
-        two presses race."""
+        two presses race. The balance check is for the user's sake (an answer now, not a
+        failure later); the trainer's charge at submission is what enforces it."""
+        price = self.credits_per_image * spec.num_images
         async with UnitOfWork(self.pool, PRODUCER) as uow:
             conn = uow.conn
             await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
             if await self._active(conn, user_id) >= self.max_active:
                 raise GenerationRefused("limit")
+            if price and (balance := await credits.balance(conn, user_id)) < price:
+                raise NotEnoughCredits(balance, price)
             if spec.avatar_id is not None and not await conn.fetchval(
                 "UPDATE avatars SET generation_count = generation_count + 1 "
                 "WHERE id = $1 AND user_id = $2 AND status = 'completed' RETURNING 1",
@@ -167,6 +174,7 @@ class GenerationService:
                     aspect_ratio=spec.aspect_ratio,
                     num_images=spec.num_images,
                     seed=spec.seed,
+                    credits=price,
                 )
             )
         return generation

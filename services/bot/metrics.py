@@ -94,3 +94,50 @@ class BotMetrics(KitMetrics):
             "Outgoing sends/edits waiting for their rate-limit turn",
             registry=r,
         )
+        self._billing(r)
+
+    def _billing(self, r: CollectorRegistry) -> None:
+        """Money: Stars in, credits out and back. Closed label sets (package ids come from
+        config, reasons from `FailureReason` and the checks' own codes)."""
+        self.stars_revenue = Counter(
+            "aisha_bot_stars_revenue",
+            "Telegram Stars received for credit packages (refunded Stars are not subtracted)",
+            ["package"],
+            registry=r,
+        )
+        self.payments = Counter(
+            "aisha_bot_payments",
+            "successful_payment updates by outcome: credited, duplicate, refunded_invalid",
+            ["outcome"],
+            registry=r,
+        )
+        self.pre_checkouts = Counter(
+            "aisha_bot_pre_checkouts",
+            "pre_checkout_query answers by outcome: ok, or why the payload was refused",
+            ["outcome"],
+            registry=r,
+        )
+        self.credits_granted = Counter(
+            "aisha_bot_credits_granted",
+            "Credits added to balances by kind: trial, purchase, promo, admin_grant",
+            ["kind"],
+            registry=r,
+        )
+        self.credit_refunds = Counter(
+            "aisha_bot_credit_refunds",
+            "Jobs whose credits were given back, by job kind and failure reason",
+            ["kind", "reason"],
+            registry=r,
+        )
+        self.stars_refunds = Counter(
+            "aisha_bot_stars_refunds",
+            "Stars purchases refunded through refundStarPayment, by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        self.promo_redemptions = Counter(
+            "aisha_bot_promo_redemptions",
+            "Promo code redemptions by outcome: ok, unknown, expired, used_up, already",
+            ["outcome"],
+            registry=r,
+        )

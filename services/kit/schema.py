@@ -55,6 +55,16 @@ AVATAR_STATUS_LABELS: Final = (
 AVATAR_GENDER_LABELS: Final = ("male", "female", "other")
 GENERATION_STATUS_LABELS: Final = ("pending", "submitted", "completed", "failed", "cancelled")
 PHOTO_STATUS_LABELS: Final = ("accepted", "rejected")
+CREDIT_KIND_LABELS: Final = (
+    "trial",
+    "purchase",
+    "training_charge",
+    "generation_charge",
+    "refund",
+    "admin_grant",
+    "promo",
+    "payment_refund",
+)
 
 
 def _enum(name: str, labels: tuple[str, ...]) -> sa.Enum:
@@ -68,6 +78,7 @@ avatar_status = _enum("avatar_status", AVATAR_STATUS_LABELS)
 avatar_gender = _enum("avatar_gender", AVATAR_GENDER_LABELS)
 generation_status = _enum("generation_status", GENERATION_STATUS_LABELS)
 photo_status = _enum("photo_status", PHOTO_STATUS_LABELS)
+credit_kind = _enum("credit_kind", CREDIT_KIND_LABELS)
 
 #: enum type name -> labels in declaration order (what `pg_enum` must hold).
 ENUMS: Final[dict[str, tuple[str, ...]]] = {
@@ -78,6 +89,7 @@ ENUMS: Final[dict[str, tuple[str, ...]]] = {
     "avatar_gender": AVATAR_GENDER_LABELS,
     "generation_status": GENERATION_STATUS_LABELS,
     "photo_status": PHOTO_STATUS_LABELS,
+    "credit_kind": CREDIT_KIND_LABELS,
 }
 
 # --------------------------------------------------------------------------------------------
@@ -379,6 +391,77 @@ share_links = sa.Table(
     sa.Index("ix_share_links_image_id", "image_id"),
 )
 
+# --- credits (0004): an append-only ledger; the balance is derived, never stored alone ------
+
+credit_entries = sa.Table(
+    "credit_entries",
+    metadata,
+    sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),  # bigserial
+    # No foreign key to users: the ledger is the financial record and outlives /delete_me.
+    sa.Column("user_id", sa.BigInteger(), nullable=False),
+    sa.Column("seq", sa.Integer(), nullable=False),
+    sa.Column("kind", credit_kind, nullable=False),
+    sa.Column("amount", sa.Integer(), nullable=False),
+    sa.Column("balance_after", sa.Integer(), nullable=False),
+    sa.Column("idempotency_key", sa.Text(), nullable=False),
+    sa.Column("subject", sa.Text()),
+    sa.Column("reason", sa.Text()),
+    sa.Column("actor_id", sa.BigInteger()),
+    _created_at(),
+    sa.UniqueConstraint("user_id", "seq"),
+    sa.UniqueConstraint("idempotency_key"),
+    sa.CheckConstraint("amount <> 0", name="amount"),
+    sa.CheckConstraint("balance_after >= 0", name="balance_after"),
+    sa.CheckConstraint("seq >= 1", name="seq"),
+)
+
+star_payments = sa.Table(
+    "star_payments",
+    metadata,
+    sa.Column("telegram_payment_charge_id", sa.Text(), primary_key=True),
+    sa.Column("user_id", sa.BigInteger(), nullable=False),
+    sa.Column("package_id", sa.Text(), nullable=False),
+    sa.Column("stars", sa.Integer(), nullable=False),
+    sa.Column("credits", sa.Integer(), nullable=False),
+    sa.Column("invoice_payload", sa.Text(), nullable=False),
+    sa.Column("provider_payment_charge_id", sa.Text()),
+    sa.Column("paid_at", TZ, nullable=False, server_default=NOW),
+    sa.Column("refund_requested_at", TZ),
+    sa.Column("refunded_at", TZ),
+    sa.CheckConstraint("stars > 0", name="stars"),
+    sa.CheckConstraint("credits > 0", name="credits"),
+    sa.Index("ix_star_payments_user_id", "user_id"),
+)
+
+promo_codes = sa.Table(
+    "promo_codes",
+    metadata,
+    sa.Column("code", sa.Text(), primary_key=True),
+    sa.Column("credits", sa.Integer(), nullable=False),
+    sa.Column("max_uses", sa.Integer(), nullable=False),
+    sa.Column("uses", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("expires_at", TZ, nullable=False),
+    sa.Column("created_by", sa.BigInteger(), nullable=False),
+    _created_at(),
+    sa.CheckConstraint("credits > 0", name="credits"),
+    sa.CheckConstraint("max_uses > 0", name="max_uses"),
+    sa.CheckConstraint("uses >= 0 AND uses <= max_uses", name="uses"),
+)
+
+promo_redemptions = sa.Table(
+    "promo_redemptions",
+    metadata,
+    sa.Column(
+        "code",
+        sa.Text(),
+        sa.ForeignKey("promo_codes.code", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("user_id", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("redeemed_at", TZ, nullable=False, server_default=NOW),
+)
+
+
 # --------------------------------------------------------------------------------------------
 # Privileges: one writer per column
 # --------------------------------------------------------------------------------------------
@@ -520,6 +603,15 @@ OWNERS: Final[dict[str, dict[str, frozenset[str]]]] = {
     "share_links": {
         BOT: frozenset({"revoked_at"}),
     },
+    # Append-only: nobody may UPDATE or DELETE a ledger entry.
+    "credit_entries": {},
+    "star_payments": {
+        BOT: frozenset({"refund_requested_at", "refunded_at"}),
+    },
+    "promo_codes": {
+        BOT: frozenset({"uses"}),
+    },
+    "promo_redemptions": {},
 }
 
 #: table -> roles that may INSERT rows.
@@ -534,6 +626,10 @@ INSERTERS: Final[dict[str, frozenset[str]]] = {
     "processed_events": frozenset(ROLES),
     "fal_webhooks": frozenset({STATUS}),
     "share_links": frozenset({BOT}),
+    "credit_entries": frozenset({BOT, TRAINER}),  # purchases/refunds/grants; charges at submit
+    "star_payments": frozenset({BOT}),
+    "promo_codes": frozenset({BOT}),
+    "promo_redemptions": frozenset({BOT}),
 }
 
 #: table -> roles that may DELETE rows.
@@ -553,6 +649,7 @@ DELETERS: Final[dict[str, frozenset[str]]] = {
 #: sequence -> roles that need USAGE on it (nextval() behind a serial column they INSERT into).
 SEQUENCE_USERS: Final[dict[str, frozenset[str]]] = {
     "fal_webhooks_id_seq": frozenset({STATUS}),
+    "credit_entries_id_seq": frozenset({BOT, TRAINER}),
 }
 
 

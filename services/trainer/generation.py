@@ -26,6 +26,7 @@ from contracts import (
     derived_event_id,
     utcnow,
 )
+from services.kit import credits
 from services.kit.consumer import Delivery, Reject
 from services.kit.db import UnitOfWork
 from services.trainer.config import TrainerConfig
@@ -37,6 +38,7 @@ from services.trainer.generation_plan import (
     estimate_cost,
     plan_generation,
 )
+from services.trainer.ledger import charge, refuse_unpaid
 from services.trainer.metrics import TrainerMetrics
 from services.trainer.orphans import claim_orphan, orphan_request_id
 from services.trainer.training import TryLater
@@ -65,7 +67,11 @@ class GenerationService:
             raise Reject(f"generation id {event.generation_id!r} is not a uuid") from None
         key = idempotency_key(event.generation_id)
         endpoint = FLUX_LORA if event.avatar_id else FLUX_DEV
-        existing = await self._reserve(key, event, endpoint)
+        try:
+            existing = await self._reserve(key, event, endpoint)
+        except credits.InsufficientCredits as exc:
+            await self._refuse_unpaid(key, event, endpoint, exc)
+            return
         if existing is not None:
             await self._resume(existing, event, delivery)
             return
@@ -94,15 +100,26 @@ class GenerationService:
     async def _reserve(
         self, key: str, event: GenerationRequested, endpoint: str
     ) -> asyncpg.Record | None:
-        """Insert the ledger row; returns the existing row when this generation was seen."""
-        inserted = await self.pool.fetchval(
-            "INSERT INTO fal_submissions (kind, subject_id, attempt, idempotency_key, endpoint,"
-            " state) VALUES ('generation', $1, 1, $2, $3, 'submitting')"
-            " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-            event.generation_id,
-            key,
-            endpoint,
-        )
+        """Insert the ledger row and charge the quoted credits in one transaction; returns
+        the existing row when this generation was seen (and charged) before."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                "INSERT INTO fal_submissions (kind, subject_id, attempt, idempotency_key,"
+                " endpoint, state) VALUES ('generation', $1, 1, $2, $3, 'submitting')"
+                " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+                event.generation_id,
+                key,
+                endpoint,
+            )
+            if inserted is not None and await charge(
+                conn,
+                user_id=event.user_id,
+                kind=credits.Kind.GENERATION_CHARGE,
+                amount=event.credits,
+                key=credits.generation_charge_key(event.generation_id),
+                subject=event.generation_id,
+            ):
+                self.metrics.credits_charged.labels("generation").inc(event.credits)
         if inserted is not None:
             return None
         row: asyncpg.Record | None = await self.pool.fetchrow(
@@ -111,6 +128,32 @@ class GenerationService:
             key,
         )
         return row
+
+    async def _refuse_unpaid(
+        self,
+        key: str,
+        event: GenerationRequested,
+        endpoint: str,
+        exc: credits.InsufficientCredits,
+    ) -> None:
+        failed = GenerationFailed(
+            event_id=derived_event_id("generation.failed", event.generation_id),
+            occurred_at=utcnow(),
+            generation_id=event.generation_id,
+            user_id=event.user_id,
+            reason=FailureReason.INSUFFICIENT_CREDITS,
+            detail=str(exc),
+        )
+        if await refuse_unpaid(
+            self.pool,
+            kind="generation",
+            subject_id=event.generation_id,
+            attempt=1,
+            key=key,
+            endpoint=endpoint,
+            failed=failed,
+        ):
+            self.metrics.charges_refused.labels("generation").inc()
 
     async def _release(self, key: str) -> None:
         """Nothing reached FAL: forget the reservation so the retry may submit."""

@@ -19,15 +19,26 @@ then applies the stored webhook.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 import asyncpg
 
-from contracts import TrainingRequested, TrainingSubmitted
+from contracts import Event, TrainingRequested, TrainingSubmitted
+from services.kit import credits
 from services.kit.db import UnitOfWork
 from services.trainer.orphans import claim_orphan, orphan_request_id
 
-__all__ = ["adopt", "begin_submit", "existing", "orphan_request_id", "release", "reserve"]
+__all__ = [
+    "adopt",
+    "begin_submit",
+    "charge",
+    "existing",
+    "orphan_request_id",
+    "refuse_unpaid",
+    "release",
+    "reserve",
+]
 from services.trainer.presets import TrainingPlan
 
 log = logging.getLogger(__name__)
@@ -53,16 +64,82 @@ WHERE id = $1
 
 
 async def reserve(
-    pool: asyncpg.Pool, key: str, event: TrainingRequested, plan: TrainingPlan
+    pool: asyncpg.Pool,
+    key: str,
+    event: TrainingRequested,
+    plan: TrainingPlan,
+    charged: Callable[[int], None] | None = None,
 ) -> datetime | None:
     """Own the attempt in `preparing` (new, or taken over from a dead delivery): the lease.
 
-    None when the attempt is past `preparing`; `existing` tells where it stands.
+    None when the attempt is past `preparing`; `existing` tells where it stands. The
+    user's credits are charged in the same transaction (once per attempt, whoever takes
+    it over); `credits.InsufficientCredits` means nothing was reserved.
     """
-    lease: datetime | None = await pool.fetchval(
-        _RESERVE, event.avatar_id, event.attempt, key, plan.endpoint
-    )
+    async with pool.acquire() as conn, conn.transaction():
+        lease: datetime | None = await conn.fetchval(
+            _RESERVE, event.avatar_id, event.attempt, key, plan.endpoint
+        )
+        if (
+            lease is not None
+            and await charge(
+                conn,
+                user_id=event.user_id,
+                kind=credits.Kind.TRAINING_CHARGE,
+                amount=event.credits,
+                key=credits.training_charge_key(event.avatar_id, event.attempt),
+                subject=event.avatar_id,
+            )
+            and charged is not None
+        ):
+            charged(event.credits)
     return lease
+
+
+async def charge(
+    conn: asyncpg.Connection,
+    *,
+    user_id: int,
+    kind: credits.Kind,
+    amount: int,
+    key: str,
+    subject: str,
+) -> bool:
+    """Debit the quoted credits with the reservation; False for a free job or a repeat."""
+    if amount <= 0:
+        return False
+    posting = await credits.post(
+        conn, user_id=user_id, kind=kind, amount=-amount, key=key, subject=subject
+    )
+    return not posting.duplicate
+
+
+async def refuse_unpaid(
+    pool: asyncpg.Pool,
+    *,
+    kind: str,
+    subject_id: str,
+    attempt: int,
+    key: str,
+    endpoint: str,
+    failed: Event,
+) -> bool:
+    """Record a request the balance cannot pay for as `failed` (FAL never called) and
+    publish its failure, exactly once however often the request is redelivered."""
+    async with UnitOfWork(pool, "trainer") as uow:
+        recorded = await uow.conn.fetchval(
+            "INSERT INTO fal_submissions (kind, subject_id, attempt, idempotency_key, endpoint,"
+            " state, error) VALUES ($1, $2, $3, $4, $5, 'failed', 'insufficient credits')"
+            " ON CONFLICT (idempotency_key) DO NOTHING RETURNING 1",
+            kind,
+            subject_id,
+            attempt,
+            key,
+            endpoint,
+        )
+        if recorded:
+            uow.publish(failed)
+    return bool(recorded)
 
 
 async def existing(pool: asyncpg.Pool, key: str) -> asyncpg.Record | None:

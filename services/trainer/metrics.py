@@ -79,6 +79,18 @@ class TrainerMetrics(KitMetrics):
             ["outcome"],
             registry=r,
         )
+        self.credits_charged = Counter(
+            "aisha_trainer_credits_charged",
+            "Credits debited from users when their jobs were reserved for FAL",
+            ["kind"],
+            registry=r,
+        )
+        self.charges_refused = Counter(
+            "aisha_trainer_charges_refused",
+            "Jobs refused before FAL because the user's credits could not pay for them",
+            ["kind"],
+            registry=r,
+        )
         self.spend_usd = Counter(
             "aisha_trainer_estimated_spend_usd",
             "Estimated FAL spend in US dollars",

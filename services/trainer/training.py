@@ -30,6 +30,7 @@ from contracts import (
     derived_event_id,
     utcnow,
 )
+from services.kit import credits
 from services.kit.consumer import Delivery
 from services.kit.crashpoints import crashpoint
 from services.kit.db import UnitOfWork
@@ -70,7 +71,13 @@ class TrainingService:
     async def on_requested(self, event: TrainingRequested, delivery: Delivery) -> None:
         key = idempotency_key(event.avatar_id, event.attempt)
         plan = plan_training(event.training_type, event.priority, event.trigger_word, event.attempt)
-        lease = await ledger.reserve(self.pool, key, event, plan)
+        try:
+            lease = await ledger.reserve(
+                self.pool, key, event, plan, self.metrics.credits_charged.labels("training").inc
+            )
+        except credits.InsufficientCredits as exc:
+            await self._refuse_unpaid(key, event, plan, exc)
+            return
         if lease is None:
             row = await ledger.existing(self.pool, key)
             if row is not None:
@@ -102,6 +109,34 @@ class TrainingService:
             raise
         await self._record(key, event, plan, url, webhook, request_id, count)
         crashpoint("trainer.after_commit")
+
+    async def _refuse_unpaid(
+        self,
+        key: str,
+        event: TrainingRequested,
+        plan: TrainingPlan,
+        exc: credits.InsufficientCredits,
+    ) -> None:
+        failed = TrainingFailed(
+            event_id=derived_event_id("training.failed", event.avatar_id, event.attempt),
+            occurred_at=utcnow(),
+            avatar_id=event.avatar_id,
+            user_id=event.user_id,
+            attempt=event.attempt,
+            reason=FailureReason.INSUFFICIENT_CREDITS,
+            retryable=True,
+            detail=str(exc),
+        )
+        if await ledger.refuse_unpaid(
+            self.pool,
+            kind="training",
+            subject_id=event.avatar_id,
+            attempt=event.attempt,
+            key=key,
+            endpoint=plan.endpoint,
+            failed=failed,
+        ):
+            self.metrics.charges_refused.labels("training").inc()
 
     async def _begin_submit(self, key: str, lease: datetime) -> datetime:
         """Commit `submitting` right before FAL is called; another delivery that took the

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
+from services.bot.keyboards.shop import top_up
+from services.bot.pricing import NotEnoughCredits
 from services.bot.texts import Translator
 
 
@@ -21,3 +23,12 @@ async def edit_or_send(
         await message.edit_text(text, reply_markup=markup)
     elif message is not None and callback.bot is not None:
         await callback.bot.send_message(message.chat.id, text, reply_markup=markup)
+
+
+async def not_enough_credits(callback: CallbackQuery, t: Translator, exc: NotEnoughCredits) -> None:
+    """Keep the pressed screen (the user may top up and press again) and say, with a button
+    to the shop, what is missing."""
+    await callback.answer()
+    text = t("credits.not_enough", price=exc.price, balance=exc.balance)
+    if callback.message is not None and callback.bot is not None:
+        await callback.bot.send_message(callback.message.chat.id, text, reply_markup=top_up(t))

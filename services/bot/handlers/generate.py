@@ -16,6 +16,7 @@ from services.bot import generation_views as views
 from services.bot.avatars import AvatarService
 from services.bot.generation_flow import Draft, Generate, compose, load_draft, save_draft
 from services.bot.generations import GenerationRefused, GenerationService, GenerationSpec
+from services.bot.handlers.common import not_enough_credits
 from services.bot.handlers.screens import show, stale
 from services.bot.keyboards.generate import (
     GenAspectCb,
@@ -25,7 +26,9 @@ from services.bot.keyboards.generate import (
     GenRunCb,
     GenStyleCb,
 )
+from services.bot.keyboards.shop import top_up
 from services.bot.models import AvatarStatus, User
+from services.bot.pricing import NotEnoughCredits
 from services.bot.progress import View
 from services.bot.prompts import Catalogue, PromptRejected
 from services.bot.prompts.builder import MAX_USER_PROMPT, user_text
@@ -200,6 +203,9 @@ async def confirm(
     except GenerationRefused as exc:
         await stale(callback, t.plain(f"generate.refused_{exc.code}", limit=generations.max_active))
         return
+    except NotEnoughCredits as exc:
+        await not_enough_credits(callback, t, exc)
+        return
     await state.clear()
     await message.edit_text(views.queued(t, generation))
     await callback.answer(t.plain("generate.started"))
@@ -232,6 +238,12 @@ async def _start_follow_up(
         generation = await generations.create(user.id, spec, chat_id, sent.message_id)
     except GenerationRefused as exc:
         await sent.edit_text(t(f"generate.refused_{exc.code}", limit=generations.max_active))
+        await callback.answer()
+        return
+    except NotEnoughCredits as exc:
+        await sent.edit_text(
+            t("credits.not_enough", price=exc.price, balance=exc.balance), reply_markup=top_up(t)
+        )
         await callback.answer()
         return
     await sent.edit_text(views.queued(t, generation))

@@ -8,9 +8,10 @@ from aiogram.types import CallbackQuery
 
 from services.bot import progress
 from services.bot.avatars import AvatarService
-from services.bot.handlers.common import not_found
+from services.bot.handlers.common import not_enough_credits, not_found
 from services.bot.keyboards.callbacks import TrainingCb
 from services.bot.models import AvatarStatus, User
+from services.bot.pricing import NotEnoughCredits
 from services.bot.sender import Sender
 from services.bot.texts import Translator
 
@@ -31,9 +32,13 @@ async def start(
         return
     chat_id, message_id = callback.message.chat.id, callback.message.message_id
     retry = callback_data.action == "retry"
-    avatar = await avatars.start_training(
-        user.id, callback_data.avatar_id, chat_id, message_id, retry=retry
-    )
+    try:
+        avatar = await avatars.start_training(
+            user.id, callback_data.avatar_id, chat_id, message_id, retry=retry
+        )
+    except NotEnoughCredits as exc:
+        await not_enough_credits(callback, t, exc)
+        return
     if avatar is None:
         await _refused(callback, callback_data, user, t, avatars)
         return
