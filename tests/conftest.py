@@ -1,6 +1,7 @@
 """Real servers for the suite: embedded NATS and PostgreSQL on free loopback ports.
 
 Set AISHA_TEST_NATS_URL / AISHA_TEST_DATABASE_URL to run against external servers instead.
+The bot fixtures (`emu`, `js`, `admin_pool`, `bot`, `bot_overrides`) come from tests/botkit.py.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncpg
 import pytest
 
 from sandbox.embedded import EmbeddedNats, EmbeddedPostgres
+from tests.botkit import admin_pool, bot, bot_overrides, emu, js  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,6 +66,16 @@ async def create_database(admin_url: str, template: str | None = None) -> str:
     return with_database(admin_url, name)
 
 
+async def drop_database(admin_url: str, url: str) -> None:
+    """Drop the database of `url` (made by `create_database`), even if still connected."""
+    conn = await asyncpg.connect(admin_url)
+    try:
+        name = urlsplit(url).path.lstrip("/")
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 @pytest.fixture
 async def empty_db_url(pg_admin_url: str) -> str:
     """A brand-new empty database for one test."""
@@ -98,9 +110,4 @@ async def db_url(pg_admin_url: str, migrated_template: str) -> AsyncIterator[str
     """A fresh database with the full schema (roles, grants) for one test, dropped after it."""
     url = await create_database(pg_admin_url, template=migrated_template)
     yield url
-    conn = await asyncpg.connect(pg_admin_url)
-    try:
-        name = urlsplit(url).path.lstrip("/")
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await drop_database(pg_admin_url, url)

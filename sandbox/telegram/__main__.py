@@ -21,11 +21,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--bot-username", default="aisha_sandbox_bot")
     parser.add_argument("--no-rate-limits", action="store_true", help="disable flood control")
     parser.add_argument("--callback-timeout", type=float, default=15.0)
+    parser.add_argument(
+        "--pre-checkout-timeout", type=float, default=10.0, help="answerPreCheckoutQuery deadline"
+    )
     return parser
 
 
 async def _run(args: argparse.Namespace) -> None:
-    limits = Limits(enabled=not args.no_rate_limits, callback_timeout=args.callback_timeout)
+    limits = Limits(
+        enabled=not args.no_rate_limits,
+        callback_timeout=args.callback_timeout,
+        pre_checkout_timeout=args.pre_checkout_timeout,
+    )
     emulator = TelegramEmulator(
         token=None if args.token_any else args.token,
         bot_username=args.bot_username,

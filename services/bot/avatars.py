@@ -108,6 +108,7 @@ class AvatarService:
                 )
         if row["created"]:
             self.metrics.users_started.inc()
+            self.metrics.credits_granted.labels("trial").inc(self.trial_credits)
             log.info("new user", extra={"tg_user_id": user_id})
         return User.from_record(row)
 

@@ -35,10 +35,12 @@ from contracts import (
 from contracts.jetstream import BOT_TRAINING
 from services.bot import progress
 from services.bot.avatars import COLUMNS, PRODUCER
+from services.bot.billing_views import refund_note
 from services.bot.metrics import BotMetrics
 from services.bot.models import Avatar, AvatarStatus
 from services.bot.sender import Sender
 from services.bot.texts import Texts, Translator
+from services.kit import credits
 from services.kit.consumer import Delivery, Handler, Reject
 from services.kit.db import UnitOfWork
 
@@ -161,11 +163,33 @@ class TrainingEvents:
                     "SELECT created_at FROM outbox WHERE id = $1",
                     UUID(derived_event_id("training_requested", avatar.id, event.attempt)),
                 )
-                view = render(Translator(self.texts, row["language"]), avatar)
+                t = Translator(self.texts, row["language"])
+                view = render(t, avatar)
+                refunded = await self._refund(uow.conn, event)
+                if refunded is not None:
+                    view = progress.View(view.text + "\n\n" + refund_note(t, refunded), view.markup)
                 await self._tell_end(uow.conn, avatar, view)
         if status is not None:
             self._finished(avatar, status, requested_at)
         return avatar, render(Translator(self.texts, row["language"]), avatar)
+
+    async def _refund(self, conn: asyncpg.Connection, event: TrainingEvent) -> credits.Entry | None:
+        """Give the attempt's credits back when its end was not the user's doing: a failure
+        with a refundable reason, or a cancel that came before FAL got the job. Runs in the
+        status change's transaction; the refund's key makes a redelivery refund nothing."""
+        if isinstance(event, TrainingFailed) and event.reason.refundable:
+            reason = event.reason.value
+        elif isinstance(event, TrainingCancelled) and event.request_id is None:
+            reason = "cancelled_before_submit"
+        else:
+            return None
+        key = credits.training_charge_key(event.avatar_id, event.attempt)
+        posting = await credits.refund(conn, charge_key=key, reason=reason)
+        if posting is None:
+            return None
+        if not posting.duplicate:
+            self.metrics.credit_refunds.labels("training", reason).inc()
+        return posting.entry
 
     def _finished(
         self, avatar: Avatar, status: AvatarStatus, requested_at: datetime | None

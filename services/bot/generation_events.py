@@ -28,9 +28,11 @@ from contracts import (
 )
 from services.bot import generation_views as views
 from services.bot.avatars import AvatarService
+from services.bot.billing_views import refund_note
 from services.bot.describe import Describer
 from services.bot.generation_flow import Generate, load_draft, save_draft
 from services.bot.generations import Generation, GenerationService, GenerationStatus
+from services.bot.metrics import BotMetrics
 from services.bot.prompts import Subject, from_caption
 from services.bot.results import ResultDelivery
 from services.bot.sender import Sender
@@ -60,6 +62,7 @@ class GenerationEvents:
         texts: Texts,
         storage: BaseStorage,
         bot_id: int,
+        metrics: BotMetrics | None = None,
     ):
         self.generations = generations
         self.avatars = avatars
@@ -69,6 +72,7 @@ class GenerationEvents:
         self.texts = texts
         self.storage = storage
         self.bot_id = bot_id
+        self.metrics = metrics or BotMetrics()
         self._locks: WeakValueDictionary[UUID, asyncio.Lock] = WeakValueDictionary()
 
     def handlers(self) -> dict[type[Event], Handler]:
@@ -83,11 +87,23 @@ class GenerationEvents:
         await self._step(e.event_id, e.generation_id, GenerationStatus.SUBMITTED, self._running)
 
     async def on_failed(self, e: GenerationFailed, _: Delivery) -> None:
-        async def show(generation: Generation, t: Translator) -> None:
-            view = views.failed(t, generation, e.reason)
-            await self._show(generation, view.text, view.markup)
-
-        await self._step(e.event_id, e.generation_id, GenerationStatus.FAILED, show)
+        """Failed for a reason that is not the user's: the credits go back with the status
+        change, and the message says so."""
+        reason = e.reason.value if e.reason.refundable else None
+        async with self._lock(_uuid(e.generation_id)):
+            moved = await self.generations.transition(
+                e.event_id, _uuid(e.generation_id), GenerationStatus.FAILED, reason
+            )
+            if moved is None:
+                return
+            t = Translator(self.texts, moved.language)
+            view = views.failed(t, moved.generation, e.reason)
+            text = view.text
+            if moved.refund is not None:
+                text += "\n\n" + refund_note(t, moved.refund.entry)
+                if not moved.refund.duplicate:
+                    self.metrics.credit_refunds.labels("generation", e.reason.value).inc()
+            await self._show(moved.generation, text, view.markup)
 
     async def on_completed(self, e: GenerationCompleted, _: Delivery) -> None:
         generation_id = _uuid(e.generation_id)
@@ -97,10 +113,17 @@ class GenerationEvents:
                 log.info("generation %s already delivered (or unknown)", generation_id)
                 return
             generation, lang = pending
+            # Policy: when content checks withhold every picture, the user got nothing for
+            # their credits, so they are refunded (some withheld: the rest was delivered).
+            nsfw_only = bool(e.images) and all(image.nsfw for image in e.images)
+            refund = await self.generations.charged(generation_id) if nsfw_only else 0
             file_ids = await self.results.deliver(
-                generation, e.images, Translator(self.texts, lang)
+                generation, e.images, Translator(self.texts, lang), refunded=refund
             )
-            await self.generations.complete(e.event_id, generation_id, file_ids)
+            reason = "nsfw" if refund else None
+            done = await self.generations.complete(e.event_id, generation_id, file_ids, reason)
+            if done and reason is not None:
+                self.metrics.credit_refunds.labels("generation", reason).inc()
 
     async def on_described(self, e: PromptDescribed, _: Delivery) -> None:
         """Applies to the user's flow only if it still waits for this very request."""
@@ -135,8 +158,7 @@ class GenerationEvents:
             moved = await self.generations.transition(event_id, generation_id, to)
             if moved is None:
                 return
-            generation, lang = moved
-            await show(generation, Translator(self.texts, lang))
+            await show(moved.generation, Translator(self.texts, moved.language))
 
     async def _running(self, generation: Generation, t: Translator) -> None:
         await self._show(generation, views.running(t, generation), None)

@@ -16,6 +16,7 @@ from services.bot.export import Exporter
 from services.bot.generation_events import GenerationEvents
 from services.bot.generations import GenerationService
 from services.bot.images import ImageService
+from services.bot.metrics import BotMetrics
 from services.bot.prompts import Catalogue
 from services.bot.results import ResultDelivery
 from services.bot.sender import Sender
@@ -54,6 +55,7 @@ async def wire_generation(
         texts,
         storage,
         bot.id,
+        rt.metrics if isinstance(rt.metrics, BotMetrics) else None,
     )
     rt.run_consumer(EventConsumer(rt.js, BOT_GENERATION, events.handlers(), rt.metrics))
     return {

@@ -106,6 +106,15 @@ class GenerationRefused(Exception):
         self.code = code
 
 
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A generation that moved, the owner's language, and the refund that went with it."""
+
+    generation: Generation
+    language: str
+    refund: credits.Posting | None = None
+
+
 def new_seed() -> int:
     return secrets.randbelow(SEED_LIMIT)
 
@@ -215,11 +224,17 @@ class GenerationService:
 
     # -- event side (BOT_GENERATION consumer) ---------------------------------------------
     async def transition(
-        self, event_id: str, generation_id: UUID, to: GenerationStatus
-    ) -> tuple[Generation, str] | None:
+        self,
+        event_id: str,
+        generation_id: UUID,
+        to: GenerationStatus,
+        refund_reason: str | None = None,
+    ) -> Transition | None:
         """Claim the event and move forward; None for a duplicate, an unknown generation or
-        a step back (a late "submitted" after "failed"). Returns the row and language."""
+        a step back (a late "submitted" after "failed"). With `refund_reason`, the credits
+        charged for it go back in the same transaction."""
         allowed = ["pending"] if to is GenerationStatus.SUBMITTED else ["pending", "submitted"]
+        refund: credits.Posting | None = None
         async with UnitOfWork(self.pool, PRODUCER) as uow:
             if not await uow.claim(CONSUMER, event_id):
                 return None
@@ -231,7 +246,23 @@ class GenerationService:
                 to.value,
                 allowed,
             )
-        return (Generation.from_record(row), row["language"]) if row else None
+            if row is not None and refund_reason is not None:
+                refund = await self._refund(uow.conn, generation_id, refund_reason)
+        if row is None:
+            return None
+        return Transition(Generation.from_record(row), row["language"], refund)
+
+    @staticmethod
+    async def _refund(
+        conn: asyncpg.Connection, generation_id: UUID, reason: str
+    ) -> credits.Posting | None:
+        key = credits.generation_charge_key(str(generation_id))
+        return await credits.refund(conn, charge_key=key, reason=reason)
+
+    async def charged(self, generation_id: UUID) -> int:
+        """Credits this generation cost (0 if free or not charged yet)."""
+        entry = await credits.entry(self.pool, credits.generation_charge_key(str(generation_id)))
+        return -entry.amount if entry is not None else 0
 
     async def pending_delivery(self, generation_id: UUID) -> tuple[Generation, str] | None:
         """The generation if its results were not delivered yet (else None: a duplicate)."""
@@ -244,9 +275,16 @@ class GenerationService:
             return None
         return Generation.from_record(row), row["language"]
 
-    async def complete(self, event_id: str, generation_id: UUID, file_ids: dict[UUID, str]) -> bool:
+    async def complete(
+        self,
+        event_id: str,
+        generation_id: UUID,
+        file_ids: dict[UUID, str],
+        refund_reason: str | None = None,
+    ) -> bool:
         """After the album went out: mark it delivered and keep each photo's `file_id` for
-        cheap re-sends. False if another delivery got here first."""
+        cheap re-sends, refunding it in the same transaction when `refund_reason` is given
+        (no picture could be shown). False if another delivery got here first."""
         async with UnitOfWork(self.pool, PRODUCER) as uow:
             if not await uow.claim(CONSUMER, event_id):
                 return False
@@ -262,4 +300,6 @@ class GenerationService:
                 "WHERE id = $1 AND generation_id = $3",
                 [(image_id, file_id, generation_id) for image_id, file_id in file_ids.items()],
             )
+            if refund_reason is not None:
+                await self._refund(uow.conn, generation_id, refund_reason)
         return True

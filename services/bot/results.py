@@ -52,13 +52,20 @@ class ResultDelivery:
         self.styles = styles
 
     async def deliver(
-        self, generation: Generation, results: tuple[GeneratedImage, ...], t: Translator
+        self,
+        generation: Generation,
+        results: tuple[GeneratedImage, ...],
+        t: Translator,
+        refunded: int = 0,
     ) -> dict[UUID, str]:
-        """Send what can be shown; returns the new file_id of each sent picture by row id."""
+        """Send what can be shown; returns the new file_id of each sent picture by row id.
+        `refunded` credits (nothing could be shown) are mentioned in the closing note."""
         ready, withheld, missing = await self._collect(generation, results)
         chat_id = generation.progress_chat_id or generation.user_id
         caption = views.caption(t, generation, self.styles)
         notes = views.notes(t, withheld, missing)
+        if refunded:
+            notes += "\n\n" + t("credits.refunded_nsfw", credits=refunded)
         markup = kb.results(t, generation.id, GalleryCb())
         sent: list[Message] = []
         if len(ready) == 1:

@@ -644,6 +644,11 @@ DELETERS: Final[dict[str, frozenset[str]]] = {
     "processed_events": frozenset(ROLES),
     "fal_webhooks": frozenset({STATUS}),  # pruning old webhook bodies
     "share_links": frozenset({BOT}),
+    # The credit tables are financial records: nobody deletes them (promo codes expire).
+    "credit_entries": frozenset(),
+    "star_payments": frozenset(),
+    "promo_codes": frozenset(),
+    "promo_redemptions": frozenset(),
 }
 
 #: sequence -> roles that need USAGE on it (nextval() behind a serial column they INSERT into).

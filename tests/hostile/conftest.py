@@ -4,23 +4,20 @@ of Telegram broken (invalid HTML, oversize data...) and no error logged."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
-import nats
 import pytest
 import pytest_asyncio
 from nats.js import JetStreamContext
 
 from sandbox.telegram import Limits, TelegramEmulator
-from services.bot.config import BotConfig
 from services.kit.broker import provision
-from services.kit.config import CommonConfig
-from tests.conftest import create_database
-from tests.hostile.harness import BotTask, ErrorLog
+from tests.botkit import BotUnderTest, bot_config, jetstream, running_bot
+from tests.conftest import create_database, drop_database
+from tests.hostile.harness import ErrorLog
 
 ADMIN_ID = 900_000_777
 
@@ -35,12 +32,7 @@ def bot_overrides() -> dict[str, Any]:
 async def hostile_db(pg_admin_url: str, migrated_template: str) -> AsyncIterator[str]:
     url = await create_database(pg_admin_url, template=migrated_template)
     yield url
-    conn = await asyncpg.connect(pg_admin_url)
-    try:
-        name = url.rsplit("/", 1)[1].split("?")[0]
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await drop_database(pg_admin_url, url)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -54,11 +46,9 @@ async def pool(hostile_db: str) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
-    nc = await nats.connect(nats_url)
-    jetstream = nc.jetstream()
-    await provision(jetstream)
-    yield jetstream
-    await nc.drain()
+    async with jetstream(nats_url) as jetstream_context:
+        await provision(jetstream_context)
+        yield jetstream_context
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -70,32 +60,18 @@ async def emu() -> AsyncIterator[TelegramEmulator]:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def bot(
     emu: TelegramEmulator, nats_url: str, hostile_db: str, bot_overrides: dict[str, Any]
-) -> AsyncIterator[BotTask]:
-    common = CommonConfig(
-        service="bot",
-        database_url=hostile_db,
-        nats_url=nats_url,
-        http_host="127.0.0.1",
-        http_port=0,
-        log_format="text",
-        log_level="INFO",
-        shutdown_grace_seconds=3.0,
-    )
-    config = BotConfig(
-        common=common,
-        telegram_bot_token="123456:hostile-suite-token",
-        telegram_api_url=emu.base_url,
-        admin_ids=frozenset({ADMIN_ID}),
-        min_photos=3,
-        max_photos=5,
-        send_rate_chat=100.0,
-        send_burst_chat=50,
-        album_window_seconds=0.3,
-    )
-    task = BotTask(dataclasses.replace(config, **bot_overrides))
-    await task.start()
-    yield task
-    await task.stop()
+) -> AsyncIterator[BotUnderTest]:
+    fields: dict[str, Any] = {
+        "telegram_bot_token": "123456:hostile-suite-token",
+        "admin_ids": frozenset({ADMIN_ID}),
+        "min_photos": 3,
+        "max_photos": 5,
+        "send_rate_chat": 100.0,
+        "send_burst_chat": 50,
+    }
+    config = bot_config(emu, nats_url, hostile_db, **(fields | bot_overrides))
+    async with running_bot(config) as task:
+        yield task
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +84,7 @@ def errors() -> Iterator[ErrorLog]:
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def guard(emu: TelegramEmulator, errors: ErrorLog, bot: BotTask) -> AsyncIterator[None]:
+async def guard(emu: TelegramEmulator, errors: ErrorLog, bot: BotUnderTest) -> AsyncIterator[None]:
     """After each case: no Telegram rule broken, nothing logged at ERROR. "Message is not
     modified" is Telegram's answer to an edit that changes nothing (a button pressed twice),
     which the bot must take as success; it is not a broken rule."""

@@ -1,5 +1,6 @@
-"""What the hostile suite shares: the bot as a task, a hostile client, hostile files, and the
-three things every case asserts — a reply, no error logged, no rows changed.
+"""What the hostile suite shares (the bot and the clicking are tests/botkit.py's): a hostile
+client, hostile files, and the three things every case asserts — a reply, no error logged, no
+rows changed.
 
 The "hostile client" pushes updates into the Telegram emulator's world directly, the way a
 modified client (or Telegram itself, for group chats) could send them: arbitrary callback
@@ -9,16 +10,13 @@ create.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
-import io
 import logging
 import pkgutil
 import secrets
 import struct
 import time
 import zlib
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
@@ -27,14 +25,15 @@ import asyncpg
 from aiogram.filters.callback_data import CallbackData
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
-from PIL import Image, ImageDraw
 
 import services.bot.keyboards as keyboards
 from contracts.jetstream import OBJ_IMAGES, OBJ_PHOTOS
 from sandbox.telegram import TelegramEmulator
-from sandbox.telegram.state import CallbackRecord
-from services.bot import bootstrap
-from services.bot.config import BotConfig
+from tests import botkit
+from tests.botkit import buttons, eventually
+
+# tests/integration/test_secrets_scan.py imports it from here
+from tests.botkit import press as press
 
 Json = dict[str, Any]
 #: Columns that legitimately move on every update (the user was seen again).
@@ -48,26 +47,6 @@ USER_TABLES = {
     "generated_images": "user_id = $1",
     "share_links": "user_id = $1",
 }
-
-
-class BotTask:
-    """`bootstrap.run` as a task, stopped like a process receiving SIGTERM."""
-
-    def __init__(self, config: BotConfig):
-        self.config = config
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._stop = asyncio.Event()
-        self._task = asyncio.create_task(bootstrap.run(self.config, self._stop))
-        await asyncio.sleep(0)
-
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await asyncio.wait_for(self._task, timeout=15)
-            self._task = None
 
 
 class ErrorLog(logging.Handler):
@@ -89,18 +68,6 @@ class ErrorLog(logging.Handler):
         ]
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], within: float = 10.0) -> Any:
-    """Poll `check` until it returns something truthy (bounded)."""
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(0.03)
-
-
 def callback_factories() -> list[type[CallbackData]]:
     """Every CallbackData subclass defined in services.bot.keyboards.* (new ones included)."""
     for module in pkgutil.iter_modules(keyboards.__path__):
@@ -112,11 +79,6 @@ def callback_factories() -> list[type[CallbackData]]:
         if cls.__module__.startswith(keyboards.__name__):
             found.append(cls)
     return sorted(found, key=lambda c: c.__prefix__)
-
-
-def buttons(message: Json) -> list[Json]:
-    rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
-    return [b for row in rows for b in row]
 
 
 def last_id(emu: TelegramEmulator, chat: int) -> int:
@@ -155,33 +117,6 @@ async def reply(
 
 def _newest(record: Any) -> int:
     return int(record.message["message_id"])
-
-
-async def press(emu: TelegramEmulator, user: int, message: Json, prefix: str) -> str:
-    data = next(
-        b["callback_data"] for b in buttons(message) if b["callback_data"].startswith(prefix)
-    )
-    return await emu.press_button(user, message["message_id"], data=data)
-
-
-def forge_press(
-    emu: TelegramEmulator, user: int, message_id: int, data: str, chat: int | None = None
-) -> str:
-    """A callback query with any data on a message of `chat` (the user's private chat by
-    default), as a hostile client could send it."""
-    world = emu.world
-    chat_id = user if chat is None else chat
-    query_id = str(secrets.randbits(62))
-    query: Json = {
-        "id": query_id,
-        "from": world.users[user],
-        "message": world.messages[chat_id][message_id].message,
-        "chat_instance": "1",
-        "data": data,
-    }
-    world.callbacks[query_id] = CallbackRecord(query, chat_id, time.monotonic())
-    world.push_update("callback_query", query)
-    return query_id
 
 
 async def answer_of(emu: TelegramEmulator, query_id: str, within: float = 10.0) -> Json:
@@ -241,11 +176,7 @@ async def user_rows(pool: asyncpg.Pool, uid: int) -> dict[str, list[tuple[Any, .
 
 def photo(seed: int, size: int = 600) -> bytes:
     """A distinct JPEG per seed (different pixels, so different hashes)."""
-    img = Image.new("RGB", (size, size), ((seed * 37) % 256, (seed * 91) % 256, (seed * 53) % 256))
-    ImageDraw.Draw(img).rectangle((seed * 7 % 300, 40, seed * 7 % 300 + 120, 200), fill=(9, 9, 9))
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=90)
-    return buf.getvalue()
+    return botkit.photo(seed, size, fill=(9, 9, 9))
 
 
 def png_bomb(width: int, height: int, *, rgb: bool = False) -> bytes:

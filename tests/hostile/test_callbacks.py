@@ -22,16 +22,14 @@ from nats.js import JetStreamContext
 
 from contracts.jetstream import OBJ_IMAGES, OBJ_PHOTOS
 from sandbox.telegram import TelegramEmulator
+from tests.botkit import eventually, forge_press, press
 from tests.hostile.harness import (
     Seeded,
     answer_of,
     callback_factories,
-    eventually,
-    forge_press,
     last_id,
     live_objects,
     new_user,
-    press,
     reply,
     seed_user_data,
     user_rows,

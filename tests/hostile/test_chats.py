@@ -12,16 +12,8 @@ import asyncpg
 import pytest
 
 from sandbox.telegram import TelegramEmulator
-from tests.hostile.harness import (
-    Json,
-    answer_of,
-    eventually,
-    forge_message,
-    forge_press,
-    last_id,
-    new_user,
-    reply,
-)
+from tests.botkit import eventually, forge_press
+from tests.hostile.harness import Json, answer_of, forge_message, last_id, new_user, reply
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.usefixtures("guard")]
 GROUP: Json = {"id": -100_777_000_111, "type": "supergroup", "title": "Friends <3"}

@@ -21,13 +21,12 @@ from services.bot.privacy import PrivacyService
 from services.bot.retention import RetentionSweeper
 from services.kit.db import create_pool
 from services.kit.schema import BOT
+from tests.botkit import eventually, press
 from tests.hostile.harness import (
     Seeded,
-    eventually,
     last_id,
     live_objects,
     new_user,
-    press,
     reply,
     seed_user_data,
     user_rows,

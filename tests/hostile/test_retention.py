@@ -17,15 +17,8 @@ from nats.js import JetStreamContext
 
 from contracts.jetstream import OBJ_PHOTOS
 from sandbox.telegram import TelegramEmulator
-from tests.hostile.harness import (
-    answer_of,
-    eventually,
-    live_objects,
-    new_user,
-    press,
-    reply,
-    seed_avatar,
-)
+from tests.botkit import eventually, press
+from tests.hostile.harness import answer_of, live_objects, new_user, reply, seed_avatar
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.usefixtures("guard")]
 

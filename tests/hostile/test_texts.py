@@ -8,18 +8,9 @@ import asyncpg
 import pytest
 
 from sandbox.telegram import TelegramEmulator
+from tests.botkit import buttons, forge_press, press
 from tests.hostile.conftest import ADMIN_ID
-from tests.hostile.harness import (
-    Json,
-    buttons,
-    forge_message,
-    forge_press,
-    last_id,
-    new_user,
-    press,
-    reply,
-    user_rows,
-)
+from tests.hostile.harness import Json, forge_message, last_id, new_user, reply, user_rows
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.usefixtures("guard")]
 HUGE = "Ж" * 10_000  # Telegram's client caps a message at 4096; a forged update need not

@@ -11,16 +11,8 @@ from nats.js.errors import NotFoundError
 
 from contracts.jetstream import OBJ_PHOTOS
 from sandbox.telegram import TelegramEmulator
-from tests.hostile.harness import (
-    forge_photo,
-    last_id,
-    new_user,
-    photo,
-    png_bomb,
-    press,
-    reply,
-    user_rows,
-)
+from tests.botkit import press
+from tests.hostile.harness import forge_photo, last_id, new_user, photo, png_bomb, reply, user_rows
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.usefixtures("guard")]
 SUMMARY = {"en": "Some files were not accepted", "ru": "Некоторые файлы не приняты"}

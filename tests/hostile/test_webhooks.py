@@ -30,7 +30,8 @@ from services.bot.config import WEBHOOK_PATH, BotConfig
 from services.kit.config import CommonConfig
 from services.status import bootstrap as status_service
 from services.status.config import StatusConfig
-from tests.hostile.harness import BotTask, new_user, reply
+from tests.botkit import BotUnderTest
+from tests.hostile.harness import new_user, reply
 from tests.hostile.jwks import JwksServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -241,7 +242,7 @@ async def test_telegram_webhook_refuses_a_missing_or_wrong_secret(
         telegram_webhook_secret="the-right-secret-123",
         public_base_url=f"http://127.0.0.1:{port}",
     )
-    bot = BotTask(config)
+    bot = BotUnderTest(config)
     await bot.start()
     try:
         uid = await new_user(emu, "Hooked", "en")  # genuine updates arrive with the secret

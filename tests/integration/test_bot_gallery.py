@@ -18,8 +18,7 @@ from nats.js.object_store import ObjectStore
 from sandbox.telegram import TelegramEmulator
 from services.bot.export import Exporter
 from services.bot.images import ImageService
-from tests.integration import generation_harness as harness
-from tests.integration.generation_harness import (
+from tests.botkit import (
     BotUnderTest,
     Json,
     answer_of,
@@ -30,14 +29,16 @@ from tests.integration.generation_harness import (
     file_bytes,
     forge_press,
     press,
+)
+from tests.integration import generation_harness as harness
+from tests.integration.generation_harness import (
     seed_avatar,
     seed_gallery,
     seed_user,
 )
 
-# the harness's fixtures, used here by name
-emu, bot, js = harness.emu, harness.bot, harness.js
-admin_pool, images_store = harness.admin_pool, harness.images_store
+# the harness's fixture, used here by name (emu, bot, js, admin_pool: tests/botkit.py)
+images_store = harness.images_store
 
 
 async def open_gallery(emu: TelegramEmulator, uid: int) -> Json:

@@ -28,30 +28,31 @@ from contracts import (
     utcnow,
 )
 from sandbox.telegram import TelegramEmulator
-from tests.integration import generation_harness as harness
-from tests.integration.generation_harness import (
-    TRIGGER,
+from tests.botkit import (
     BotUnderTest,
     Json,
     answer_of,
     bot_message,
     buttons,
-    complete,
     current,
     events_of,
     eventually,
     file_bytes,
     forge_press,
-    picture,
     press,
     publish,
+)
+from tests.integration import generation_harness as harness
+from tests.integration.generation_harness import (
+    TRIGGER,
+    complete,
+    picture,
     seed_avatar,
     seed_user,
 )
 
-# the harness's fixtures, used here by name
-emu, bot, js = harness.emu, harness.bot, harness.js
-admin_pool, images_store = harness.admin_pool, harness.images_store
+# the harness's fixture, used here by name (emu, bot, js, admin_pool: tests/botkit.py)
+images_store = harness.images_store
 
 REQUESTED = "aisha.generation.requested"
 

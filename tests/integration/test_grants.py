@@ -35,6 +35,7 @@ class Seed:
     event_id: uuid.UUID
     webhook_id: int
     share_token: str
+    credit_entry_id: int
 
     def key(self, table: str) -> tuple[str, tuple[object, ...]]:
         """WHERE clause and arguments selecting the seeded row of `table`."""
@@ -47,9 +48,16 @@ class Seed:
             "generated_images": self.image_id,
             "outbox": self.outbox_id,
             "fal_webhooks": self.webhook_id,
+            "credit_entries": self.credit_entry_id,
         }
         if table == "share_links":
             return "token = $1", (self.share_token,)
+        if table == "star_payments":
+            return "telegram_payment_charge_id = $1", ("stx-1",)
+        if table == "promo_codes":
+            return "code = $1", ("WELCOME",)
+        if table == "promo_redemptions":
+            return "code = $1 AND user_id = $2", ("WELCOME", USER_ID)
         if table == "processed_events":
             return "consumer = $1 AND event_id = $2", ("bot.test", self.event_id)
         return "id = $1", (by_id[table],)
@@ -102,6 +110,25 @@ class Seed:
             "share_links": (
                 "INSERT INTO share_links (token, image_id, user_id) VALUES ($1, $2, $3)",
                 (fresh.hex, self.image_id, USER_ID),
+            ),
+            "credit_entries": (
+                "INSERT INTO credit_entries (user_id, seq, kind, amount, balance_after, "
+                "idempotency_key) VALUES ($1, 2, 'admin_grant', 5, 15, $2)",
+                (USER_ID, fresh.hex),
+            ),
+            "star_payments": (
+                "INSERT INTO star_payments (telegram_payment_charge_id, user_id, package_id, "
+                "stars, credits, invoice_payload) VALUES ($1, $2, 'avatar', 250, 50, 'p')",
+                (fresh.hex, USER_ID),
+            ),
+            "promo_codes": (
+                "INSERT INTO promo_codes (code, credits, max_uses, expires_at, created_by) "
+                "VALUES ($1, 5, 3, now() + interval '1 day', $2)",
+                (fresh.hex, USER_ID),
+            ),
+            "promo_redemptions": (
+                "INSERT INTO promo_redemptions (code, user_id) VALUES ('WELCOME', $1)",
+                (USER_ID + 1,),
             ),
         }[table]
 
@@ -156,6 +183,24 @@ async def seed_rows(conn: asyncpg.Connection) -> Seed:
         image_id,
         USER_ID,
     )
+    credit_entry_id = await conn.fetchval(
+        "INSERT INTO credit_entries (user_id, seq, kind, amount, balance_after, idempotency_key)"
+        " VALUES ($1, 1, 'trial', 10, 10, 'trial:1001') RETURNING id",
+        USER_ID,
+    )
+    await conn.execute(
+        "INSERT INTO star_payments (telegram_payment_charge_id, user_id, package_id, stars,"
+        " credits, invoice_payload) VALUES ('stx-1', $1, 'avatar', 250, 50, 'p')",
+        USER_ID,
+    )
+    await conn.execute(
+        "INSERT INTO promo_codes (code, credits, max_uses, expires_at, created_by)"
+        " VALUES ('WELCOME', 5, 3, now() + interval '1 day', $1)",
+        USER_ID,
+    )
+    await conn.execute(
+        "INSERT INTO promo_redemptions (code, user_id) VALUES ('WELCOME', $1)", USER_ID
+    )
     return Seed(
         avatar_id,
         photo_id,
@@ -166,6 +211,7 @@ async def seed_rows(conn: asyncpg.Connection) -> Seed:
         event_id,
         webhook_id,
         "tok-1",
+        credit_entry_id,
     )
 
 

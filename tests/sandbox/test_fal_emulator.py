@@ -7,7 +7,6 @@ import io
 import json
 import os
 import sys
-from pathlib import Path
 
 import fal_client
 import httpx
@@ -17,45 +16,15 @@ from PIL import Image
 from sandbox.fal import FalEmulator
 from sandbox.fal.images import photo, training_archive
 from sandbox.fal.signing import verify
-from sandbox.fal.testing import WebhookReceiver
 
 PORTRAIT = "fal-ai/flux-lora-portrait-trainer"
 FAST = "fal-ai/flux-lora-fast-training"
 
 
 @pytest.fixture
-async def emu(tmp_path: Path):
-    async with FalEmulator(
-        training_seconds=0.6,
-        generation_seconds=0.2,
-        queue_seconds=0.15,
-        webhook_backoff_seconds=0.05,
-        state_dir=tmp_path,
-    ) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def fal(emu: FalEmulator, monkeypatch: pytest.MonkeyPatch) -> fal_client.AsyncClient:
-    for key, value in emu.client_env().items():
-        monkeypatch.setenv(key, value)
-    return fal_client.AsyncClient()
-
-
-@pytest.fixture
-async def http(emu: FalEmulator):
-    async with httpx.AsyncClient(
-        proxy=emu.proxy_url, verify=emu.ssl_context(), trust_env=False
-    ) as client:
-        yield client
-
-
-@pytest.fixture
-async def receiver():
-    hook = WebhookReceiver()
-    await hook.start()
-    yield hook
-    await hook.stop()
+def emu(fal_emu: FalEmulator) -> FalEmulator:
+    """The FAL emulator (tests/sandbox/conftest.py), by the name these cases use."""
+    return fal_emu
 
 
 async def follow(

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from pathlib import Path
 
 import fal_client
-import httpx
 import pytest
 from PIL import Image
 
@@ -21,38 +19,14 @@ GEN = "fal-ai/flux-lora"
 
 
 @pytest.fixture
-async def emu(tmp_path: Path):
-    async with FalEmulator(
-        training_seconds=0.4,
-        generation_seconds=0.1,
-        queue_seconds=0.05,
-        webhook_backoff_seconds=0.05,
-        state_dir=tmp_path,
-    ) as emulator:
-        yield emulator
+def fal_timings() -> dict[str, float]:
+    return {"training_seconds": 0.4, "generation_seconds": 0.1, "queue_seconds": 0.05}
 
 
 @pytest.fixture
-def fal(emu: FalEmulator, monkeypatch: pytest.MonkeyPatch) -> fal_client.AsyncClient:
-    for key, value in emu.client_env().items():
-        monkeypatch.setenv(key, value)
-    return fal_client.AsyncClient()
-
-
-@pytest.fixture
-async def http(emu: FalEmulator):
-    async with httpx.AsyncClient(
-        proxy=emu.proxy_url, verify=emu.ssl_context(), trust_env=False
-    ) as client:
-        yield client
-
-
-@pytest.fixture
-async def receiver():
-    hook = WebhookReceiver()
-    await hook.start()
-    yield hook
-    await hook.stop()
+def emu(fal_emu: FalEmulator) -> FalEmulator:
+    """The FAL emulator (tests/sandbox/conftest.py), by the name these cases use."""
+    return fal_emu
 
 
 async def generate(

@@ -219,7 +219,8 @@ async def test_pay_flow_through_dispatcher(bot: Bot, emu: TelegramEmulator, uid:
         "XTR", 50, "credits:50",
     )  # fmt: skip
     assert message.message_id == result["message_id"]
-    assert message.from_user is not None and message.from_user.id == uid
+    assert message.from_user is not None
+    assert message.from_user.id == uid
     summary = await control(emu, "GET", "/payments")
     [record] = summary["payments"]
     assert record["telegram_payment_charge_id"] == charge_id
@@ -335,7 +336,8 @@ async def test_replay_delivers_the_same_payment_twice(
         )
         await emu.wait_for(lambda: len(shop.paid) == 2)
     first, second = shop.paid
-    assert first.successful_payment is not None and second.successful_payment is not None
+    assert first.successful_payment is not None
+    assert second.successful_payment is not None
     charge_id = result["telegram_payment_charge_id"]
     assert first.successful_payment.telegram_payment_charge_id == charge_id
     assert second.successful_payment.telegram_payment_charge_id == charge_id

@@ -4,7 +4,7 @@
 
 const $ = (sel) => document.querySelector(sel);
 const state = { user: null, feed: null, entries: new Map(), toastTimer: null, actionTimer: null,
-  botUsername: null, inline: { id: null, timer: null } };
+  botUsername: null, inline: { id: null, timer: null }, paid: new Set(), paying: new Set() };
 
 async function api(path, options = {}) {
   const opts = { ...options };
@@ -108,6 +108,8 @@ function keyboard(message) {
       if (button.url) {
         const href = safeUrl(button.url);
         line.append(el("a", href ? { href, target: "_blank", rel: "noopener" } : {}, button.text));
+      } else if (button.pay) {
+        line.append(payButton(message, button.text));
       } else if (button.callback_data !== undefined) {
         line.append(el("button", { type: "button", onclick: () => press(message, button) },
           button.text));
@@ -120,8 +122,82 @@ function keyboard(message) {
   return box;
 }
 
+// ---- Telegram Stars: invoice cards, the pay button, payment service lines ---------------------
+function payButton(message, label) {
+  const id = message.message_id;
+  if (state.paid.has(id)) {
+    return el("button", { type: "button", class: "paid", disabled: "" }, "Paid ✓");
+  }
+  const attrs = { type: "button", class: "pay", onclick: () => payInvoice(message) };
+  if (state.paying.has(id)) attrs.disabled = "";
+  return el("button", attrs, label);
+}
+
+function invoiceCard(message) {
+  const inv = message.invoice;
+  const card = el("div", { class: "invoice" },
+    el("div", { class: "invoice-title" }, inv.title),
+    el("div", { class: "invoice-desc" }, inv.description),
+    el("div", { class: "invoice-price" }, "⭐ " + inv.total_amount));
+  const custom = message.reply_markup && message.reply_markup.inline_keyboard;
+  if (!custom || !custom.length) {
+    card.append(el("div", { class: "kb" },
+      el("div", { class: "row" }, payButton(message, "Pay ⭐ " + inv.total_amount))));
+  }
+  return card;
+}
+
+function serviceLine(entry) {
+  const m = entry.message;
+  const paid = m.successful_payment;
+  const refund = m.refunded_payment;
+  const text = paid
+    ? `You paid ⭐ ${paid.total_amount} (${paid.invoice_payload})`
+    : `⭐ ${refund.total_amount} refunded (${refund.invoice_payload})`;
+  return el("div", { class: "service", "data-id": String(m.message_id),
+    title: (paid || refund).telegram_payment_charge_id }, text);
+}
+
+function setStars(balance) {
+  $("#stars").textContent = "⭐ " + balance;
+  $("#stars").hidden = false;
+}
+
+async function refreshPayments() {
+  try {
+    const info = await api("/payments");
+    for (const inv of info.invoices) {
+      if (inv.chat_id === state.user.id && inv.telegram_payment_charge_id) {
+        state.paid.add(inv.message_id);
+        const entry = state.entries.get(inv.message_id);
+        if (entry) upsert(entry);
+      }
+    }
+    const stars = await api(`/users/${state.user.id}/stars`);
+    setStars(stars.balance);
+  } catch (e) { toast(e.message); }
+}
+
+async function payInvoice(message) {
+  const id = message.message_id;
+  state.paying.add(id);
+  if (state.entries.has(id)) upsert(state.entries.get(id));
+  try {
+    const resp = await api("/pay", { method: "POST",
+      json: { chat_id: state.user.id, message_id: id } });
+    if (resp.status === "paid") { state.paid.add(id); setStars(resp.balance); }
+    else if (resp.status === "declined") toast(resp.error_message || "Payment declined");
+    else if (resp.status === "timeout") toast("The bot did not confirm the payment in time");
+    else if (resp.status === "insufficient_balance") toast(`Not enough stars (⭐ ${resp.balance})`);
+  } catch (e) { toast(e.message); }
+  state.paying.delete(id);
+  const entry = state.entries.get(id);
+  if (entry) upsert(entry);
+}
+
 function bubble(entry) {
   const m = entry.message;
+  if (!entry.deleted && (m.successful_payment || m.refunded_payment)) return serviceLine(entry);
   const node = el("div", { class: "bubble " + (entry.outgoing ? "bot" : "user"),
     "data-id": String(m.message_id) });
   if (entry.deleted) {
@@ -139,6 +215,7 @@ function bubble(entry) {
     node.append(el("a", { class: "doc", href: fileUrl(m.document.file_id),
       download: m.document.file_name || "file" }, m.document.file_name || "file"));
   }
+  if (m.invoice) node.append(invoiceCard(m));
   if (m.text !== undefined) node.append(renderEntities(m.text, m.entities));
   if (m.caption !== undefined) node.append(renderEntities(m.caption, m.caption_entities));
   const kb = keyboard(m);
@@ -197,6 +274,8 @@ function onEvent(event) {
   } else if (event.type === "callback_answer" && event.answer.answer) {
     const text = event.answer.answer.text;
     if (text) (event.answer.answer.show_alert ? alert : toast)(text);
+  } else if (event.type === "stars") {
+    setStars(event.balance);
   } else if (event.type === "blocked") {
     $("#blocked").checked = event.blocked;
   } else if (event.type === "inline_answer" && event.inline_query.id === state.inline.id) {
@@ -287,12 +366,15 @@ async function sendFiles(input, field, path) {
 
 function openChat(user) {
   state.user = user;
+  state.paid.clear();
+  state.paying.clear();
   localStorage.setItem("aisha-user", String(user.id));
   $("#login").hidden = true;
   $("#chat").hidden = false;
   if (state.feed) state.feed.close();
   state.feed = new EventSource(`/_emu/chats/${user.id}/events`);
   state.feed.onmessage = (msg) => onEvent(JSON.parse(msg.data));
+  refreshPayments();
   $("#text").focus();
 }
 
