@@ -100,7 +100,7 @@ _COLUMNS = (
     "user_id, seq, kind, amount, balance_after, idempotency_key, subject, reason, actor_id,"
     " created_at"
 )
-_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('aisha.credits:' || $1::text, 0))"
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('aisha.credits:' || $1::bigint::text, 0))"
 _NEWEST = (
     "SELECT seq, balance_after FROM credit_entries WHERE user_id = $1 ORDER BY seq DESC LIMIT 1"
 )
