@@ -52,6 +52,8 @@ from sandbox.telegram import Limits, TelegramEmulator
 from sandbox.telegram.state import CallbackRecord
 from services.bot import bootstrap
 from services.bot.config import BotConfig
+from services.bot.pricing import Pricing
+from services.kit.broker import provision
 from services.kit.config import CommonConfig
 
 Json = dict[str, Any]
@@ -98,6 +100,9 @@ def bot_config(emu: TelegramEmulator, nats_url: str, database_url: str, **fields
         "send_rate_chat": 50.0,
         "send_burst_chat": 20,
         "album_window_seconds": 0.3,
+        # Jobs are free unless a test is about credits (tests seed users straight into the
+        # database, without the trial a /start would give them).
+        "pricing": Pricing(training=0, per_image=0),
     }
     return BotConfig(common=common, **(settings | fields))
 
@@ -114,11 +119,15 @@ async def running_bot(config: BotConfig) -> AsyncIterator[BotUnderTest]:
 
 
 @contextlib.asynccontextmanager
-async def jetstream(nats_url: str) -> AsyncIterator[JetStreamContext]:
-    """A JetStream context on its own connection, drained on exit."""
+async def jetstream(nats_url: str, *, provisioned: bool = False) -> AsyncIterator[JetStreamContext]:
+    """A JetStream context on its own connection, drained on exit; `provisioned`: with every
+    stream, consumer and bucket of the contracts created first (as the services do at start)."""
     nc = await nats.connect(nats_url)
     try:
-        yield nc.jetstream()
+        context = nc.jetstream()
+        if provisioned:
+            await provision(context)
+        yield context
     finally:
         await nc.drain()
 

@@ -1,4 +1,4 @@
-"""Credits for Telegram Stars: invoices, crediting payments once, refunds, admin grants.
+"""Credits for Telegram Stars: invoices, crediting payments once, refunds.
 
 Every balance change is a ledger entry (`services/kit/credits.py`) posted in the same
 transaction as the row it pays for, so a payment and its credits commit or vanish together:
@@ -22,13 +22,12 @@ types in its signatures; it knows aiogram's exceptions only to tell a refusal fr
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 import asyncpg
 from aiogram.exceptions import (
@@ -40,19 +39,15 @@ from aiogram.exceptions import (
 
 from services.bot.invoices import InvoiceSigner, Verdict, judge
 from services.bot.metrics import BotMetrics
-from services.bot.names import printable
 from services.bot.pricing import Package, Pricing
 from services.kit import credits
 
 log = logging.getLogger(__name__)
 
-MAX_GRANT = 100_000
 ALREADY_REFUNDED = "CHARGE_ALREADY_REFUNDED"
 #: A refund requested this long ago and still unsettled is no longer being handled by a
 #: live handler (that takes one Telegram call) — start-up may safely take it over.
 RESUME_AFTER = "1 minute"
-_USER_ID = re.compile(r"^[1-9]\d{0,19}$")
-_AMOUNT = re.compile(r"^\d{1,7}$")
 _SPENDING = "('training_charge', 'generation_charge')"
 _PURCHASE_COLUMNS = """
 SELECT e.seq, p.telegram_payment_charge_id AS charge_id, p.user_id, p.package_id, p.stars,
@@ -114,20 +109,6 @@ class RefundOutcome(StrEnum):
     SPENT = "spent"
 
 
-class GrantOutcome(StrEnum):
-    GRANTED = "granted"
-    DUPLICATE = "duplicate"
-    UNKNOWN_USER = "unknown_user"
-
-
-class GrantError(StrEnum):
-    """What is wrong with `/grant` arguments (locale keys `admin.grant_<value>`)."""
-
-    USAGE = "usage"
-    BAD_USER = "bad_user"
-    BAD_AMOUNT = "bad_amount"
-
-
 @dataclass(frozen=True, slots=True)
 class Payment:
     """A `successful_payment` as billing needs it."""
@@ -161,28 +142,13 @@ class Purchase:
 
     @classmethod
     def of(cls, row: asyncpg.Record) -> Purchase:
-        return cls(*(row[k] for k in ("seq", "charge_id", "user_id", "package_id")),
-                   row["stars"], row["credits"], row["paid_at"])  # fmt: skip
+        return cls(**{f: row[f] for f in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True, slots=True)
 class RefundResult:
     outcome: RefundOutcome
     purchase: Purchase | None = None
-    balance: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class GrantRequest:
-    user_id: int
-    amount: int
-    reason: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class GrantResult:
-    outcome: GrantOutcome
-    entry: credits.Entry | None = None
     balance: int = 0
 
 
@@ -193,25 +159,12 @@ class _Abort(Exception):
         self.outcome = outcome
 
 
-def parse_grant(args: str) -> GrantRequest | GrantError:
-    """`<user_id> <amount> [reason]`; amount 1..MAX_GRANT, reason printable, ≤ 200 chars."""
-    parts = args.split(maxsplit=2)
-    if len(parts) < 2:
-        return GrantError.USAGE
-    if not _USER_ID.match(parts[0]) or int(parts[0]) >= 2**63:
-        return GrantError.BAD_USER
-    if not _AMOUNT.match(parts[1]) or not 1 <= int(parts[1]) <= MAX_GRANT:
-        return GrantError.BAD_AMOUNT
-    reason = printable(parts[2], 200) if len(parts) > 2 else None
-    return GrantRequest(int(parts[0]), int(parts[1]), reason)
-
-
 def purchase_key(charge_id: str) -> str:
     return f"purchase:{charge_id}"
 
 
 class Billing:
-    """Invoices, payments, refunds and grants over the bot's pool (see the module doc)."""
+    """Invoices, payments and refunds over the bot's pool (see the module doc)."""
 
     def __init__(
         self,
@@ -359,7 +312,9 @@ class Billing:
         except TelegramAPIError as exc:  # network, 5xx, flood control: try again later
             log.warning("stars refund of %s pending: %s", purchase.charge_id, exc)
             self.metrics.stars_refunds.labels(RefundOutcome.PENDING.value).inc()
-            return RefundResult(RefundOutcome.PENDING, purchase, await self.balance(purchase.user_id))
+            return RefundResult(
+                RefundOutcome.PENDING, purchase, await self.balance(purchase.user_id)
+            )
         await self.pool.execute(
             "UPDATE star_payments SET refunded_at = now()"
             " WHERE telegram_payment_charge_id = $1 AND refunded_at IS NULL",
@@ -392,30 +347,3 @@ class Billing:
         if rows:
             log.info("resumed %d pending stars refunds, %d refunded", len(rows), done)
         return done
-
-    # --- admin ---------------------------------------------------------------------------
-
-    async def grant(self, request: GrantRequest, *, admin_id: int, key: str) -> GrantResult:
-        """Add credits to an existing user once per `key` (the admin's message)."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            if await conn.fetchval("SELECT 1 FROM users WHERE id = $1", request.user_id) is None:
-                return GrantResult(GrantOutcome.UNKNOWN_USER)
-            posting = await credits.post(
-                conn, user_id=request.user_id, kind=credits.Kind.ADMIN_GRANT,
-                amount=request.amount, key=key, reason=request.reason, actor_id=admin_id,
-            )  # fmt: skip
-            balance = await credits.balance(conn, request.user_id)
-        if posting.duplicate:
-            return GrantResult(GrantOutcome.DUPLICATE, posting.entry, balance)
-        self.metrics.credits_granted.labels(credits.Kind.ADMIN_GRANT.value).inc(request.amount)
-        log.info("credits granted", extra={"tg_user_id": request.user_id, "admin_id": admin_id})
-        return GrantResult(GrantOutcome.GRANTED, posting.entry, balance)
-
-    async def known(self, user_id: int) -> bool:
-        """A user of the bot, or someone with ledger entries (who may have erased the rest)."""
-        found: Any = await self.pool.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)"
-            " OR EXISTS (SELECT 1 FROM credit_entries WHERE user_id = $1)",
-            user_id,
-        )
-        return bool(found)

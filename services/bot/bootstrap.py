@@ -8,6 +8,7 @@ import contextlib
 import logging
 from typing import Any
 
+import asyncpg
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -22,6 +23,7 @@ from aiohttp import web
 
 from contracts.jetstream import BOT_TRAINING, OBJ_PHOTOS
 from services.bot.avatars import AvatarService
+from services.bot.billing import Billing
 from services.bot.config import WEBHOOK_PATH, BotConfig
 from services.bot.events import TrainingEvents
 from services.bot.fsm_storage import NatsKVStorage
@@ -29,9 +31,11 @@ from services.bot.generation_wiring import wire_generation
 from services.bot.handlers import get_routers
 from services.bot.handlers.errors import on_error
 from services.bot.intake import PhotoIntake
+from services.bot.invoices import InvoiceSigner
 from services.bot.metrics import BotMetrics
 from services.bot.middlewares import UserMiddleware
 from services.bot.privacy import wire_privacy
+from services.bot.promo import FreeCredits
 from services.bot.retry import NotModifiedMiddleware, RetryAfterMiddleware
 from services.bot.sender import Sender
 from services.bot.telemetry import TelegramRequestTelemetry, UpdateTelemetry
@@ -41,7 +45,10 @@ from services.kit.runtime import Runtime, open_runtime
 from services.kit.schema import BOT
 
 log = logging.getLogger(__name__)
-COMMANDS = ("start", "new", "generate", "gallery", "settings", "help", "cancel", "delete_me")
+COMMANDS = (
+    "start", "new", "generate", "gallery", "buy", "balance", "settings", "help", "cancel",
+    "delete_me",
+)  # fmt: skip
 
 
 def build_bot(config: BotConfig, metrics: BotMetrics | None = None) -> Bot:
@@ -114,6 +121,8 @@ async def wire(rt: Runtime, config: BotConfig, bot: Bot) -> tuple[Dispatcher, Se
     generation = await wire_generation(
         rt, config, bot, avatars=avatars, sender=sender, texts=texts, storage=storage
     )
+    billing = billing_deps(rt.pool, config, bot, metrics)
+    rt.spawn("refunds:resume", _resume_refunds(billing["billing"], rt.stop))
     dp = build_dispatcher(
         storage,
         config=config,
@@ -126,10 +135,34 @@ async def wire(rt: Runtime, config: BotConfig, bot: Bot) -> tuple[Dispatcher, Se
         metrics=metrics,
         privacy=privacy,
         **generation,
+        **billing,
     )
     events = TrainingEvents(rt.pool, sender, texts, metrics)
     rt.run_consumer(EventConsumer(rt.js, BOT_TRAINING, events.handlers(), rt.metrics))
     return dp, sender, intake
+
+
+def billing_deps(
+    pool: asyncpg.Pool, config: BotConfig, bot: Bot, metrics: BotMetrics
+) -> dict[str, Any]:
+    """Handler arguments of the shop, promo and admin credit commands (`billing`,
+    `free_credits`); a test harness building its own dispatcher passes these too."""
+    signer = InvoiceSigner(config.telegram_bot_token)
+    return {
+        "billing": Billing(pool, config.pricing, signer, bot, metrics),
+        "free_credits": FreeCredits(pool, metrics),
+    }
+
+
+async def _resume_refunds(billing: Billing, stop: asyncio.Event) -> None:
+    """Once per start: settle Stars refunds an earlier crash or outage left pending. Runs
+    beside polling (Telegram may be slow) and then idles, since a runtime task that ends
+    stops the service."""
+    try:
+        await billing.resume_refunds()
+    except (asyncpg.PostgresError, OSError):
+        log.exception("resuming pending stars refunds failed; next start tries again")
+    await stop.wait()
 
 
 async def run(config: BotConfig, stop: asyncio.Event) -> None:

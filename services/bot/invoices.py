@@ -28,13 +28,13 @@ __all__ = ["CURRENCY", "InvoiceSigner", "Offer", "Verdict", "judge"]
 
 CURRENCY = "XTR"  # Telegram Stars
 MAX_PAYLOAD_BYTES = 128
-SIG_HEX = 32
+SIG_HEX = 32  # also spelled out in _PAYLOAD
 #: An invoice "issued" further than this in the future was not issued by this clock.
 MAX_CLOCK_SKEW_SECONDS = 300
 _KEY_LABEL = b"aisha.invoice"
 _PAYLOAD = re.compile(
     r"^v1\.(?P<package>[a-z0-9_]{1,16})\.(?P<user>[1-9]\d{0,19})\.(?P<stars>[1-9]\d{0,4})"
-    r"\.(?P<credits>[1-9]\d{0,8})\.(?P<issued>\d{1,12})\.(?P<sig>[0-9a-f]{%d})$" % SIG_HEX
+    r"\.(?P<credits>[1-9]\d{0,8})\.(?P<issued>\d{1,12})\.(?P<sig>[0-9a-f]{32})$"
 )
 
 
@@ -71,9 +71,7 @@ class InvoiceSigner:
         return hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()[:SIG_HEX]
 
     def sign(self, offer: Offer) -> str:
-        body = (
-            f"v1.{offer.package}.{offer.user_id}.{offer.stars}.{offer.credits}.{offer.issued}"
-        )
+        body = f"v1.{offer.package}.{offer.user_id}.{offer.stars}.{offer.credits}.{offer.issued}"
         payload = f"{body}.{self._mac(body)}"
         if len(payload.encode()) > MAX_PAYLOAD_BYTES:
             raise ValueError("invoice payload longer than Telegram allows")

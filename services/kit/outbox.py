@@ -23,6 +23,20 @@ from services.kit.metrics import KitMetrics
 
 log = logging.getLogger(__name__)
 
+#: Claim a batch and mark it published; the transaction publishes it before committing (and
+#: un-marks what JetStream did not acknowledge). RETURNING comes in no particular order, so
+#: it carries the order to publish in: created, then (one transaction's events share that)
+#: the rows' places in the table, i.e. the order they were queued.
+_CLAIM = """
+WITH batch AS (
+    SELECT id, created_at, ctid AS place FROM outbox
+    WHERE producer = $1 AND published_at IS NULL
+    ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED
+)
+UPDATE outbox o SET published_at = now() FROM batch WHERE o.id = batch.id
+RETURNING o.id, o.subject, o.payload, batch.created_at, batch.place
+"""
+
 
 class OutboxRelay:
     def __init__(
@@ -35,6 +49,7 @@ class OutboxRelay:
         batch: int = 200,
         poll_interval: float = 1.0,
         retention_hours: int = 24,
+        publish_timeout: float = 5.0,
     ):
         self._pool = pool
         self._js = js
@@ -43,6 +58,7 @@ class OutboxRelay:
         self._batch = batch
         self._poll_interval = poll_interval
         self._retention_hours = retention_hours
+        self._publish_timeout = publish_timeout
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
 
@@ -103,37 +119,68 @@ class OutboxRelay:
             listener.terminate()
 
     async def flush_once(self) -> int:
-        """Publish one batch of pending rows; returns how many were published."""
+        """Publish one batch of pending rows; returns how many were published.
+
+        One transaction: claim the batch and mark it published in one statement (the rows
+        stay locked, so other replicas skip them), publish every row without waiting for the
+        previous ack (in order: the PUBs leave on one connection in created order), then
+        un-mark the ones JetStream did not acknowledge and commit. A crash before the commit
+        rolls the marks back and the batch is published again (`Nats-Msg-Id` dedups it).
+        """
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "SELECT id, subject, payload FROM outbox "
-                "WHERE producer = $1 AND published_at IS NULL "
-                "ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED",
-                self._producer,
-                self._batch,
+            rows = sorted(
+                await conn.fetch(_CLAIM, self._producer, self._batch),
+                key=lambda row: (row["created_at"], row["place"]),
             )
-            done = []
+            if not rows:
+                return 0
+            failed = await self._publish(rows)
+            if failed:
+                await conn.execute(
+                    "UPDATE outbox SET published_at = NULL, attempts = attempts + 1"
+                    " WHERE id = ANY($1::uuid[])",
+                    failed,
+                )
+            if len(failed) < len(rows):
+                crashpoint("outbox.after_publish_before_mark")
+            return len(rows) - len(failed)
+
+    async def _publish(self, rows: list[asyncpg.Record]) -> list[Any]:
+        """Publish rows back to back, then wait for the acks; returns the ids not acked.
+
+        A row that fails is retried by a later flush, after rows behind it in this batch
+        went out: consumers never relied on order across events (replicas relaying at once
+        interleave too), only on their own monotonic guards.
+        """
+        acks: list[asyncio.Future[Any]] = []
+        error: BaseException | None = None
+        for row in rows:
             try:
-                for row in rows:
-                    await self._js.publish(
+                acks.append(
+                    await self._js.publish_async(
                         row["subject"],
                         bytes(row["payload"]),
                         headers={"Nats-Msg-Id": str(row["id"])},
                     )
-                    self._metrics.events_published.labels(row["subject"], "ok").inc()
-                    done.append(row["id"])
-            except (NatsError, TimeoutError) as exc:
-                self._metrics.events_published.labels(rows[len(done)]["subject"], "error").inc()
-                log.warning("publish failed, will retry: %s", exc)
-                await conn.execute(
-                    "UPDATE outbox SET attempts = attempts + 1 WHERE id = $1", rows[len(done)]["id"]
                 )
-            if done:
-                crashpoint("outbox.after_publish_before_mark")
-                await conn.execute(
-                    "UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])", done
-                )
-            return len(done)
+            except (NatsError, TimeoutError) as exc:  # not sent: neither is the rest
+                error = exc
+                break
+        if acks:
+            _, late = await asyncio.wait(acks, timeout=self._publish_timeout)
+            for ack in late:
+                ack.cancel()
+        failed: list[Any] = []
+        for i, row in enumerate(rows):
+            why = _failure(acks[i]) if i < len(acks) else error
+            if why is None:
+                self._metrics.events_published.labels(row["subject"], "ok").inc()
+                continue
+            self._metrics.events_published.labels(row["subject"], "error").inc()
+            if not failed:
+                log.warning("publish failed, will retry: %r", why)
+            failed.append(row["id"])
+        return failed
 
     async def _housekeeping(self) -> None:
         async with self._pool.acquire() as conn:
@@ -150,6 +197,13 @@ class OutboxRelay:
             )
         self._metrics.outbox_backlog.set(backlog["rows"])
         self._metrics.outbox_oldest.set(backlog["oldest"])
+
+
+def _failure(ack: asyncio.Future[Any]) -> BaseException | None:
+    """Why a publish was not acknowledged (None: it was)."""
+    if ack.cancelled():
+        return TimeoutError("no ack from JetStream in time")
+    return ack.exception()
 
 
 def _released(conn: asyncpg.Connection) -> bool:

@@ -34,7 +34,11 @@ from services.status.metrics import StatusMetrics
 log = logging.getLogger(__name__)
 CONSUMER = "status-generation"
 
+#: `$6`: the stored webhook the outcome comes from (if any), marked processed with it.
 _FINISH = """
+WITH mark AS (
+    UPDATE fal_webhooks SET processed_at = now() WHERE id = $6 AND processed_at IS NULL
+)
 UPDATE generations SET fal_status = $3, fal_response_data = $4, error = $5,
     finished_at = now(), last_status_check = now(), next_poll_at = NULL
 WHERE id = $1 AND fal_request_id = $2 AND finished_at IS NULL
@@ -98,8 +102,10 @@ class GenerationTracker:
         payload: dict[str, Any] | None,
         error: str | None,
         error_type: str | None = None,
+        webhook_id: int | None = None,
     ) -> bool:
-        """Apply a final outcome once; False when already applied or unknown."""
+        """Apply a final outcome once; False when already applied or unknown. `webhook_id`:
+        the stored webhook it comes from, marked processed in the applying transaction."""
         row = await self.pool.fetchrow(
             "SELECT id::text AS id, finished_at FROM generations WHERE fal_request_id = $1",
             request_id,
@@ -118,7 +124,7 @@ class GenerationTracker:
                 ok, lost, error, reason = False, True, str(exc), FailureReason.FAL_ERROR
         async with UnitOfWork(self.pool, "status") as uow:
             done = await uow.conn.fetchrow(
-                _FINISH, generation_id, request_id, fal_status, payload or {}, error
+                _FINISH, generation_id, request_id, fal_status, payload or {}, error, webhook_id
             )
             if done is None:
                 return False

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import msgspec
@@ -26,24 +27,89 @@ from contracts import (
     derived_event_id,
     utcnow,
 )
+from contracts.base import encode
 from services.kit.consumer import Delivery
 from services.kit.crashpoints import crashpoint
-from services.kit.db import UnitOfWork
+from services.kit.db import OUTBOX_CHANNEL, UnitOfWork
 from services.status.metrics import StatusMetrics
 
 log = logging.getLogger(__name__)
 CONSUMER = "status-training"
+PRODUCER = "status"
 
+#: The final outcome from the poller, or from a recorded webhook (`$9`, marked processed in
+#: the same statement: a data-modifying CTE always runs, whether the avatar changes or not).
 _FINISH = """
-UPDATE avatars SET fal_status = $3, training_progress = CASE WHEN $4 THEN 100
-    ELSE training_progress END, training_error = $5, fal_response_data = $6,
-    diffusers_lora_file_url = $7, config_file_url = $8, training_finished_at = now(),
+WITH mark AS (
+    UPDATE fal_webhooks SET processed_at = now() WHERE id = $9 AND processed_at IS NULL
+)
+UPDATE avatars SET fal_status = $2, training_progress = CASE WHEN $3 THEN 100
+    ELSE training_progress END, training_error = $4, fal_response_data = $5,
+    diffusers_lora_file_url = $6, config_file_url = $7, training_finished_at = now(),
     last_status_check = now(), tracked_attempt = submitted_attempt, queue_position = NULL,
-    training_logs = coalesce($9, training_logs)
-WHERE id = $1 AND fal_request_id = $2
+    training_logs = coalesce($8, training_logs)
+WHERE fal_request_id = $1
   AND (training_finished_at IS NULL OR tracked_attempt IS DISTINCT FROM submitted_attempt)
-RETURNING user_id, submitted_attempt, training_type, training_started_at, submitted_at
+RETURNING id, user_id, submitted_attempt, training_type::text AS training_type,
+    training_started_at, submitted_at
 """
+
+#: A webhook's outcome for a known training in ONE statement (its own transaction): apply
+#: the end state, store the delivery already processed, queue the event, wake the relay.
+#: Everything hangs off `fin`, the guarded UPDATE: it matches only if this delivery is what
+#: finishes the attempt — the avatar is still this attempt's (`$3`, what the event was built
+#: from), not finished, and this delivery is not stored yet. Concurrent copies of a delivery
+#: serialize on the avatar's row lock, and the loser re-checks the guard on the committed row,
+#: so the attempt finishes once and at most one copy is stored here; whatever matches nothing
+#: (a late or repeated delivery) goes through the locked record path instead. The body is
+#: passed as the text FAL sent (`$10`), not decoded and re-encoded.
+_FINISH_DELIVERY = """
+WITH doc AS (SELECT $10::text::jsonb AS body),
+fin AS (
+    UPDATE avatars SET fal_status = $4, training_progress = CASE WHEN $5 THEN 100
+        ELSE training_progress END, training_error = $6,
+        fal_response_data = (SELECT CASE WHEN jsonb_typeof(body -> 'payload') = 'object'
+            THEN body -> 'payload' ELSE '{}'::jsonb END FROM doc),
+        diffusers_lora_file_url = $7, config_file_url = $8, training_finished_at = now(),
+        last_status_check = now(), tracked_attempt = submitted_attempt, queue_position = NULL
+    WHERE id = $1 AND fal_request_id = $2 AND submitted_attempt = $3
+      AND (training_finished_at IS NULL OR tracked_attempt IS DISTINCT FROM submitted_attempt)
+      AND NOT EXISTS (SELECT 1 FROM fal_webhooks WHERE request_id = $2 AND fal_timestamp = $9)
+    RETURNING training_type::text AS training_type, training_started_at, submitted_at
+),
+hook AS (
+    INSERT INTO fal_webhooks (request_id, fal_timestamp, body, idempotency_key, processed_at)
+    SELECT $2, $9, doc.body, $11, now() FROM doc, fin
+    RETURNING id
+),
+queued AS (
+    INSERT INTO outbox (id, producer, subject, payload)
+    SELECT $12, $13, $14, $15 FROM fin
+    ON CONFLICT (id) DO NOTHING
+)
+SELECT fin.training_type, fin.training_started_at, fin.submitted_at, hook.id AS webhook_id,
+    pg_notify($16, $13)
+FROM fin, hook
+"""
+
+
+@dataclass(frozen=True)
+class KnownTraining:
+    """What a webhook's event needs from the avatar that owns the request id."""
+
+    avatar_id: str
+    user_id: int
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """One verified delivery as it is stored: FAL's timestamp, the body FAL sent, our key."""
+
+    request_id: str
+    timestamp: int
+    body: str
+    key: str | None
 
 
 class StatusCache(msgspec.Struct, frozen=True):
@@ -64,7 +130,7 @@ class Tracker:
 
     async def on_submitted(self, event: TrainingSubmitted, delivery: Delivery) -> None:
         """Start tracking a new attempt: reset what FAL said about the previous one."""
-        async with UnitOfWork(self.pool, "status") as uow:
+        async with UnitOfWork(self.pool, PRODUCER) as uow:
             if not await uow.claim(CONSUMER, event.event_id):
                 return
             await uow.conn.execute(
@@ -81,7 +147,7 @@ class Tracker:
 
     async def on_cancelled(self, event: TrainingCancelled, delivery: Delivery) -> None:
         """Stop tracking a cancelled attempt (FAL sends no webhook for a cancelled job)."""
-        async with UnitOfWork(self.pool, "status") as uow:
+        async with UnitOfWork(self.pool, PRODUCER) as uow:
             if not await uow.claim(CONSUMER, event.event_id):
                 return
             kind = await uow.conn.fetchval(
@@ -105,7 +171,7 @@ class Tracker:
         logs: str | None,
         response: dict[str, Any],
     ) -> None:
-        async with UnitOfWork(self.pool, "status") as uow:
+        async with UnitOfWork(self.pool, PRODUCER) as uow:
             row = await uow.conn.fetchrow(
                 "UPDATE avatars SET fal_status = $2, training_progress ="
                 " greatest(training_progress, $3), queue_position = $4,"
@@ -156,64 +222,91 @@ class Tracker:
         payload: dict[str, Any] | None,
         error: str | None,
         logs: str | None = None,
+        webhook_id: int | None = None,
     ) -> bool:
-        """Apply a final outcome once; returns False when it was already applied (or unknown)."""
-        lora = _url(payload, "diffusers_lora_file") if ok else None
-        config = _url(payload, "config_file") if ok else None
-        if ok and lora is None:
-            ok, error = False, "FAL result has no LoRA file"
-        status = "COMPLETED" if ok else "ERROR"
-        async with UnitOfWork(self.pool, "status") as uow:
-            avatar_id = await uow.conn.fetchval(
-                "SELECT id FROM avatars WHERE fal_request_id = $1", request_id
-            )
-            if avatar_id is None:
-                return False
+        """Apply a final outcome once; returns False when it was already applied (or unknown).
+
+        `webhook_id`: the stored webhook this outcome comes from, marked processed in the
+        same transaction (whatever the outcome)."""
+        outcome = _Outcome.of(ok, payload, error)
+        async with UnitOfWork(self.pool, PRODUCER) as uow:
             row = await uow.conn.fetchrow(
-                _FINISH, avatar_id, request_id, status, ok, error, payload or {}, lora, config, logs
+                _FINISH,
+                request_id,
+                outcome.fal_status,
+                outcome.ok,
+                outcome.error,
+                payload or {},
+                outcome.lora,
+                outcome.config,
+                logs,
+                webhook_id,
             )
             if row is None:
                 return False
-            common = {
-                "occurred_at": utcnow(),
-                "avatar_id": str(avatar_id),
-                "user_id": row["user_id"],
-                "attempt": row["submitted_attempt"],
-                "request_id": request_id,
-            }
-            if ok:
-                assert lora is not None
-                uow.publish(
-                    TrainingCompleted(
-                        event_id=derived_event_id("training.completed", request_id),
-                        lora_url=lora,
-                        config_url=config,
-                        **common,
-                    )
-                )
-            else:
-                uow.publish(
-                    TrainingFailed(
-                        event_id=derived_event_id("training.failed", request_id),
-                        reason=FailureReason.FAL_ERROR,
-                        retryable=True,
-                        detail=(error or "")[:200],
-                        **common,
-                    )
-                )
+            avatar = KnownTraining(str(row["id"]), row["user_id"], row["submitted_attempt"])
+            uow.publish(outcome.event(request_id, avatar))
             crashpoint("status.before_finish_commit")
-        outcome = "completed" if ok else "failed"
-        self.metrics.trainings_finished.labels(row["training_type"], outcome).inc()
+        await self._finished(request_id, avatar, outcome, row)
+        return True
+
+    async def finish_delivery(
+        self,
+        webhook: Webhook,
+        avatar: KnownTraining,
+        *,
+        ok: bool,
+        payload: dict[str, Any] | None,
+        error: str | None,
+    ) -> int | None:
+        """Store a webhook for a known training and apply its outcome, in one statement.
+
+        Returns the stored webhook's id, or None when this delivery does not finish the
+        attempt (already finished, stored before, the avatar moved on): nothing was written,
+        and the caller records it the careful way (`WebhookReceiver`)."""
+        outcome = _Outcome.of(ok, payload, error)
+        event = outcome.event(webhook.request_id, avatar)
+        crashpoint("status.before_finish_commit")  # the statement is the transaction
+        row = await self.pool.fetchrow(
+            _FINISH_DELIVERY,
+            UUID(avatar.avatar_id),
+            webhook.request_id,
+            avatar.attempt,
+            outcome.fal_status,
+            outcome.ok,
+            outcome.error,
+            outcome.lora,
+            outcome.config,
+            webhook.timestamp,
+            webhook.body,
+            webhook.key,
+            UUID(event.event_id),
+            PRODUCER,
+            event.subject,
+            encode(event),
+            OUTBOX_CHANNEL,
+        )
+        if row is None:
+            return None
+        await self._finished(webhook.request_id, avatar, outcome, row)
+        webhook_id: int = row["webhook_id"]
+        return webhook_id
+
+    async def _finished(
+        self, request_id: str, avatar: KnownTraining, outcome: _Outcome, row: asyncpg.Record
+    ) -> None:
+        """After the commit: metrics, the status cache, the log line."""
+        label = "completed" if outcome.ok else "failed"
+        self.metrics.trainings_finished.labels(row["training_type"], label).inc()
         started = row["training_started_at"] or row["submitted_at"]
         if started is not None:
             self.metrics.training_seconds.labels(row["training_type"]).observe(
                 (utcnow() - started).total_seconds()
             )
-        await self._cache(str(avatar_id), status, 100 if ok else 0, None)
+        await self._cache(avatar.avatar_id, outcome.fal_status, 100 if outcome.ok else 0, None)
         log.info(
-            "training %s", outcome, extra={"avatar_id": str(avatar_id), "request_id": request_id}
+            "training %s", label, extra={"avatar_id": avatar.avatar_id, "request_id": request_id}
         )
-        return True
 
     async def _cache(
         self, avatar_id: str, fal_status: str, progress: int, queue_position: int | None
@@ -223,6 +316,53 @@ class Tracker:
             await self.cache.put(avatar_id, msgspec.json.encode(value))
         except Exception as exc:  # noqa: BLE001 - the cache is an optimisation, never a failure
             log.warning("status cache write failed: %s", exc)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """A final FAL outcome as we apply it: success needs the LoRA file."""
+
+    ok: bool
+    error: str | None
+    lora: str | None
+    config: str | None
+
+    @classmethod
+    def of(cls, ok: bool, payload: dict[str, Any] | None, error: str | None) -> _Outcome:
+        lora = _url(payload, "diffusers_lora_file") if ok else None
+        config = _url(payload, "config_file") if ok else None
+        if ok and lora is None:
+            ok, error = False, "FAL result has no LoRA file"
+        return cls(ok, error, lora, config)
+
+    @property
+    def fal_status(self) -> str:
+        return "COMPLETED" if self.ok else "ERROR"
+
+    def event(self, request_id: str, avatar: KnownTraining) -> TrainingCompleted | TrainingFailed:
+        if self.ok:
+            assert self.lora is not None
+            return TrainingCompleted(
+                event_id=derived_event_id("training.completed", request_id),
+                occurred_at=utcnow(),
+                avatar_id=avatar.avatar_id,
+                user_id=avatar.user_id,
+                attempt=avatar.attempt,
+                request_id=request_id,
+                lora_url=self.lora,
+                config_url=self.config,
+            )
+        return TrainingFailed(
+            event_id=derived_event_id("training.failed", request_id),
+            occurred_at=utcnow(),
+            avatar_id=avatar.avatar_id,
+            user_id=avatar.user_id,
+            attempt=avatar.attempt,
+            request_id=request_id,
+            reason=FailureReason.FAL_ERROR,
+            retryable=True,
+            detail=(self.error or "")[:200],
+        )
 
 
 def _url(payload: dict[str, Any] | None, key: str) -> str | None:

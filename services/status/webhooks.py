@@ -9,6 +9,13 @@ Every record keeps the `?key=` our webhook URL carries (the submission's idempot
 A webhook for a request id nobody knows yet, but with a key, is an orphan: its job was
 accepted by FAL just before the trainer died. It stays unapplied, so the trainer can adopt
 the request id by key and the sweep then applies it; after `ORPHAN_TTL` it is given up.
+
+The common case, a training's outcome, costs two statements: a read that routes the delivery
+(which avatar or generation owns the request id, and whether this delivery is stored
+already), then one statement that stores it, applies it, queues the event and wakes the
+relay — a single commit (`Tracker.finish_delivery`). Everything else (replays, late
+deliveries, generations, unknown request ids) is recorded under an advisory lock first and
+applied afterwards, marking `processed_at` in the applying transaction.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from services.status.generation import GenerationTracker
 from services.status.images import ResultsUnavailable
 from services.status.metrics import StatusMetrics
 from services.status.signature import JwksVerifier, WebhookRejected
-from services.status.tracking import Tracker
+from services.status.tracking import KnownTraining, Tracker, Webhook
 
 log = logging.getLogger(__name__)
 #: How long an orphan's webhook waits for the trainer to adopt its job (the trainer waits
@@ -46,6 +53,18 @@ WHERE w.processed_at IS NULL AND w.received_at < now() - interval '30 seconds'
        OR EXISTS (SELECT 1 FROM avatars a WHERE a.fal_request_id = w.request_id)
        OR EXISTS (SELECT 1 FROM generations g WHERE g.fal_request_id = w.request_id))
 ORDER BY w.received_at LIMIT 100
+"""
+#: Who owns a request id, and whether this delivery (request id, FAL timestamp) is stored
+#: already. A snapshot read: it routes, the statements that write decide.
+_ROUTE = """
+SELECT a.id AS avatar_id, a.user_id, a.submitted_attempt,
+    EXISTS (SELECT 1 FROM generations g WHERE g.fal_request_id = $1) AS generation,
+    EXISTS (SELECT 1 FROM fal_webhooks w WHERE w.request_id = $1 AND w.fal_timestamp = $2)
+        AS stored
+FROM (VALUES (1)) AS one (x)
+LEFT JOIN LATERAL (
+    SELECT id, user_id, submitted_attempt FROM avatars WHERE fal_request_id = $1 LIMIT 1
+) AS a ON true
 """
 
 
@@ -78,62 +97,88 @@ class WebhookReceiver:
             return self._reject(exc.reason, 503 if exc.reason == "jwks_unavailable" else 401)
         except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
             return self._reject("malformed", 400)
+        webhook = Webhook(request_id, timestamp, _stored_text(body, document), _key(request))
         try:
-            webhook_id = await self._record(request_id, timestamp, document, _key(request))
+            return await self._ingest(webhook, document)
         except asyncpg.DataError:
             # Signed but not storable (a NUL in a string, NaN): the poller still learns the
             # outcome from FAL, so refusing loses nothing.
             return self._reject("unstorable", 400)
+
+    async def _ingest(self, webhook: Webhook, document: dict[str, Any]) -> web.Response:
+        route = await self.pool.fetchrow(_ROUTE, webhook.request_id, webhook.timestamp)
+        if route["stored"]:
+            return self._replay()
+        if route["avatar_id"] is not None and route["submitted_attempt"] is not None:
+            avatar = KnownTraining(
+                str(route["avatar_id"]), route["user_id"], route["submitted_attempt"]
+            )
+            ok, payload, error = _outcome(document)
+            applied = await self.tracker.finish_delivery(
+                webhook, avatar, ok=ok, payload=payload, error=error
+            )
+            if applied is not None:
+                crashpoint("status.after_webhook_recorded")  # recorded and applied, one commit
+                self.metrics.webhooks.labels("ok").inc()
+                return web.json_response({"ok": True})
+        webhook_id = await self._record(webhook)
         if webhook_id is None:
-            self.metrics.webhooks.labels("replay").inc()
-            return web.json_response({"ok": True, "duplicate": True})
+            return self._replay()
         crashpoint("status.after_webhook_recorded")
-        if self.generations is not None and await self.generations.known(request_id):
+        if route["generation"] and route["avatar_id"] is None and self.generations is not None:
             # A generation's results are downloaded before it is applied: answer FAL now.
-            self._apply_later(webhook_id, request_id, document)
+            self._apply_later(webhook_id, webhook.request_id, document)
             return web.json_response({"ok": True})
-        applied = await self.apply(webhook_id, request_id, document)
-        self.metrics.webhooks.labels(applied).inc()
+        applied_as = await self.apply(webhook_id, webhook.request_id, document)
+        self.metrics.webhooks.labels(applied_as).inc()
         return web.json_response({"ok": True})
 
-    async def _record(
-        self, request_id: str, timestamp: int, document: dict[str, Any], key: str | None = None
-    ) -> int | None:
+    def _replay(self) -> web.Response:
+        self.metrics.webhooks.labels("replay").inc()
+        return web.json_response({"ok": True, "duplicate": True})
+
+    async def _record(self, webhook: Webhook) -> int | None:
         """Store a delivery once; concurrent replays of it serialize on an advisory lock, so
         the NOT EXISTS check cannot be raced (there is no unique index to lean on)."""
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", request_id)
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", webhook.request_id
+            )
             webhook_id: int | None = await conn.fetchval(
                 "INSERT INTO fal_webhooks (request_id, fal_timestamp, body, idempotency_key)"
-                " SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM fal_webhooks"
+                " SELECT $1, $2, $3::text::jsonb, $4 WHERE NOT EXISTS (SELECT 1 FROM fal_webhooks"
                 " WHERE request_id = $1 AND fal_timestamp = $2) RETURNING id",
-                request_id,
-                timestamp,
-                document,
-                key,
+                webhook.request_id,
+                webhook.timestamp,
+                webhook.body,
+                webhook.key,
             )
         return webhook_id
 
     async def apply(self, webhook_id: int, request_id: str, document: dict[str, Any]) -> str:
-        """Apply one recorded webhook; returns the outcome label."""
-        ok = document.get("status") == "OK"
-        payload = document.get("payload") if isinstance(document.get("payload"), dict) else None
-        error = None if ok else str(document.get("error") or document.get("payload_error") or "")
-        known = await self.pool.fetchval(
-            "SELECT 1 FROM avatars WHERE fal_request_id = $1", request_id
-        )
-        if known is not None:
-            applied = await self.tracker.finish(request_id, ok=ok, payload=payload, error=error)
-            outcome = "ok" if applied else "duplicate"
-        elif self.generations is not None and await self.generations.known(request_id):
-            applied = await self.generations.finish(request_id, ok=ok, payload=payload, error=error)
-            outcome = "ok" if applied else "duplicate"
+        """Apply one recorded webhook; returns the outcome label. The record is marked
+        processed in the transaction that applies it (or on its own when nothing applies)."""
+        ok, payload, error = _outcome(document)
+        route = await self.pool.fetchrow(_ROUTE, request_id, None)
+        if route["avatar_id"] is not None:
+            applied = await self.tracker.finish(
+                request_id, ok=ok, payload=payload, error=error, webhook_id=webhook_id
+            )
+            return "ok" if applied else "duplicate"  # marked processed either way
+        if self.generations is not None and route["generation"]:
+            applied = await self.generations.finish(
+                request_id, ok=ok, payload=payload, error=error, webhook_id=webhook_id
+            )
+            if applied:
+                return "ok"  # marked processed in the applying transaction
+            outcome = "duplicate"
         else:
             outcome = await self._unknown(webhook_id)
             if outcome == "orphan_pending":
                 return outcome  # stays unprocessed: the sweep applies it once adopted
         await self.pool.execute(
-            "UPDATE fal_webhooks SET processed_at = now() WHERE id = $1", webhook_id
+            "UPDATE fal_webhooks SET processed_at = now() WHERE id = $1 AND processed_at IS NULL",
+            webhook_id,
         )
         return outcome
 
@@ -197,3 +242,20 @@ def _key(request: web.Request) -> str | None:
     """The idempotency key of our webhook URL; anything else is not stored."""
     key = request.query.get("key")
     return key if key is not None and _KEY.fullmatch(key) else None
+
+
+def _outcome(document: dict[str, Any]) -> tuple[bool, dict[str, Any] | None, str | None]:
+    """(ok, payload, error) of a webhook body as FAL shapes it."""
+    ok = document.get("status") == "OK"
+    payload = document.get("payload") if isinstance(document.get("payload"), dict) else None
+    error = None if ok else str(document.get("error") or document.get("payload_error") or "")
+    return ok, payload, error
+
+
+def _stored_text(body: bytes, document: dict[str, Any]) -> str:
+    """The body as stored (jsonb): the text FAL sent when it is plain UTF-8 (no decode and
+    re-encode of what can be a large document), else our own encoding of it."""
+    try:
+        return body.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:  # JSON in UTF-16/32, which json.loads accepts too
+        return json.dumps(document)

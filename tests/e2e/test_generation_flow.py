@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import io
 import uuid
-from pathlib import Path
 
 import asyncpg
 import msgspec
@@ -24,8 +23,8 @@ import contracts
 from contracts.jetstream import OBJ_IMAGES
 from sandbox.fal import FalEmulator
 from sandbox.fal.images import describe as emulator_caption
-from services.kit.broker import provision
-from tests.e2e.services import running_services, service_port
+from tests.e2e import services
+from tests.e2e.services import insert_user
 
 pytestmark = pytest.mark.e2e
 
@@ -43,28 +42,8 @@ async def fal():
     await emulator.stop()
 
 
-@pytest.fixture
-async def js(nats_url):
-    nc = await nats.connect(nats_url)
-    jetstream = nc.jetstream()
-    await provision(jetstream)
-    yield jetstream
-    await nc.drain()
-
-
-@pytest.fixture
-async def stack(db_url, nats_url, fal, js, tmp_path: Path):
-    env = {
-        "DATABASE_URL": db_url,
-        "NATS_URL": nats_url,
-        "PUBLIC_BASE_URL": "http://127.0.0.1:1",  # replaced below once status has a port
-        "STATUS_POLL_INTERVAL_SECONDS": "0.5",
-        **fal.client_env(),
-    }
-    async with running_services(("status",), env, tmp_path) as status:
-        env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{service_port(status['status'])}"
-        async with running_services(("trainer",), env, tmp_path) as trainer:
-            yield {**status, **trainer}
+# the shared fixtures, used here by name
+js, stack = services.js, services.stack
 
 
 @pytest.fixture
@@ -76,13 +55,11 @@ async def events(js):
 
 
 async def _user(db_url: str) -> int:
-    user_id = int(uuid.uuid4().int % 10**9)
     conn = await asyncpg.connect(db_url, server_settings={"role": "aisha_bot"})
     try:
-        await conn.execute("INSERT INTO users (id, first_name) VALUES ($1, 'Ann')", user_id)
+        return await insert_user(conn)
     finally:
         await conn.close()
-    return user_id
 
 
 async def _completed_avatar(db_url: str, user_id: int, lora_url: str) -> str:

@@ -47,6 +47,8 @@ async def product(pg_admin_url, migrated_template, tmp_path_factory) -> AsyncIte
         "TRAINER_HTTP_PORT": str(free_port()),
         "STATUS_HTTP_PORT": str(free_port()),
         "ADMIN_IDS": "",
+        # Enough for the avatars below; the money flows have their own e2e (test_credits_flow).
+        "CREDITS_TRIAL": "200",
     }
     options = StackOptions(
         state_dir=state,

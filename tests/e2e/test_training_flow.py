@@ -12,7 +12,6 @@ import asyncio
 import io
 import json
 import uuid
-from pathlib import Path
 
 import asyncpg
 import nats
@@ -22,8 +21,8 @@ from PIL import Image
 import contracts
 from contracts.jetstream import OBJ_PHOTOS
 from sandbox.fal import FalEmulator
-from services.kit.broker import provision
-from tests.e2e.services import running_services, service_port
+from tests.e2e import services
+from tests.e2e.services import insert_user, service_port
 
 pytestmark = pytest.mark.e2e
 
@@ -36,11 +35,10 @@ def _jpeg(i: int) -> bytes:
 
 async def _seed_avatar(db_url: str, js, training_type: str, photos: int = 10) -> tuple[str, int]:
     """Insert a user, an avatar ready for training and its photos, as the bot would."""
-    user_id = int(uuid.uuid4().int % 10**9)
     store = await js.object_store(OBJ_PHOTOS.name)
     conn = await asyncpg.connect(db_url, server_settings={"role": "aisha_bot"})
     try:
-        await conn.execute("INSERT INTO users (id, first_name) VALUES ($1, 'Ann')", user_id)
+        user_id = await insert_user(conn)
         avatar_id = await conn.fetchval(
             "INSERT INTO avatars (user_id, name, gender, training_type, trigger_word, status,"
             " training_attempt, photo_count) VALUES ($1, 'Ann', 'female', $2, 'TOKann', 'training',"
@@ -89,28 +87,8 @@ async def fal():
     await emulator.stop()
 
 
-@pytest.fixture
-async def js(nats_url):
-    nc = await nats.connect(nats_url)
-    jetstream = nc.jetstream()
-    await provision(jetstream)
-    yield jetstream
-    await nc.drain()
-
-
-@pytest.fixture
-async def stack(db_url, nats_url, fal, js, tmp_path: Path):
-    env = {
-        "DATABASE_URL": db_url,
-        "NATS_URL": nats_url,
-        "PUBLIC_BASE_URL": "http://127.0.0.1:1",  # replaced below once status has a port
-        "STATUS_POLL_INTERVAL_SECONDS": "0.5",
-        **fal.client_env(),
-    }
-    async with running_services(("status",), env, tmp_path) as status:
-        env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{service_port(status['status'])}"
-        async with running_services(("trainer",), env, tmp_path) as trainer:
-            yield {**status, **trainer}
+# the shared fixtures, used here by name
+js, stack = services.js, services.stack
 
 
 @pytest.mark.parametrize("training_type", ["portrait", "style"])

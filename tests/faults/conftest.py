@@ -88,6 +88,7 @@ async def running_product(
                 "TRAINER_MAX_CONCURRENT": "32",
                 "SHUTDOWN_GRACE_SECONDS": "3",
                 "ADMIN_IDS": "",
+                "CREDITS_TRIAL": "100000",  # these flows are about faults, not about money
                 **fal.client_env(),
                 **(env or {}),
             },

@@ -14,7 +14,6 @@ import pytest_asyncio
 from nats.js import JetStreamContext
 
 from sandbox.telegram import Limits, TelegramEmulator
-from services.kit.broker import provision
 from tests.botkit import BotUnderTest, bot_config, jetstream, running_bot
 from tests.conftest import create_database, drop_database
 from tests.hostile.harness import ErrorLog
@@ -46,9 +45,8 @@ async def pool(hostile_db: str) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
-    async with jetstream(nats_url) as jetstream_context:
-        await provision(jetstream_context)
-        yield jetstream_context
+    async with jetstream(nats_url, provisioned=True) as context:
+        yield context
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

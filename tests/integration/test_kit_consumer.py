@@ -8,7 +8,6 @@ messages other tests left in the shared streams never reach it.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -16,60 +15,24 @@ from typing import Any
 import asyncpg
 import nats
 import pytest
-from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext, api
 
 from contracts.avatar import TrainingRequested
-from contracts.base import FalPriority, TrainingType, encode, new_event_id, utcnow
-from contracts.jetstream import STREAM_AVATAR, STREAM_DLQ, STREAMS, ConsumerSpec
+from contracts.base import encode, new_event_id
+from contracts.jetstream import STREAM_AVATAR, STREAM_DLQ, ConsumerSpec
 from contracts.registry import dead_letter_subject
-from services.kit.broker import consumer_config, provision
+from services.kit.broker import consumer_config
 from services.kit.consumer import Delivery, EventConsumer, Reject
 from services.kit.db import UnitOfWork, create_pool
 from services.kit.metrics import KitMetrics
+from tests.integration import kit_harness
+from tests.integration.kit_harness import SUBJECT, training_requested, wait_until
 
-SUBJECT = TrainingRequested.subject
 DLQ_SUBJECT = dead_letter_subject(SUBJECT)
 
 
-async def wait_until(
-    predicate: Callable[[], Awaitable[bool]], within: float = 5.0, interval: float = 0.02
-) -> None:
-    deadline = time.monotonic() + within
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(interval)
-
-
-def training_requested(**overrides: Any) -> TrainingRequested:
-    fields: dict[str, Any] = {
-        "event_id": new_event_id(),
-        "occurred_at": utcnow(),
-        "avatar_id": str(uuid.uuid4()),
-        "user_id": 42,
-        "attempt": 1,
-        "training_type": TrainingType.PORTRAIT,
-        "priority": FalPriority.QUALITY,
-        "trigger_word": "ohwx",
-        "photo_count": 12,
-    }
-    fields.update(overrides)
-    return TrainingRequested(**fields)
-
-
-@pytest.fixture
-async def nc(nats_url: str) -> AsyncIterator[NATS]:
-    client = await nats.connect(nats_url)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def js(nc: NATS) -> JetStreamContext:
-    context = nc.jetstream()
-    await provision(context, streams=STREAMS, consumers=[], kv=[], objects=[])
-    return context
+# the shared fixtures, used here by name
+nc, js = kit_harness.nc, kit_harness.js
 
 
 @pytest.fixture

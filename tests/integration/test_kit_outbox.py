@@ -10,67 +10,29 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
 import nats
 import nats.errors
 import pytest
-from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
-from contracts.avatar import TrainingRequested
-from contracts.base import Event, FalPriority, TrainingType, encode, new_event_id, utcnow
-from contracts.jetstream import STREAM_AVATAR, STREAMS
-from services.kit.broker import provision
+from contracts.base import Event, encode, new_event_id
+from contracts.jetstream import STREAM_AVATAR
 from services.kit.db import UnitOfWork, create_pool, insert_outbox
 from services.kit.metrics import KitMetrics
 from services.kit.outbox import OutboxRelay
+from tests.integration import kit_harness
+from tests.integration.kit_harness import SUBJECT, training_requested, wait_until
 
-SUBJECT = TrainingRequested.subject
 PRODUCER = "bot"
 
 
-async def wait_until(
-    predicate: Callable[[], Awaitable[bool]], within: float = 5.0, interval: float = 0.02
-) -> None:
-    deadline = time.monotonic() + within
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(interval)
-
-
-def training_requested(**overrides: Any) -> TrainingRequested:
-    fields: dict[str, Any] = {
-        "event_id": new_event_id(),
-        "occurred_at": utcnow(),
-        "avatar_id": str(uuid.uuid4()),
-        "user_id": 7,
-        "attempt": 1,
-        "training_type": TrainingType.STYLE,
-        "priority": FalPriority.SPEED,
-        "trigger_word": "ohwx",
-        "photo_count": 10,
-    }
-    fields.update(overrides)
-    return TrainingRequested(**fields)
-
-
-@pytest.fixture
-async def nc(nats_url: str) -> AsyncIterator[NATS]:
-    client = await nats.connect(nats_url)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def js(nc: NATS) -> JetStreamContext:
-    context = nc.jetstream()
-    await provision(context, streams=STREAMS, consumers=[], kv=[], objects=[])
-    return context
+# the shared fixtures, used here by name
+nc, js = kit_harness.nc, kit_harness.js
 
 
 class Collector:

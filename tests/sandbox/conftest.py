@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import fal_client
 import httpx
@@ -16,13 +17,13 @@ from sandbox.fal.testing import WebhookReceiver
 
 
 @pytest.fixture
-def fal_timings() -> dict[str, float]:
+def fal_timings() -> dict[str, Any]:
     """How long the emulator's trainings, generations and queueing take (override per module)."""
     return {"training_seconds": 0.6, "generation_seconds": 0.2, "queue_seconds": 0.15}
 
 
 @pytest.fixture
-async def fal_emu(tmp_path: Path, fal_timings: dict[str, float]) -> AsyncIterator[FalEmulator]:
+async def fal_emu(tmp_path: Path, fal_timings: dict[str, Any]) -> AsyncIterator[FalEmulator]:
     async with FalEmulator(
         webhook_backoff_seconds=0.05, state_dir=tmp_path, **fal_timings
     ) as emulator:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+from typing import Any
 
 import fal_client
 import pytest
@@ -19,7 +20,7 @@ GEN = "fal-ai/flux-lora"
 
 
 @pytest.fixture
-def fal_timings() -> dict[str, float]:
+def fal_timings() -> dict[str, Any]:
     return {"training_seconds": 0.4, "generation_seconds": 0.1, "queue_seconds": 0.05}
 
 

@@ -16,8 +16,10 @@ from services.bot.handlers import (
     inline,
     photos,
     privacy,
+    promo,
     settings,
     share,
+    shop,
     start,
     training,
 )
@@ -27,6 +29,8 @@ def get_routers() -> list[Router]:
     """In dispatch order; `fallback` must stay last (it catches stale buttons)."""
     return [
         groups.build(),  # first: nothing from a group reaches the private-chat routers
+        shop.build(),  # payments must reach it whatever state another feature left
+        promo.build(),
         admin.build(),
         share.build(),  # before start: `/start share_<token>` is a shared picture
         gallery.build(),  # before start: `/start gallery` (inline mode's button)

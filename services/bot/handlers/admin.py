@@ -1,15 +1,19 @@
-"""Admin-only commands; the whole router is filtered to ADMIN_IDS."""
+"""Admin-only commands; the whole router is filtered to ADMIN_IDS (anyone else falls through
+to `fallback`'s "unknown command")."""
 
 from __future__ import annotations
 
 from aiogram import Router
-from aiogram.filters import Command, Filter
+from aiogram.filters import Command, CommandObject, Filter
 from aiogram.types import Message, TelegramObject
 from aiogram.types import User as TgUser
 
 from services.bot.avatars import AvatarService
+from services.bot.billing import Billing
 from services.bot.config import BotConfig
-from services.bot.models import TypeStats
+from services.bot.handlers.shop import entry_line
+from services.bot.models import TypeStats, User
+from services.bot.promo import ArgError, FreeCredits, parse_grant, parse_promo, parse_user_id
 from services.bot.texts import Translator
 
 
@@ -46,8 +50,58 @@ async def cmd_stats(message: Message, t: Translator, avatars: AvatarService) -> 
     await message.answer(t("admin.stats_title") + "\n" + body)
 
 
+async def cmd_promo_new(
+    message: Message, command: CommandObject, t: Translator, user: User, free_credits: FreeCredits
+) -> None:
+    spec = parse_promo(command.args or "")
+    if isinstance(spec, ArgError):
+        await message.answer(t(f"admin.{spec.value}"))
+        return
+    expires = await free_credits.create(spec, admin_id=user.id)
+    if expires is None:
+        await message.answer(t("admin.promo_duplicate", code=spec.code))
+        return
+    expiry = expires.strftime("%Y-%m-%d %H:%M UTC")
+    await message.answer(t("admin.promo_created", code=spec.code, credits=spec.credits,
+                           uses=spec.uses, expires=expiry))  # fmt: skip
+
+
+async def cmd_grant(
+    message: Message, command: CommandObject, t: Translator, user: User, free_credits: FreeCredits
+) -> None:
+    """The key is this message, so a re-delivered update grants once."""
+    request = parse_grant(command.args or "")
+    if isinstance(request, ArgError):
+        await message.answer(t(f"admin.{request.value}"))
+        return
+    key = f"admin_grant:{message.chat.id}:{message.message_id}"
+    result = await free_credits.grant(request, admin_id=user.id, key=key)
+    seq = result.entry.seq if result.entry else 0
+    await message.answer(t(f"admin.grant_{result.outcome.value}", user_id=request.user_id,
+                           amount=request.amount, balance=result.balance, seq=seq))  # fmt: skip
+
+
+async def cmd_ledger(
+    message: Message, command: CommandObject, t: Translator, billing: Billing,
+    free_credits: FreeCredits,
+) -> None:  # fmt: skip
+    user_id = parse_user_id(command.args or "")
+    if user_id is None:
+        await message.answer(t("admin.ledger_usage"))
+        return
+    if not await free_credits.known(user_id):
+        await message.answer(t("admin.ledger_unknown", user_id=user_id))
+        return
+    lines = [entry_line(t, e) for e in await billing.history(user_id, 20)]
+    title = t("admin.ledger_title", user_id=user_id, balance=await billing.balance(user_id))
+    await message.answer("\n".join([title, *(lines or [t("credits.history_empty")])]))
+
+
 def build() -> Router:
     router = Router(name="admin")
     router.message.filter(IsAdmin())
     router.message.register(cmd_stats, Command("stats"))
+    router.message.register(cmd_promo_new, Command("promo_new"))
+    router.message.register(cmd_grant, Command("grant"))
+    router.message.register(cmd_ledger, Command("ledger"))
     return router
