@@ -13,7 +13,9 @@ transaction as the row it pays for, so a payment and its credits commit or vanis
   credits can never be spent while the Stars are on their way back. Success (or Telegram's
   CHARGE_ALREADY_REFUNDED) stamps `refunded_at`; a definitive refusal posts a reversal
   (`payment_refund_reversal:<charge id>`, +credits); a network error leaves the refund
-  pending, and `resume_refunds` retries pending ones at start-up.
+  pending, and `resume_refunds` retries pending ones at start-up and then periodically.
+* **Lost payments**: a `successful_payment` whose crediting failed is not sent again;
+  `reconcile.py` finds it in Telegram's ledger and brings it through `credit_payment`.
 
 The Telegram side is `StarsApi` (aiogram's `Bot` fits it), so this module has no aiogram
 types in its signatures; it knows aiogram's exceptions only to tell a refusal from an outage.
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -45,6 +47,8 @@ from services.kit import credits
 log = logging.getLogger(__name__)
 
 ALREADY_REFUNDED = "CHARGE_ALREADY_REFUNDED"
+#: The `payments` metric's label for a payment credited by reconciliation.
+RECONCILED = "reconciled"
 #: A refund requested this long ago and still unsettled is no longer being handled by a
 #: live handler (that takes one Telegram call) — start-up may safely take it over.
 RESUME_AFTER = "1 minute"
@@ -207,8 +211,12 @@ class Billing:
             log.warning("pre-checkout refused: %s", verdict, extra={"tg_user_id": user_id})
         return verdict
 
-    async def credit_payment(self, payment: Payment) -> PaymentResult:
-        """Credit a paid invoice exactly once; an invalid one is refunded, not credited."""
+    async def credit_payment(self, payment: Payment, *, reconciled: bool = False) -> PaymentResult:
+        """Credit a paid invoice exactly once; an invalid one is refunded, not credited.
+
+        `reconciled`: found in Telegram's ledger, not delivered as an update
+        (`reconcile.py`); counted as `payments{outcome="reconciled"}` instead of `credited`,
+        so a lost update shows on the dashboard."""
         offer = self.signer.read(payment.payload)
         verdict = judge(
             offer, payer_id=payment.user_id, currency=payment.currency,
@@ -235,11 +243,20 @@ class Billing:
         if inserted is None:
             self.metrics.payments.labels(PaymentOutcome.DUPLICATE.value).inc()
             return PaymentResult(PaymentOutcome.DUPLICATE, offer.credits, balance)
-        self.metrics.payments.labels(PaymentOutcome.CREDITED.value).inc()
+        self.metrics.payments.labels(RECONCILED if reconciled else PaymentOutcome.CREDITED).inc()
         self.metrics.stars_revenue.labels(offer.package).inc(offer.stars)
         self.metrics.credits_granted.labels(credits.Kind.PURCHASE.value).inc(offer.credits)
         log.info("stars payment credited", extra={"tg_user_id": payment.user_id})
         return PaymentResult(PaymentOutcome.CREDITED, offer.credits, balance)
+
+    async def uncredited(self, charge_ids: Sequence[str]) -> set[str]:
+        """The charge ids among `charge_ids` that no `star_payments` row records."""
+        known = await self.pool.fetch(
+            "SELECT telegram_payment_charge_id FROM star_payments"
+            " WHERE telegram_payment_charge_id = ANY($1::text[])",
+            list(charge_ids),
+        )
+        return set(charge_ids) - {row[0] for row in known}
 
     async def _refund_invalid(self, payment: Payment) -> bool:
         try:

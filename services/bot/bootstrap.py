@@ -14,7 +14,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import AiogramError, TelegramAPIError
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.types import BotCommand, BotCommandScopeDefault
@@ -36,6 +36,7 @@ from services.bot.metrics import BotMetrics
 from services.bot.middlewares import UserMiddleware
 from services.bot.privacy import wire_privacy
 from services.bot.promo import FreeCredits
+from services.bot.reconcile import PaymentNotices, PaymentReconciler
 from services.bot.retry import NotModifiedMiddleware, RetryAfterMiddleware
 from services.bot.sender import Sender
 from services.bot.telemetry import TelegramRequestTelemetry, UpdateTelemetry
@@ -122,7 +123,9 @@ async def wire(rt: Runtime, config: BotConfig, bot: Bot) -> tuple[Dispatcher, Se
         rt, config, bot, avatars=avatars, sender=sender, texts=texts, storage=storage
     )
     billing = billing_deps(rt.pool, config, bot, metrics)
-    rt.spawn("refunds:resume", _resume_refunds(billing["billing"], rt.stop))
+    reconciler = PaymentReconciler(billing["billing"], bot, PaymentNotices(sender, texts, avatars))
+    interval = config.stars_reconcile_interval_seconds
+    rt.spawn("stars:settle", _settle_stars(billing["billing"], reconciler, interval, rt.stop))
     dp = build_dispatcher(
         storage,
         config=config,
@@ -154,15 +157,22 @@ def billing_deps(
     }
 
 
-async def _resume_refunds(billing: Billing, stop: asyncio.Event) -> None:
-    """Once per start: settle Stars refunds an earlier crash or outage left pending. Runs
-    beside polling (Telegram may be slow) and then idles, since a runtime task that ends
-    stops the service."""
-    try:
-        await billing.resume_refunds()
-    except (asyncpg.PostgresError, OSError):
-        log.exception("resuming pending stars refunds failed; next start tries again")
-    await stop.wait()
+async def _settle_stars(
+    billing: Billing, reconciler: PaymentReconciler, interval: float, stop: asyncio.Event
+) -> None:
+    """At start and then every `interval` seconds (0: at start only): settle Stars refunds
+    an earlier crash or outage left pending, and credit payments whose update was lost
+    (`reconcile.py`). Runs beside polling (Telegram may be slow); a failed round waits for
+    the next. It idles rather than ends, since a runtime task that ends stops the service."""
+    while not stop.is_set():
+        try:
+            await billing.resume_refunds()
+            await reconciler.reconcile()
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, AiogramError):
+            log.exception("settling stars payments failed; the next round tries again")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(interval if interval > 0 else None):
+                await stop.wait()
 
 
 async def run(config: BotConfig, stop: asyncio.Event) -> None:

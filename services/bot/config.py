@@ -35,6 +35,9 @@ class BotConfig:
     photo_retention_hours: float = 24.0
     retention_interval_seconds: float = 600.0
     max_concurrent_generations: int = 2
+    #: How often Telegram's Stars ledger is checked for payments whose update was lost
+    #: (`reconcile.py`); 0 = only at start.
+    stars_reconcile_interval_seconds: float = 600.0
     pricing: Pricing = field(default_factory=Pricing)
 
     @classmethod
@@ -74,6 +77,9 @@ class BotConfig:
             photo_retention_hours=_non_negative(env, "BOT_PHOTO_RETENTION_HOURS", 24.0),
             retention_interval_seconds=_non_negative(env, "BOT_RETENTION_INTERVAL_SECONDS", 600.0),
             max_concurrent_generations=env.integer("BOT_MAX_CONCURRENT_GENERATIONS", 2, minimum=1),
+            stars_reconcile_interval_seconds=_non_negative(
+                env, "STARS_RECONCILE_INTERVAL_SECONDS", 600.0
+            ),
             pricing=Pricing.from_env(env),
         )
 

@@ -3,7 +3,10 @@
 The picture is validated like a training photo (a real JPEG/PNG/WebP, bounded size and
 pixels), stored normalized as `refs/<request_id>.jpg` in the images bucket, and only then
 is `DescribeRequested` written to the outbox, so the backend never gets a key to nothing.
-The reference is deleted once the description came back: it was only needed for that.
+The reference is deleted once the description came back (whether or not the user still
+waits for it): it was only needed for that. `/delete_me` deletes the user's references at
+once (found through their `DescribeRequested` in the outbox, see `privacy.py`), and the
+retention sweep deletes any older than an hour (an answer lost, a crash in between).
 """
 
 from __future__ import annotations
@@ -30,8 +33,12 @@ PRODUCER = "bot"
 MIN_SIDE = 64
 
 
+#: Where references live in the images bucket (the status service's results are `gen/...`).
+REFERENCE_PREFIX = "refs/"
+
+
 def reference_name(request_id: str) -> str:
-    return f"refs/{request_id}.jpg"
+    return f"{REFERENCE_PREFIX}{request_id}.jpg"
 
 
 class Describer:

@@ -107,7 +107,7 @@ class TrainingEvents:
             avatar_id = UUID(event.avatar_id)
         except ValueError:
             raise Reject(f"bad avatar id {event.avatar_id!r}") from None
-        lock = self._locks.setdefault(event.avatar_id, asyncio.Lock())
+        lock = self._locks.setdefault(str(avatar_id), asyncio.Lock())
         async with lock:
             shown = await self._transition(event, avatar_id, status, render)
             if shown is None or status is not None:  # final: delivered in `_transition`
@@ -165,7 +165,7 @@ class TrainingEvents:
                 )
                 t = Translator(self.texts, row["language"])
                 view = render(t, avatar)
-                refunded = await self._refund(uow.conn, event)
+                refunded = await self._refund(uow.conn, event, avatar.id)
                 if refunded is not None:
                     view = progress.View(view.text + "\n\n" + refund_note(t, refunded), view.markup)
                 await self._tell_end(uow.conn, avatar, view)
@@ -173,17 +173,21 @@ class TrainingEvents:
             self._finished(avatar, status, requested_at)
         return avatar, render(Translator(self.texts, row["language"]), avatar)
 
-    async def _refund(self, conn: asyncpg.Connection, event: TrainingEvent) -> credits.Entry | None:
+    async def _refund(
+        self, conn: asyncpg.Connection, event: TrainingEvent, avatar_id: UUID
+    ) -> credits.Entry | None:
         """Give the attempt's credits back when its end was not the user's doing: a failure
         with a refundable reason, or a cancel that came before FAL got the job. Runs in the
-        status change's transaction; the refund's key makes a redelivery refund nothing."""
+        status change's transaction; the refund's key makes a redelivery refund nothing.
+        The key is built from the avatar's canonical id (what `TrainingRequested` carried
+        and the trainer charged under), not from however the event spelled it."""
         if isinstance(event, TrainingFailed) and event.reason.refundable:
             reason = event.reason.value
         elif isinstance(event, TrainingCancelled) and event.request_id is None:
             reason = "cancelled_before_submit"
         else:
             return None
-        key = credits.training_charge_key(event.avatar_id, event.attempt)
+        key = credits.training_charge_key(str(avatar_id), event.attempt)
         posting = await credits.refund(conn, charge_key=key, reason=reason)
         if posting is None:
             return None

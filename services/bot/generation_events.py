@@ -126,12 +126,15 @@ class GenerationEvents:
                 self.metrics.credit_refunds.labels("generation", reason).inc()
 
     async def on_described(self, e: PromptDescribed, _: Delivery) -> None:
-        """Applies to the user's flow only if it still waits for this very request."""
+        """Applies to the user's flow only if it still waits for this very request. The
+        reference picture is deleted either way: its description is back, nothing needs it
+        (a user who moved on, or erased their data, must not leave it behind)."""
         context = FSMContext(self.storage, StorageKey(self.bot_id, e.user_id, e.user_id))
         draft = await load_draft(context)
         waiting = await context.get_state() == Generate.describing.state
         if draft is None or not waiting or draft.describe_id != e.request_id:
             log.info("description %s is no longer awaited", e.request_id)
+            await self.describer.forget(e.request_id)
             return
         t = Translator(self.texts, await self.avatars.user_language(e.user_id) or "en")
         if e.caption:

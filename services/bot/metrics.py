@@ -14,6 +14,10 @@ from services.kit.metrics import KitMetrics
 TELEGRAM_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 #: Whole trainings as the user lives them: minutes, sometimes an hour or more.
 TRAINING_BUCKETS = (30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200, 14400)
+#: Exported at 0 from the start: an alert on `increase()` cannot see a series' first sample,
+#: and these are rare (a lost update, a tampered invoice) yet must not go unnoticed.
+PAYMENT_OUTCOMES = ("credited", "reconciled", "duplicate", "refunded_invalid", "invalid")
+ALERTED_PRE_CHECKOUTS = ("forged", "wrong_user")
 
 
 class BotMetrics(KitMetrics):
@@ -107,7 +111,8 @@ class BotMetrics(KitMetrics):
         )
         self.payments = Counter(
             "aisha_bot_payments",
-            "successful_payment updates by outcome: credited, duplicate, refunded_invalid",
+            "Stars payments by outcome: credited, duplicate, refunded_invalid, invalid, or "
+            "reconciled (credited from getStarTransactions: its update was lost)",
             ["outcome"],
             registry=r,
         )
@@ -117,6 +122,10 @@ class BotMetrics(KitMetrics):
             ["outcome"],
             registry=r,
         )
+        for outcome in PAYMENT_OUTCOMES:
+            self.payments.labels(outcome)
+        for outcome in ALERTED_PRE_CHECKOUTS:
+            self.pre_checkouts.labels(outcome)
         self.credits_granted = Counter(
             "aisha_bot_credits_granted",
             "Credits added to balances by kind: trial, purchase, promo, admin_grant",

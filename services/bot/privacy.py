@@ -1,11 +1,19 @@
 """Erasing a user (`/delete_me`) and the per-avatar "keep my photos" choice.
 
 Erasure is two steps on purpose. Every row goes in ONE transaction (share links, generated
-images, generations, photos, avatars, the user), which also queues a cancel for each
+images, generations, photos, avatars, the user, and the published outbox copies of events
+that name the user — they carry prompts and captions), which also queues a cancel for each
 training still running, so the trainer stops paying for a model nobody will see. Only after
-the commit are the stored files removed. A crash between the two leaves nothing but orphan
-objects that no row points to; `retention.RetentionSweeper` removes those. Running it again
-is harmless: there is nothing left to find, and missing objects are skipped.
+the commit are the stored files removed: training photos, generated images and the
+reference pictures of photo to prompt. A reference has no row; it is found through the
+user's `DescribeRequested` still in the outbox (published rows are kept 24 h, and a
+reference older than an hour is deleted by the retention sweep anyway). A crash between
+the two steps leaves nothing but orphan objects that no row points to;
+`retention.RetentionSweeper` removes those. Running it again is harmless: there is nothing
+left to find, and missing objects are skipped.
+
+Kept on purpose: the credit ledger (`credit_entries`), Stars payments (`star_payments`) and
+promo redemptions — financial records holding a Telegram id and amounts only.
 """
 
 from __future__ import annotations
@@ -16,14 +24,16 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 import asyncpg
+import msgspec
 from nats.errors import Error as NatsError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
-from contracts import TrainingCancelRequested, derived_event_id, utcnow
+from contracts import DescribeRequested, TrainingCancelRequested, derived_event_id, utcnow
 from contracts.jetstream import KV_TRAINING_STATUS, OBJ_IMAGES, OBJ_PHOTOS
 from services.bot.avatars import PRODUCER
 from services.bot.config import BotConfig
+from services.bot.describe import REFERENCE_PREFIX
 from services.bot.retention import RetentionSweeper
 from services.kit.db import UnitOfWork
 from services.kit.runtime import Runtime
@@ -38,6 +48,10 @@ _IMAGES = (
 _PHOTOS = (
     "FROM photos WHERE user_id = $1 OR avatar_id IN (SELECT id FROM avatars WHERE user_id = $1)"
 )
+# Outbox rows whose event names the user: every event payload is compact JSON (msgspec) with
+# a top-level `"user_id":<id>`, followed by `,` or `}`. A byte search, not a JSON parse: a
+# payload PostgreSQL's jsonb would refuse (a \u0000 in some error detail) cannot fail it.
+_NAMES_USER = "(position($1::bytea in payload) > 0 OR position($2::bytea in payload) > 0)"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +70,7 @@ class Erasure:
     avatars: list[UUID] = field(default_factory=list)
     photo_objects: list[str] = field(default_factory=list)
     image_objects: list[str] = field(default_factory=list)
+    reference_objects: list[str] = field(default_factory=list)
     cancelled: int = 0
 
 
@@ -105,6 +120,7 @@ class PrivacyService:
             )
             photos = await conn.fetch(f"SELECT object_name {_PHOTOS}", user_id)
             images = await conn.fetch(f"SELECT object_name {_IMAGES}", user_id)
+            references = await _references(conn, user_id)
             await conn.execute(
                 f"DELETE FROM share_links WHERE user_id = $1 OR image_id IN (SELECT id {_IMAGES})",
                 user_id,
@@ -114,6 +130,12 @@ class PrivacyService:
             await conn.execute(f"DELETE {_PHOTOS}", user_id)
             await conn.execute("DELETE FROM avatars WHERE user_id = $1", user_id)
             await conn.execute("DELETE FROM users WHERE id = $1", user_id)
+            # Published copies only: unpublished rows still have to reach their consumers
+            # (the cancels queued below among them).
+            await conn.execute(
+                f"DELETE FROM outbox WHERE published_at IS NOT NULL AND {_NAMES_USER}",
+                *_markers(user_id),
+            )
             training = [a for a in avatars if a["status"] == "training"]
             for avatar in training:
                 uow.publish(
@@ -132,6 +154,7 @@ class PrivacyService:
             avatars=[a["id"] for a in avatars],
             photo_objects=[r["object_name"] for r in photos],
             image_objects=[r["object_name"] for r in images],
+            reference_objects=references,
             cancelled=len(training),
         )
 
@@ -141,6 +164,7 @@ class PrivacyService:
         for store, names in (
             (self.photo_store, erasure.photo_objects),
             (self.image_store, erasure.image_objects),
+
         ):
             for name in names:
                 with contextlib.suppress(NatsError):
@@ -164,6 +188,29 @@ class PrivacyService:
             keep,
         )
         return stored
+
+
+def _markers(user_id: int) -> tuple[bytes, bytes]:
+    return f'"user_id":{user_id},'.encode(), f'"user_id":{user_id}}}'.encode()
+
+
+async def _references(conn: asyncpg.Connection, user_id: int) -> list[str]:
+    """The user's photo-to-prompt reference pictures, from their `DescribeRequested` rows
+    in the outbox (published or not)."""
+    rows = await conn.fetch(
+        f"SELECT payload FROM outbox WHERE subject = $3 AND {_NAMES_USER}",
+        *_markers(user_id),
+        DescribeRequested.subject,
+    )
+    names = []
+    for row in rows:
+        try:
+            request = msgspec.json.decode(row["payload"], type=DescribeRequested)
+        except msgspec.DecodeError:  # ValidationError included
+            continue
+        if request.user_id == user_id and request.object_name.startswith(REFERENCE_PREFIX):
+            names.append(request.object_name)
+    return names
 
 
 async def wire_privacy(rt: Runtime, config: BotConfig) -> PrivacyService:

@@ -8,8 +8,10 @@ failed or were cancelled keep them: "Try again" trains on the same photos.
 Orphans are files in `aisha_photos`, or generated images (`gen/...`) in `aisha_images`,
 that no row names: what a crash between a committed delete (avatar, `/delete_me`, gallery)
 and the removal of its files leaves behind. Writers store the file before the row, so only
-files older than `orphan_grace` count. Every replica may run this: rows are claimed with
-`SKIP LOCKED`, and deleting a file twice is harmless.
+files older than `orphan_grace` count. Photo-to-prompt references (`refs/...`) never have a
+row and are needed only until their description comes back (seconds): any older than
+`orphan_grace` is left over (an answer lost, a crash) and goes too. Every replica may run
+this: rows are claimed with `SKIP LOCKED`, and deleting a file twice is harmless.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import asyncpg
 from nats.errors import Error as NatsError
 from nats.js.errors import NotFoundError
 from nats.js.object_store import ObjectStore
+
+from services.bot.describe import REFERENCE_PREFIX
 
 log = logging.getLogger(__name__)
 IMAGE_PREFIX = "gen/"  # the status service's result images; other files are not ours to judge
@@ -100,19 +104,28 @@ class RetentionSweeper:
             seconds=self.orphan_grace if grace is None else grace
         )
         removed = 0
-        for store, table, prefix in (
-            (self.photo_store, "photos", ""),
-            (self.image_store, "generated_images", IMAGE_PREFIX),
+        images = await _old_names(self.image_store, cutoff)
+        for store, table, old in (
+            (self.photo_store, "photos", await _old_names(self.photo_store, cutoff)),
+            (
+                self.image_store,
+                "generated_images",
+                [n for n in images if n.startswith(IMAGE_PREFIX)],
+            ),
         ):
-            candidates = [n for n in await _old_names(store, cutoff) if n.startswith(prefix)]
-            if not candidates:
+            if not old:
                 continue
             orphans = await self.pool.fetch(
                 "SELECT n FROM unnest($1::text[]) AS n "
                 f"EXCEPT SELECT object_name FROM {table} WHERE object_name = ANY($1::text[])",
-                candidates,
+                old,
             )
             removed += await _delete(store, [r["n"] for r in orphans])
+        # Photo-to-prompt references have no row: each is needed only until its description
+        # comes back (seconds), so one older than the grace was left behind.
+        removed += await _delete(
+            self.image_store, [n for n in images if n.startswith(REFERENCE_PREFIX)]
+        )
         return removed
 
 

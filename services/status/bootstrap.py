@@ -13,6 +13,7 @@ from contracts.jetstream import (
 )
 from services.kit.consumer import EventConsumer
 from services.kit.falmetrics import ObservedFalClient
+from services.kit.outbox import OutboxShortcut
 from services.kit.runtime import open_runtime
 from services.status.config import StatusConfig
 from services.status.generation import GenerationTracker
@@ -29,7 +30,11 @@ async def run(config: StatusConfig, stop: asyncio.Event) -> None:
     metrics = StatusMetrics()
     verifier = JwksVerifier(config.jwks_url, config.webhook_tolerance_seconds)
     async with open_runtime(config.common, metrics, db_role="aisha_status", stop=stop) as rt:
-        tracker = Tracker(rt.pool, await rt.js.key_value(KV_TRAINING_STATUS.name), metrics)
+        shortcut = OutboxShortcut(rt.pool, rt.js, metrics)
+        rt.spawn("outbox-shortcut", shortcut.run(stop))
+        tracker = Tracker(
+            rt.pool, await rt.js.key_value(KV_TRAINING_STATUS.name), metrics, shortcut
+        )
         images = ImageStore(
             await rt.js.object_store(OBJ_IMAGES.name),
             metrics,

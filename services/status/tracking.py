@@ -31,6 +31,7 @@ from contracts.base import encode
 from services.kit.consumer import Delivery
 from services.kit.crashpoints import crashpoint
 from services.kit.db import OUTBOX_CHANNEL, UnitOfWork
+from services.kit.outbox import OutboxShortcut
 from services.status.metrics import StatusMetrics
 
 log = logging.getLogger(__name__)
@@ -54,42 +55,52 @@ RETURNING id, user_id, submitted_attempt, training_type::text AS training_type,
     training_started_at, submitted_at
 """
 
-#: A webhook's outcome for a known training in ONE statement (its own transaction): apply
-#: the end state, store the delivery already processed, queue the event, wake the relay.
-#: Everything hangs off `fin`, the guarded UPDATE: it matches only if this delivery is what
-#: finishes the attempt — the avatar is still this attempt's (`$3`, what the event was built
-#: from), not finished, and this delivery is not stored yet. Concurrent copies of a delivery
-#: serialize on the avatar's row lock, and the loser re-checks the guard on the committed row,
-#: so the attempt finishes once and at most one copy is stored here; whatever matches nothing
-#: (a late or repeated delivery) goes through the locked record path instead. The body is
-#: passed as the text FAL sent (`$10`), not decoded and re-encoded.
+#: A webhook in ONE statement (its own transaction): for the training that owns the request
+#: id, apply the end state, store the delivery already processed, queue the event and wake
+#: the relay — or, when it finishes nothing, say why, so the caller can take the careful path.
+#: Everything hangs off `fin`, the guarded UPDATE: it matches only if this delivery finishes
+#: the attempt — not finished yet, and this delivery not stored before. Concurrent copies of
+#: a delivery serialize on the avatar's row lock and the loser re-checks the guard on the
+#: committed row, so an attempt finishes once and one copy at most is stored here; a delivery
+#: that matches nothing is recorded under the advisory lock by the caller (`WebhookReceiver`).
+#: The event is built by the caller without the three ids only the avatar row knows; they are
+#: merged into the stored copy here (`jsonb ||`, same fields, same values). The body is the
+#: text FAL sent (`$3`), not decoded and re-encoded. The relay is woken (`$15`) unless the
+#: caller publishes the event itself once this commits (`OutboxShortcut`).
 _FINISH_DELIVERY = """
-WITH doc AS (SELECT $10::text::jsonb AS body),
+WITH doc AS (SELECT $3::text::jsonb AS body),
+stored AS (
+    SELECT EXISTS (SELECT 1 FROM fal_webhooks WHERE request_id = $1 AND fal_timestamp = $2)
+        AS yes
+),
 fin AS (
-    UPDATE avatars SET fal_status = $4, training_progress = CASE WHEN $5 THEN 100
-        ELSE training_progress END, training_error = $6,
+    UPDATE avatars SET fal_status = $5, training_progress = CASE WHEN $6 THEN 100
+        ELSE training_progress END, training_error = $7,
         fal_response_data = (SELECT CASE WHEN jsonb_typeof(body -> 'payload') = 'object'
             THEN body -> 'payload' ELSE '{}'::jsonb END FROM doc),
-        diffusers_lora_file_url = $7, config_file_url = $8, training_finished_at = now(),
+        diffusers_lora_file_url = $8, config_file_url = $9, training_finished_at = now(),
         last_status_check = now(), tracked_attempt = submitted_attempt, queue_position = NULL
-    WHERE id = $1 AND fal_request_id = $2 AND submitted_attempt = $3
+    WHERE fal_request_id = $1 AND NOT (SELECT yes FROM stored)
       AND (training_finished_at IS NULL OR tracked_attempt IS DISTINCT FROM submitted_attempt)
-      AND NOT EXISTS (SELECT 1 FROM fal_webhooks WHERE request_id = $2 AND fal_timestamp = $9)
-    RETURNING training_type::text AS training_type, training_started_at, submitted_at
+    RETURNING id, user_id, submitted_attempt, training_type::text AS training_type,
+        training_started_at, submitted_at
 ),
 hook AS (
     INSERT INTO fal_webhooks (request_id, fal_timestamp, body, idempotency_key, processed_at)
-    SELECT $2, $9, doc.body, $11, now() FROM doc, fin
+    SELECT $1, $2, doc.body, $4, now() FROM doc, fin
     RETURNING id
 ),
 queued AS (
     INSERT INTO outbox (id, producer, subject, payload)
-    SELECT $12, $13, $14, $15 FROM fin
+    SELECT $10, $11, $12, convert_to(($13::text::jsonb || jsonb_build_object(
+        'avatar_id', fin.id::text, 'user_id', fin.user_id, 'attempt', fin.submitted_attempt
+    ))::text, 'UTF8') FROM fin
     ON CONFLICT (id) DO NOTHING
 )
-SELECT fin.training_type, fin.training_started_at, fin.submitted_at, hook.id AS webhook_id,
-    pg_notify($16, $13)
-FROM fin, hook
+SELECT fin.*, (SELECT id FROM hook) AS webhook_id, (SELECT yes FROM stored) AS stored,
+    EXISTS (SELECT 1 FROM generations WHERE fal_request_id = $1) AS generation,
+    CASE WHEN $15 AND fin.id IS NOT NULL THEN pg_notify($14, $11) END AS woke
+FROM (VALUES (1)) AS one (x) LEFT JOIN fin ON true
 """
 
 
@@ -102,6 +113,10 @@ class KnownTraining:
     attempt: int
 
 
+#: Stands in for the avatar's ids in the event `_FINISH_DELIVERY` completes.
+_FROM_THE_ROW = KnownTraining("", 0, 0)
+
+
 @dataclass(frozen=True)
 class Webhook:
     """One verified delivery as it is stored: FAL's timestamp, the body FAL sent, our key."""
@@ -110,6 +125,16 @@ class Webhook:
     timestamp: int
     body: str
     key: str | None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What `finish_delivery` did: stored and applied it (`webhook_id`), or neither — then
+    whether this delivery is stored already and whether a generation owns the request id."""
+
+    webhook_id: int | None
+    stored: bool = False
+    generation: bool = False
 
 
 class StatusCache(msgspec.Struct, frozen=True):
@@ -127,6 +152,8 @@ class Tracker:
     pool: asyncpg.Pool
     cache: KeyValue
     metrics: StatusMetrics
+    #: Publishes a webhook's event as soon as it commits (else the relay, woken, does).
+    shortcut: OutboxShortcut | None = None
 
     async def on_submitted(self, event: TrainingSubmitted, delivery: Delivery) -> None:
         """Start tracking a new attempt: reset what FAL said about the previous one."""
@@ -253,44 +280,44 @@ class Tracker:
     async def finish_delivery(
         self,
         webhook: Webhook,
-        avatar: KnownTraining,
         *,
         ok: bool,
         payload: dict[str, Any] | None,
         error: str | None,
-    ) -> int | None:
-        """Store a webhook for a known training and apply its outcome, in one statement.
-
-        Returns the stored webhook's id, or None when this delivery does not finish the
-        attempt (already finished, stored before, the avatar moved on): nothing was written,
-        and the caller records it the careful way (`WebhookReceiver`)."""
+    ) -> Finished:
+        """Store a webhook and apply its outcome to the training it finishes, in one
+        statement; when it finishes none, nothing is written (see `Finished`)."""
         outcome = _Outcome.of(ok, payload, error)
-        event = outcome.event(webhook.request_id, avatar)
+        event = outcome.event(webhook.request_id, _FROM_THE_ROW)
         crashpoint("status.before_finish_commit")  # the statement is the transaction
         row = await self.pool.fetchrow(
             _FINISH_DELIVERY,
-            UUID(avatar.avatar_id),
             webhook.request_id,
-            avatar.attempt,
+            webhook.timestamp,
+            webhook.body,
+            webhook.key,
             outcome.fal_status,
             outcome.ok,
             outcome.error,
             outcome.lora,
             outcome.config,
-            webhook.timestamp,
-            webhook.body,
-            webhook.key,
             UUID(event.event_id),
             PRODUCER,
             event.subject,
-            encode(event),
+            encode(event).decode(),
             OUTBOX_CHANNEL,
+            self.shortcut is None,
         )
-        if row is None:
-            return None
+        if row["id"] is None:
+            return Finished(None, row["stored"], row["generation"])
+        avatar = KnownTraining(str(row["id"]), row["user_id"], row["submitted_attempt"])
+        event = msgspec.structs.replace(
+            event, avatar_id=avatar.avatar_id, user_id=avatar.user_id, attempt=avatar.attempt
+        )
+        if self.shortcut is not None:
+            await self.shortcut.publish(event)
         await self._finished(webhook.request_id, avatar, outcome, row)
-        webhook_id: int = row["webhook_id"]
-        return webhook_id
+        return Finished(row["webhook_id"])
 
     async def _finished(
         self, request_id: str, avatar: KnownTraining, outcome: _Outcome, row: asyncpg.Record

@@ -10,12 +10,12 @@ A webhook for a request id nobody knows yet, but with a key, is an orphan: its j
 accepted by FAL just before the trainer died. It stays unapplied, so the trainer can adopt
 the request id by key and the sweep then applies it; after `ORPHAN_TTL` it is given up.
 
-The common case, a training's outcome, costs two statements: a read that routes the delivery
-(which avatar or generation owns the request id, and whether this delivery is stored
-already), then one statement that stores it, applies it, queues the event and wakes the
-relay — a single commit (`Tracker.finish_delivery`). Everything else (replays, late
-deliveries, generations, unknown request ids) is recorded under an advisory lock first and
-applied afterwards, marking `processed_at` in the applying transaction.
+The common case, the outcome of a running training, is one statement and one commit
+(`Tracker.finish_delivery`): store the delivery, apply it, queue the event; the event is
+then published at once (`OutboxShortcut`). A delivery that finishes no training (replays,
+late deliveries, generations, unknown request ids) changes nothing there and is recorded
+under an advisory lock instead, then applied, marking `processed_at` in the applying
+transaction.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from services.status.generation import GenerationTracker
 from services.status.images import ResultsUnavailable
 from services.status.metrics import StatusMetrics
 from services.status.signature import JwksVerifier, WebhookRejected
-from services.status.tracking import KnownTraining, Tracker, Webhook
+from services.status.tracking import Tracker, Webhook
 
 log = logging.getLogger(__name__)
 #: How long an orphan's webhook waits for the trainer to adopt its job (the trainer waits
@@ -54,17 +54,10 @@ WHERE w.processed_at IS NULL AND w.received_at < now() - interval '30 seconds'
        OR EXISTS (SELECT 1 FROM generations g WHERE g.fal_request_id = w.request_id))
 ORDER BY w.received_at LIMIT 100
 """
-#: Who owns a request id, and whether this delivery (request id, FAL timestamp) is stored
-#: already. A snapshot read: it routes, the statements that write decide.
-_ROUTE = """
-SELECT a.id AS avatar_id, a.user_id, a.submitted_attempt,
-    EXISTS (SELECT 1 FROM generations g WHERE g.fal_request_id = $1) AS generation,
-    EXISTS (SELECT 1 FROM fal_webhooks w WHERE w.request_id = $1 AND w.fal_timestamp = $2)
-        AS stored
-FROM (VALUES (1)) AS one (x)
-LEFT JOIN LATERAL (
-    SELECT id, user_id, submitted_attempt FROM avatars WHERE fal_request_id = $1 LIMIT 1
-) AS a ON true
+#: Who owns a request id (a training, a generation or nobody yet).
+_OWNER = """
+SELECT EXISTS (SELECT 1 FROM avatars WHERE fal_request_id = $1) AS training,
+    EXISTS (SELECT 1 FROM generations WHERE fal_request_id = $1) AS generation
 """
 
 
@@ -106,26 +99,19 @@ class WebhookReceiver:
             return self._reject("unstorable", 400)
 
     async def _ingest(self, webhook: Webhook, document: dict[str, Any]) -> web.Response:
-        route = await self.pool.fetchrow(_ROUTE, webhook.request_id, webhook.timestamp)
-        if route["stored"]:
+        ok, payload, error = _outcome(document)
+        done = await self.tracker.finish_delivery(webhook, ok=ok, payload=payload, error=error)
+        if done.webhook_id is not None:
+            crashpoint("status.after_webhook_recorded")  # recorded and applied, one commit
+            self.metrics.webhooks.labels("ok").inc()
+            return web.json_response({"ok": True})
+        if done.stored:
             return self._replay()
-        if route["avatar_id"] is not None and route["submitted_attempt"] is not None:
-            avatar = KnownTraining(
-                str(route["avatar_id"]), route["user_id"], route["submitted_attempt"]
-            )
-            ok, payload, error = _outcome(document)
-            applied = await self.tracker.finish_delivery(
-                webhook, avatar, ok=ok, payload=payload, error=error
-            )
-            if applied is not None:
-                crashpoint("status.after_webhook_recorded")  # recorded and applied, one commit
-                self.metrics.webhooks.labels("ok").inc()
-                return web.json_response({"ok": True})
         webhook_id = await self._record(webhook)
         if webhook_id is None:
             return self._replay()
         crashpoint("status.after_webhook_recorded")
-        if route["generation"] and route["avatar_id"] is None and self.generations is not None:
+        if done.generation and self.generations is not None:
             # A generation's results are downloaded before it is applied: answer FAL now.
             self._apply_later(webhook_id, webhook.request_id, document)
             return web.json_response({"ok": True})
@@ -159,13 +145,13 @@ class WebhookReceiver:
         """Apply one recorded webhook; returns the outcome label. The record is marked
         processed in the transaction that applies it (or on its own when nothing applies)."""
         ok, payload, error = _outcome(document)
-        route = await self.pool.fetchrow(_ROUTE, request_id, None)
-        if route["avatar_id"] is not None:
+        owner = await self.pool.fetchrow(_OWNER, request_id)
+        if owner["training"]:
             applied = await self.tracker.finish(
                 request_id, ok=ok, payload=payload, error=error, webhook_id=webhook_id
             )
             return "ok" if applied else "duplicate"  # marked processed either way
-        if self.generations is not None and route["generation"]:
+        if self.generations is not None and owner["generation"]:
             applied = await self.generations.finish(
                 request_id, ok=ok, payload=payload, error=error, webhook_id=webhook_id
             )

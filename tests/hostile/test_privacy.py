@@ -1,7 +1,8 @@
 """`/delete_me`: everything of the user goes (rows in one transaction, then files, FSM state
-and cached statuses), a running training is cancelled first, nobody else is touched; the
-erasure is idempotent, and a crash between rows and files leaves only orphans that the
-retention sweep removes."""
+and cached statuses, photo-to-prompt reference pictures, published event copies in the
+outbox), a running training is cancelled first, nobody else is touched, financial records
+stay; the erasure is idempotent, and a crash between rows and files leaves only orphans that
+the retention sweep removes."""
 
 from __future__ import annotations
 
@@ -14,11 +15,26 @@ import pytest
 from nats.js import JetStreamContext
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, NotFoundError
 
-from contracts import TrainingCancelRequested
-from contracts.jetstream import KV_FSM, KV_TRAINING_STATUS, OBJ_IMAGES, OBJ_PHOTOS
+from contracts import (
+    DescribeRequested,
+    PromptDescribed,
+    TrainingCancelRequested,
+    encode,
+    new_event_id,
+    utcnow,
+)
+from contracts.jetstream import (
+    BOT_GENERATION,
+    KV_FSM,
+    KV_TRAINING_STATUS,
+    OBJ_IMAGES,
+    OBJ_PHOTOS,
+    ConsumerSpec,
+)
 from sandbox.telegram import TelegramEmulator
 from services.bot.privacy import PrivacyService
 from services.bot.retention import RetentionSweeper
+from services.kit import credits
 from services.kit.db import create_pool
 from services.kit.schema import BOT
 from tests.botkit import eventually, press
@@ -27,6 +43,7 @@ from tests.hostile.harness import (
     last_id,
     live_objects,
     new_user,
+    photo,
     reply,
     seed_user_data,
     user_rows,
@@ -145,3 +162,159 @@ async def test_a_crash_between_rows_and_files_leaves_only_orphans_the_sweep_remo
         assert (again.avatars, again.photo_objects, again.cancelled) == ([], [], 0)
     finally:
         await bot_pool.close()
+
+
+# --- photo to prompt: the reference pictures (no row names them) ------------------------------
+
+
+async def describe(emu: TelegramEmulator, uid: int, seed: int) -> None:
+    """/generate → the avatar → photo to prompt → a picture: the bot stores the reference
+    and queues `DescribeRequested` (nobody answers yet)."""
+    mark = last_id(emu, uid)
+    await emu.send_command(uid, "generate")
+    home = await reply(emu, uid, after=mark, button="gen:avatar:")
+    await press(emu, uid, home, "gen:avatar:")
+    source = await reply(emu, uid, after=mark, button="gen:describe")
+    await press(emu, uid, source, "gen:describe")
+    await reply(emu, uid, "Send a picture you like", after=mark)
+    await emu.send_photo(uid, photo(300 + seed))
+    await reply(emu, uid, "Looking at the picture", after=mark)
+
+
+async def describe_requests(pool: asyncpg.Pool, uid: int) -> list[DescribeRequested]:
+    rows = await pool.fetch(
+        "SELECT payload FROM outbox WHERE subject = $1 ORDER BY created_at",
+        DescribeRequested.subject,
+    )
+    found = [msgspec.json.decode(r["payload"], type=DescribeRequested) for r in rows]
+    return [request for request in found if request.user_id == uid]
+
+
+async def outbox_naming(pool: asyncpg.Pool, uid: int) -> list[str]:
+    """Subjects of the outbox rows whose event names the user."""
+    rows = await pool.fetch(
+        "SELECT subject FROM outbox WHERE position($1::bytea in payload) > 0 "
+        "OR position($2::bytea in payload) > 0 ORDER BY created_at",
+        f'"user_id":{uid},'.encode(),
+        f'"user_id":{uid}}}'.encode(),
+    )
+    return [r["subject"] for r in rows]
+
+
+async def images(js: JetStreamContext) -> set[str]:
+    return await live_objects(js, OBJ_IMAGES.name)
+
+
+async def test_delete_me_removes_reference_pictures_and_event_copies_keeps_the_ledger(
+    emu: TelegramEmulator, pool: asyncpg.Pool, js: JetStreamContext
+) -> None:
+    uid = await new_user(emu, "Refs", "en")
+    other = await new_user(emu, "Bystander", "en")
+    await seed_user_data(pool, js, uid)
+    await seed_user_data(pool, js, other)
+    async with pool.acquire() as conn, conn.transaction():
+        await credits.post(
+            conn, user_id=uid, kind=credits.Kind.PURCHASE, amount=50, key=f"test:{uid}"
+        )
+    ledger = await credits.history(pool, uid)
+    await describe(emu, uid, 1)  # abandoned by the next /generate: no longer in the FSM
+    await describe(emu, uid, 2)  # in flight
+    await describe(emu, other, 3)
+    requests = await eventually(lambda: _requests(pool, uid, 2))
+    mine = {r.object_name for r in requests}
+    [theirs] = [r.object_name for r in await eventually(lambda: _requests(pool, other, 1))]
+    assert {*mine, theirs} <= await images(js)
+    # published by now (the relay's doing), so kept in the outbox for 24 h
+    await eventually(lambda: _published(pool, DescribeRequested.subject, 3))
+    others_outbox = await outbox_naming(pool, other)
+    assert DescribeRequested.subject in others_outbox
+
+    mark = last_id(emu, uid)
+    await emu.send_command(uid, "delete_me")
+    confirm = await reply(emu, uid, "Delete all your data?", after=mark, button="privacy:")
+    assert "photo to prompt" in confirm["text"]
+    assert "credit history" in confirm["text"]  # what is kept, said before the confirm
+    await press(emu, uid, confirm, "privacy:erase")
+    await reply(emu, uid, "All your data has been deleted", after=mark)
+
+    assert not mine & await images(js)
+    assert theirs in await images(js)
+    # only the cancel the erasure itself queued still names the user
+    assert set(await outbox_naming(pool, uid)) <= {TrainingCancelRequested.subject}
+    assert await outbox_naming(pool, other) == others_outbox
+    # the ledger is a financial record and outlives the user's data
+    assert await credits.history(pool, uid) == ledger
+    assert ledger[0].balance_after >= 50
+    assert all(rows == [] for rows in (await user_rows(pool, uid)).values())
+
+    # the trainer's answer to the in-flight request comes after all: handled without an
+    # error (the guard checks the log), and nothing comes back
+    seq = await described(js, requests[1], "A cat on a sofa")
+    await consumed(js, BOT_GENERATION, seq)
+    assert not mine & await images(js)
+
+
+async def test_a_reference_goes_when_its_answer_comes_unawaited_or_else_with_the_sweep(
+    emu: TelegramEmulator, pool: asyncpg.Pool, js: JetStreamContext, hostile_db: str
+) -> None:
+    """The user moved on before the description came back: the reference goes when it
+    does. One whose answer never came goes with the retention sweep, once older than the
+    grace."""
+    uid = await new_user(emu, "Mover", "en")
+    await seed_user_data(pool, js, uid)
+    await describe(emu, uid, 4)
+    [request] = await eventually(lambda: _requests(pool, uid, 1))
+    mark = last_id(emu, uid)
+    await emu.send_command(uid, "start")  # moves on
+    await reply(emu, uid, after=mark, button="menu:create")
+    await described(js, request, "A dog in the park")
+
+    async def gone() -> bool:
+        return request.object_name not in await images(js)
+
+    assert await eventually(gone)
+
+    store = await js.object_store(OBJ_IMAGES.name)
+    await store.put("refs/lost-answer.jpg", photo(400))
+    bot_pool = await create_pool(hostile_db, BOT, max_size=2)
+    try:
+        photos = await js.object_store(OBJ_PHOTOS.name)
+        sweeper = RetentionSweeper(bot_pool, photos, store, retention_hours=24, interval=60)
+        await sweeper.sweep_orphans(grace=3600)
+        assert "refs/lost-answer.jpg" in await images(js)  # may still be awaited
+        assert await sweeper.sweep_orphans(grace=0) >= 1
+    finally:
+        await bot_pool.close()
+    assert not {n for n in await images(js) if n.startswith("refs/")}
+
+
+async def described(js: JetStreamContext, request: DescribeRequested, caption: str) -> int:
+    """The trainer's answer; returns its stream sequence."""
+    event = PromptDescribed(
+        event_id=new_event_id(), occurred_at=utcnow(), request_id=request.request_id,
+        user_id=request.user_id, avatar_id=request.avatar_id, caption=caption,
+    )  # fmt: skip
+    ack = await js.publish(event.subject, encode(event), headers={"Nats-Msg-Id": event.event_id})
+    return int(ack.seq)
+
+
+async def consumed(js: JetStreamContext, spec: ConsumerSpec, seq: int) -> None:
+    """Wait until the bot's consumer has acknowledged everything up to stream `seq`."""
+
+    async def done() -> bool:
+        info = await js.consumer_info(spec.stream, spec.durable)
+        return info.ack_floor.stream_seq >= seq and info.num_ack_pending == 0
+
+    await eventually(done, within=15)
+
+
+async def _requests(pool: asyncpg.Pool, uid: int, count: int) -> list[DescribeRequested] | None:
+    found = await describe_requests(pool, uid)
+    return found if len(found) == count else None
+
+
+async def _published(pool: asyncpg.Pool, subject: str, at_least: int) -> bool:
+    count = await pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE subject = $1 AND published_at IS NOT NULL", subject
+    )
+    return bool(count >= at_least)

@@ -127,6 +127,15 @@ async def test_buy_pay_and_redelivered_payment_credits_once(
     assert "welcome gift +10" in summary["text"]
 
 
+async def test_the_main_menu_opens_the_shop(emu: TelegramEmulator, bot: BotUnderTest) -> None:
+    uid = await newcomer(emu)
+    await emu.send_command(uid, "start")
+    menu = await bot_message(emu, uid, button="shop:open")
+    await press(emu, uid, menu, "shop:open")
+    shop = await bot_message(emu, uid, text=f"Balance: {TRIAL} credits", button="shop:buy:")
+    assert shop["message_id"] == menu["message_id"]  # the menu turned into the shop
+
+
 async def test_restart_between_commit_and_redelivery_credits_once(
     emu: TelegramEmulator, bot: BotUnderTest, admin_pool: asyncpg.Pool
 ) -> None:

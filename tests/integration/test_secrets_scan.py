@@ -161,6 +161,7 @@ async def test_no_secret_in_logs_events_streams_or_tables(
             "BOT_MIN_PHOTOS": "3",
             "BOT_MAX_PHOTOS": "5",
             "BOT_ALBUM_WINDOW_SECONDS": "0.3",
+            "CREDITS_TRIAL": "100",  # the trial pays for the training, so ledger rows exist
             "STATUS_POLL_INTERVAL_SECONDS": "0.5",
             "PUBLIC_BASE_URL": f"http://127.0.0.1:{ports['status']}",
             **fal.client_env(),

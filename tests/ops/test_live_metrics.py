@@ -57,6 +57,7 @@ async def stack(pg_admin_url, migrated_template, tmp_path_factory) -> AsyncItera
     environ = {k: v for k, v in os.environ.items() if k not in skip}
     environ.update({f"{n.upper()}_HTTP_PORT": str(p) for n, p in ports.items()})
     environ.update({"DATABASE_URL": db_url, "LOG_FORMAT": "json", "ADMIN_IDS": ""})
+    environ["CREDITS_TRIAL"] = "100"  # the trial pays for the training below
     options = StackOptions(
         state_dir=tmp_path_factory.mktemp("ops-stack"),
         webchat_port=free_port(),

@@ -10,6 +10,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from services.bot.keyboards.callbacks import LangCb, MenuCb
 from services.bot.keyboards.gallery import GalleryCb
 from services.bot.keyboards.generate import GenCb
+from services.bot.keyboards.shop import ShopCb
 from services.bot.texts import Texts, Translator
 
 
@@ -28,9 +29,10 @@ def _main_menu(texts: Texts, lang: str) -> InlineKeyboardMarkup:
     kb.button(text=t.plain("gallery.menu_button"), callback_data=GalleryCb())
     kb.button(text=t.plain("menu.create"), callback_data=MenuCb(action="create"))
     kb.button(text=t.plain("menu.avatars"), callback_data=MenuCb(action="avatars"))
+    kb.button(text=t.plain("menu.credits"), callback_data=ShopCb(action="open"))
     kb.button(text=t.plain("menu.settings"), callback_data=MenuCb(action="settings"))
     kb.button(text=t.plain("menu.help"), callback_data=MenuCb(action="help"))
-    kb.adjust(2, 1, 1, 2)
+    kb.adjust(2, 1, 2, 2)
     return kb.as_markup()
 
 

@@ -12,6 +12,7 @@ from typing import Literal
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
+from pydantic import Field
 
 from services.bot.billing import Purchase
 from services.bot.pricing import Package
@@ -24,7 +25,8 @@ class ShopCb(CallbackData, prefix="shop"):
 
     action: Literal["open", "buy", "refund", "refund_yes"]
     package: str = ""
-    seq: int = 0
+    # Bounded like the column it names: a forged huge number is stale data, not a query.
+    seq: int = Field(default=0, ge=0, le=2**31 - 1)
 
 
 def top_up(t: Translator) -> InlineKeyboardMarkup:

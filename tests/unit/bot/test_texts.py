@@ -30,6 +30,14 @@ def test_every_code_the_bot_localizes_has_a_text(texts: Texts, lang: str) -> Non
         assert f"status.{status.value}" in catalog
 
 
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_help_names_every_user_command(texts: Texts, lang: str) -> None:
+    """Commands outside the main menu (credits, promo codes) are found through /help."""
+    text = texts.get(lang, "help.text")
+    for command in ("/new", "/generate", "/gallery", "/buy", "/balance", "/promo", "/settings"):
+        assert command in text, command
+
+
 def test_parameters_are_html_escaped(texts: Texts) -> None:
     text = texts.get("en", "avatar.ask_gender", name="<b>x</b> & y")
     assert "&lt;b&gt;x&lt;/b&gt; &amp; y" in text
