@@ -164,7 +164,7 @@ class PrivacyService:
         for store, names in (
             (self.photo_store, erasure.photo_objects),
             (self.image_store, erasure.image_objects),
-
+            (self.image_store, erasure.reference_objects),
         ):
             for name in names:
                 with contextlib.suppress(NatsError):

@@ -21,6 +21,7 @@ from services.status.images import ImageStore
 from services.status.inflight import InFlightGauges
 from services.status.metrics import StatusMetrics
 from services.status.poller import Poller, TokenBucket
+from services.status.retention import WebhookRetention
 from services.status.signature import JwksVerifier
 from services.status.tracking import Tracker
 from services.status.webhooks import WebhookReceiver
@@ -74,6 +75,8 @@ async def run(config: StatusConfig, stop: asyncio.Event) -> None:
         )
         rt.spawn("poller", poller.run(stop))
         rt.spawn("in-flight", InFlightGauges(rt.pool, metrics).run(stop))
+        pruner = WebhookRetention(rt.pool, retention_hours=config.webhook_retention_hours)
+        rt.spawn("webhook-retention", pruner.run(stop))
         await rt.start_http(receiver.routes(), client_max_size=config.webhook_max_bytes + 1024)
         try:
             await rt.wait()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.kit.config import CommonConfig, ConfigError, Env
+from services.status.retention import retention_hours
 
 DEFAULT_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
 
@@ -21,6 +22,7 @@ class StatusConfig:
     fal_requests_per_second: float
     image_fetch_attempts: int = 3
     image_fetch_timeout_seconds: float = 30.0
+    webhook_retention_hours: float = 72.0
 
     @classmethod
     def from_env(cls, env: Env) -> StatusConfig:
@@ -38,6 +40,7 @@ class StatusConfig:
             fal_requests_per_second=env.number("STATUS_FAL_REQUESTS_PER_SECOND", 10.0),
             image_fetch_attempts=env.integer("STATUS_IMAGE_FETCH_ATTEMPTS", 3, minimum=1),
             image_fetch_timeout_seconds=env.number("STATUS_IMAGE_FETCH_TIMEOUT_SECONDS", 30.0),
+            webhook_retention_hours=retention_hours(env),
         )
 
     def secrets(self) -> tuple[str, ...]:

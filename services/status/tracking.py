@@ -7,6 +7,8 @@ finishes once, progress never goes down, and an older attempt never overwrites a
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +38,8 @@ from services.status.metrics import StatusMetrics
 
 log = logging.getLogger(__name__)
 CONSUMER = "status-training"
+#: How long a status cache write may wait for its ack before it is given up (and logged).
+_CACHE_ACK_SECONDS = 5.0
 PRODUCER = "status"
 
 #: The final outcome from the poller, or from a recorded webhook (`$9`, marked processed in
@@ -338,11 +342,20 @@ class Tracker:
     async def _cache(
         self, avatar_id: str, fal_status: str, progress: int, queue_position: int | None
     ) -> None:
-        value = StatusCache(avatar_id, fal_status, progress, queue_position, utcnow())
+        """Write the status cache without waiting for JetStream's ack: the message is on
+        its way, in call order, when this returns (a waited-for `KeyValue.put` costs a whole
+        request/response on every finish); a failure is logged, never raised."""
+        value = msgspec.json.encode(
+            StatusCache(avatar_id, fal_status, progress, queue_position, utcnow())
+        )
         try:
-            await self.cache.put(avatar_id, msgspec.json.encode(value))
+            # KeyValue.put is this publish, awaited: same subject, same bucket.
+            ack = await self.cache._js.publish_async(f"{self.cache._pre}{avatar_id}", value)
         except Exception as exc:  # noqa: BLE001 - the cache is an optimisation, never a failure
             log.warning("status cache write failed: %s", exc)
+            return
+        timer = asyncio.get_running_loop().call_later(_CACHE_ACK_SECONDS, ack.cancel)
+        ack.add_done_callback(functools.partial(_cache_written, timer))
 
 
 @dataclass(frozen=True)
@@ -390,6 +403,14 @@ class _Outcome:
             retryable=True,
             detail=(self.error or "")[:200],
         )
+
+
+def _cache_written(timer: asyncio.TimerHandle, ack: asyncio.Future[Any]) -> None:
+    timer.cancel()
+    if ack.cancelled():
+        log.warning("status cache write failed: no ack from JetStream")
+    elif (exc := ack.exception()) is not None:
+        log.warning("status cache write failed: %s", exc)
 
 
 def _url(payload: dict[str, Any] | None, key: str) -> str | None:

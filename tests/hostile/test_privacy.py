@@ -210,7 +210,7 @@ async def test_delete_me_removes_reference_pictures_and_event_copies_keeps_the_l
 ) -> None:
     uid = await new_user(emu, "Refs", "en")
     other = await new_user(emu, "Bystander", "en")
-    await seed_user_data(pool, js, uid)
+    seeded = await seed_user_data(pool, js, uid)
     await seed_user_data(pool, js, other)
     async with pool.acquire() as conn, conn.transaction():
         await credits.post(
@@ -239,8 +239,9 @@ async def test_delete_me_removes_reference_pictures_and_event_copies_keeps_the_l
 
     assert not mine & await images(js)
     assert theirs in await images(js)
-    # only the cancel the erasure itself queued still names the user
+    # only the cancel the erasure itself queued still names the user, and it got out
     assert set(await outbox_naming(pool, uid)) <= {TrainingCancelRequested.subject}
+    assert await eventually(lambda: cancel_requests(js, str(seeded.training_avatar_id)))
     assert await outbox_naming(pool, other) == others_outbox
     # the ledger is a financial record and outlives the user's data
     assert await credits.history(pool, uid) == ledger

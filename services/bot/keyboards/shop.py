@@ -15,6 +15,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from pydantic import Field
 
 from services.bot.billing import Purchase
+from services.bot.keyboards.callbacks import MenuCb
 from services.bot.pricing import Package
 from services.bot.texts import Translator
 
@@ -39,7 +40,8 @@ def top_up(t: Translator) -> InlineKeyboardMarkup:
 def shop(
     t: Translator, packages: Iterable[Package], refundable: Iterable[Purchase]
 ) -> InlineKeyboardMarkup:
-    """One button per package, then one per purchase that may still be refunded."""
+    """One button per package, then one per purchase that may still be refunded, then the
+    way back to the main menu (the shop is reachable from it)."""
     kb = InlineKeyboardBuilder()
     for p in packages:
         text = t.plain("credits.package_button", stars=p.stars, credits=p.credits)
@@ -52,6 +54,7 @@ def shop(
             date=purchase.paid_at.strftime("%Y-%m-%d"),
         )
         kb.button(text=text, callback_data=ShopCb(action="refund", seq=purchase.seq))
+    kb.button(text=t.plain("menu.back"), callback_data=MenuCb(action="main"))
     kb.adjust(1)
     return kb.as_markup()
 

@@ -50,3 +50,10 @@ def test_webhook_mode_needs_secret_and_public_url() -> None:
 def test_max_photos_below_min_is_refused() -> None:
     with pytest.raises(ConfigError, match="BOT_MAX_PHOTOS"):
         load(BOT_MIN_PHOTOS="10", BOT_MAX_PHOTOS="5")
+
+
+def test_stars_reconcile_interval() -> None:
+    assert load().stars_reconcile_interval_seconds == 600
+    assert load(STARS_RECONCILE_INTERVAL_SECONDS="0").stars_reconcile_interval_seconds == 0
+    with pytest.raises(ConfigError, match="STARS_RECONCILE_INTERVAL_SECONDS"):
+        load(STARS_RECONCILE_INTERVAL_SECONDS="-1")
