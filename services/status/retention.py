@@ -85,10 +85,10 @@ class WebhookRetention:
             row = await self.pool.fetchrow(
                 _PRUNE_BATCH, after, self.batch, float(self.retention_hours)
             )
-            deleted += row["deleted"]
+            deleted += int(row["deleted"])
             if row["seen"] < self.batch or not row["all_old"]:
                 break
-            after = row["last"]
+            after = int(row["last"])
         if deleted:
             log.info("pruned %d applied FAL webhooks", deleted)
         return deleted
