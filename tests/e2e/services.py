@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -18,6 +19,7 @@ from nats.js import JetStreamContext
 
 from sandbox.embedded import free_port
 from sandbox.fal import FalEmulator
+from sandbox.stack import Stack, StackOptions
 from sandbox.supervisor import Child, base_env
 from tests.botkit import jetstream
 
@@ -89,3 +91,35 @@ async def insert_user(conn: asyncpg.Connection) -> int:
     user_id = int(uuid.uuid4().int % 10**9)
     await conn.execute("INSERT INTO users (id, first_name) VALUES ($1, 'Ann')", user_id)
     return user_id
+
+
+#: Variables of the test process that would point the product at external services.
+EXTERNAL = {"TELEGRAM_BOT_TOKEN", "FAL_KEY", "NATS_URL", "DATABASE_URL", "FAL_TRAINING_TEST_MODE"}
+
+
+@contextlib.asynccontextmanager
+async def whole_product(
+    db_url: str, state_dir: Path, training_seconds: float = 2.0, **environ: str
+) -> AsyncIterator[Stack]:
+    """The product as `./scripts/run` starts it (emulators, embedded NATS, the three services)
+    on the test's database; `environ` adds settings. The stack's HTTP ports are free ones,
+    listed in `stack.ports`."""
+    ports = {name: free_port() for name in ("bot", "trainer", "status")}
+    env = {k: v for k, v in os.environ.items() if k not in EXTERNAL}
+    env.update({f"{name.upper()}_HTTP_PORT": str(port) for name, port in ports.items()})
+    env.update({"DATABASE_URL": db_url, "ADMIN_IDS": "", **environ})
+    options = StackOptions(
+        state_dir=state_dir,
+        webchat_port=free_port(),
+        nats_port=free_port(),
+        fal_training_seconds=training_seconds,
+        poll_interval_seconds=0.5,
+    )
+    stack = Stack(options, environ=env)
+    await stack.start()
+    stack.db_url = db_url  # type: ignore[attr-defined]
+    stack.ports = ports  # type: ignore[attr-defined]
+    try:
+        yield stack
+    finally:
+        await stack.stop()

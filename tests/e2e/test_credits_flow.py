@@ -20,12 +20,12 @@ import pytest
 import pytest_asyncio
 
 from contracts import GenerationRequested, derived_event_id, encode, utcnow
-from sandbox.embedded import free_port
-from sandbox.stack import Stack, StackOptions
+from sandbox.stack import Stack
 from sandbox.telegram import TelegramEmulator
 from tests.botkit import bot_message, eventually, press
 from tests.conftest import create_database
-from tests.e2e.test_product import _inherited, photo, rule_violations
+from tests.e2e.services import whole_product
+from tests.e2e.test_product import photo, rule_violations
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 TRIAL, TRAINING, AVATAR_PACK = 10, 50, 50
@@ -34,31 +34,14 @@ TRIAL, TRAINING, AVATAR_PACK = 10, 50, 50
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def product(pg_admin_url, migrated_template, tmp_path_factory) -> AsyncIterator[Stack]:
     db_url = await create_database(pg_admin_url, template=migrated_template)
-    environ = {
-        "DATABASE_URL": db_url,
-        "BOT_HTTP_PORT": str(free_port()),
-        "TRAINER_HTTP_PORT": str(free_port()),
-        "STATUS_HTTP_PORT": str(free_port()),
-        "ADMIN_IDS": "",
+    prices = {
         "CREDITS_TRIAL": str(TRIAL),
         "CREDITS_TRAINING": str(TRAINING),
         "CREDITS_PER_IMAGE": "1",
         "CREDIT_PACKAGES": f"avatar:250:{AVATAR_PACK},images20:50:20",
     }
-    options = StackOptions(
-        state_dir=tmp_path_factory.mktemp("stack"),
-        webchat_port=free_port(),
-        nats_port=free_port(),
-        fal_training_seconds=2.0,
-        poll_interval_seconds=0.5,
-    )
-    stack = Stack(options, environ={**_inherited(), **environ})
-    await stack.start()
-    stack.db_url = db_url  # type: ignore[attr-defined]
-    try:
+    async with whole_product(db_url, tmp_path_factory.mktemp("stack"), **prices) as stack:
         yield stack
-    finally:
-        await stack.stop()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -20,9 +20,9 @@ import pytest_asyncio
 from PIL import Image, ImageDraw
 from playwright.async_api import async_playwright, expect
 
-from sandbox.embedded import free_port
-from sandbox.stack import Stack, StackOptions
+from sandbox.stack import Stack
 from tests.conftest import create_database
+from tests.e2e.services import whole_product
 from tests.e2e.test_webchat_browser import ARGS, chromium_path
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -41,35 +41,9 @@ def photo(i: int) -> bytes:
 async def product(pg_admin_url, migrated_template, tmp_path_factory) -> AsyncIterator[Stack]:
     db_url = await create_database(pg_admin_url, template=migrated_template)
     state = tmp_path_factory.mktemp("stack")
-    environ = {
-        "DATABASE_URL": db_url,
-        "BOT_HTTP_PORT": str(free_port()),
-        "TRAINER_HTTP_PORT": str(free_port()),
-        "STATUS_HTTP_PORT": str(free_port()),
-        "ADMIN_IDS": "",
-        # Enough for the avatars below; the money flows have their own e2e (test_credits_flow).
-        "CREDITS_TRIAL": "200",
-    }
-    options = StackOptions(
-        state_dir=state,
-        webchat_port=free_port(),
-        nats_port=free_port(),
-        fal_training_seconds=3.0,
-        poll_interval_seconds=0.5,
-    )
-    stack = Stack(options, environ={**_inherited(), **environ})
-    await stack.start()
-    stack.db_url = db_url  # type: ignore[attr-defined]
-    try:
+    # Enough for the avatars below; the money flows have their own e2e (test_credits_flow).
+    async with whole_product(db_url, state, training_seconds=3.0, CREDITS_TRIAL="200") as stack:
         yield stack
-    finally:
-        await stack.stop()
-
-
-def _inherited() -> dict[str, str]:
-    """The test process's environment minus anything that would select external services."""
-    skip = {"TELEGRAM_BOT_TOKEN", "FAL_KEY", "NATS_URL", "DATABASE_URL", "FAL_TRAINING_TEST_MODE"}
-    return {k: v for k, v in os.environ.items() if k not in skip}
 
 
 async def avatar_row(db_url: str, name: str) -> asyncpg.Record:

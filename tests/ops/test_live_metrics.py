@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import re
 from collections.abc import AsyncIterator
 
@@ -23,10 +22,10 @@ import pytest_asyncio
 from PIL import Image, ImageDraw
 from prometheus_client.parser import text_string_to_metric_families
 
-from sandbox.embedded import free_port
-from sandbox.stack import Stack, StackOptions
+from sandbox.stack import Stack
 from sandbox.telegram import TelegramEmulator
 from tests.conftest import create_database
+from tests.e2e.services import whole_product
 from tests.ops.promql import (
     ROOT,
     SYNTHETIC,
@@ -52,26 +51,10 @@ def photo(i: int, size: tuple[int, int] = (640, 720)) -> bytes:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack(pg_admin_url, migrated_template, tmp_path_factory) -> AsyncIterator[Stack]:
     db_url = await create_database(pg_admin_url, template=migrated_template)
-    ports = {name: free_port() for name in SERVICES}
-    skip = {"TELEGRAM_BOT_TOKEN", "FAL_KEY", "NATS_URL", "DATABASE_URL", "FAL_TRAINING_TEST_MODE"}
-    environ = {k: v for k, v in os.environ.items() if k not in skip}
-    environ.update({f"{n.upper()}_HTTP_PORT": str(p) for n, p in ports.items()})
-    environ.update({"DATABASE_URL": db_url, "LOG_FORMAT": "json", "ADMIN_IDS": ""})
-    environ["CREDITS_TRIAL"] = "100"  # the trial pays for the training below
-    options = StackOptions(
-        state_dir=tmp_path_factory.mktemp("ops-stack"),
-        webchat_port=free_port(),
-        nats_port=free_port(),
-        fal_training_seconds=2.0,
-        poll_interval_seconds=0.5,
-    )
-    product = Stack(options, environ=environ)
-    await product.start()
-    product.ports = ports  # type: ignore[attr-defined]
-    try:
+    state = tmp_path_factory.mktemp("ops-stack")
+    # The trial pays for the training below.
+    async with whole_product(db_url, state, LOG_FORMAT="json", CREDITS_TRIAL="100") as product:
         yield product
-    finally:
-        await product.stop()
 
 
 async def _train_one_avatar(emu: TelegramEmulator) -> str:
