@@ -31,7 +31,12 @@ from services.bot.avatars import AvatarService
 from services.bot.billing_views import refund_note
 from services.bot.describe import Describer
 from services.bot.generation_flow import Generate, load_draft, save_draft
-from services.bot.generations import Generation, GenerationService, GenerationStatus
+from services.bot.generations import (
+    Generation,
+    GenerationService,
+    GenerationStatus,
+    Transition,
+)
 from services.bot.metrics import BotMetrics
 from services.bot.prompts import Subject, from_caption
 from services.bot.results import ResultDelivery
@@ -88,22 +93,23 @@ class GenerationEvents:
 
     async def on_failed(self, e: GenerationFailed, _: Delivery) -> None:
         """Failed for a reason that is not the user's: the credits go back with the status
-        change, and the message says so."""
+        change, and the message (shown before that commits) says so."""
         reason = e.reason.value if e.reason.refundable else None
-        async with self._lock(_uuid(e.generation_id)):
-            moved = await self.generations.transition(
-                e.event_id, _uuid(e.generation_id), GenerationStatus.FAILED, reason
-            )
-            if moved is None:
-                return
+
+        async def tell(moved: Transition) -> None:
             t = Translator(self.texts, moved.language)
             view = views.failed(t, moved.generation, e.reason)
             text = view.text
             if moved.refund is not None:
                 text += "\n\n" + refund_note(t, moved.refund.entry)
-                if not moved.refund.duplicate:
-                    self.metrics.credit_refunds.labels("generation", e.reason.value).inc()
             await self._show(moved.generation, text, view.markup)
+
+        async with self._lock(_uuid(e.generation_id)):
+            moved = await self.generations.transition(
+                e.event_id, _uuid(e.generation_id), GenerationStatus.FAILED, reason, tell
+            )
+        if moved is not None and moved.refund is not None and not moved.refund.duplicate:
+            self.metrics.credit_refunds.labels("generation", e.reason.value).inc()
 
     async def on_completed(self, e: GenerationCompleted, _: Delivery) -> None:
         generation_id = _uuid(e.generation_id)

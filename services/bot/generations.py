@@ -9,6 +9,7 @@ and each consumed event is claimed in `processed_events` in the transaction that
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -229,10 +230,13 @@ class GenerationService:
         generation_id: UUID,
         to: GenerationStatus,
         refund_reason: str | None = None,
+        tell: Callable[[Transition], Awaitable[None]] | None = None,
     ) -> Transition | None:
         """Claim the event and move forward; None for a duplicate, an unknown generation or
         a step back (a late "submitted" after "failed"). With `refund_reason`, the credits
-        charged for it go back in the same transaction."""
+        charged for it go back in the same transaction. `tell` shows the user the outcome
+        *before* the commit: a process that dies in between rolls back and the redelivered
+        event tells them again, so an end is never told zero times."""
         allowed = ["pending"] if to is GenerationStatus.SUBMITTED else ["pending", "submitted"]
         refund: credits.Posting | None = None
         async with UnitOfWork(self.pool, PRODUCER) as uow:
@@ -246,11 +250,14 @@ class GenerationService:
                 to.value,
                 allowed,
             )
-            if row is not None and refund_reason is not None:
+            if row is None:
+                return None
+            if refund_reason is not None:
                 refund = await self._refund(uow.conn, generation_id, refund_reason)
-        if row is None:
-            return None
-        return Transition(Generation.from_record(row), row["language"], refund)
+            moved = Transition(Generation.from_record(row), row["language"], refund)
+            if tell is not None:
+                await tell(moved)
+        return moved
 
     @staticmethod
     async def _refund(
