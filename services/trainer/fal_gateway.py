@@ -27,13 +27,36 @@ class FalRejected(Exception):
     """FAL refused the input (4xx other than 408/409/429): retrying cannot help."""
 
 
+class FalOutcomeUnknown(FalRetryable):
+    """The request may have reached FAL but no answer came back (a read timeout, a dropped
+    connection, a gateway timeout): a submit may have queued a job. The caller must not
+    submit again until it knows (the job's webhook names our idempotency key)."""
+
+
 class FalTimeout(FalRetryable):
     """A job waited on synchronously did not finish in time (it was cancelled at FAL)."""
 
 
+#: A job that has not started within this long is failed by FAL (ours alert far earlier).
+START_TIMEOUT = 6 * 3600
+
+#: Failures after the request was (or may have been) sent: FAL may have acted on it.
+_UNANSWERED = (
+    httpx.ReadTimeout,
+    httpx.WriteTimeout,
+    httpx.ReadError,
+    httpx.RemoteProtocolError,
+    TimeoutError,
+)
+
+
 def _classify(exc: Exception) -> Exception:
+    if isinstance(exc, _UNANSWERED):
+        return FalOutcomeUnknown(f"no answer from FAL: {type(exc).__name__}")
     if isinstance(exc, fal_client.client.FalClientHTTPError):
         status = exc.status_code
+        if status == 504:
+            return FalOutcomeUnknown("FAL's gateway timed out (504)")
         if status in (408, 409, 429) or status >= 500:
             return FalRetryable(f"FAL answered {status}")
         return FalRejected(f"FAL answered {status}: {exc.message[:300]}")
@@ -64,9 +87,16 @@ class FalGateway:
             raise _classify(exc) from exc
 
     async def submit(self, endpoint: str, arguments: dict[str, Any], webhook_url: str) -> str:
-        """Queue a job; returns FAL's request id."""
+        """Queue a job; returns FAL's request id.
+
+        fal-client retries a submit that timed out unless the request carries a server-side
+        start timeout; a queue submit is not idempotent (FAL may have queued the first one),
+        so we always send one and handle the unanswered submit ourselves
+        (`FalOutcomeUnknown`: never submitted again, adopted from its webhook instead)."""
         try:
-            handle = await self._client.submit(endpoint, arguments, webhook_url=webhook_url)
+            handle = await self._client.submit(
+                endpoint, arguments, webhook_url=webhook_url, start_timeout=START_TIMEOUT
+            )
         except _ERRORS as exc:
             raise _classify(exc) from exc
         return str(handle.request_id)

@@ -30,7 +30,12 @@ from services.kit import credits
 from services.kit.consumer import Delivery, Reject
 from services.kit.db import UnitOfWork
 from services.trainer.config import TrainerConfig
-from services.trainer.fal_gateway import FalGateway, FalRejected, FalRetryable
+from services.trainer.fal_gateway import (
+    FalGateway,
+    FalOutcomeUnknown,
+    FalRejected,
+    FalRetryable,
+)
 from services.trainer.generation_plan import (
     FLUX_DEV,
     FLUX_LORA,
@@ -85,6 +90,14 @@ class GenerationService:
         except FalRejected as exc:
             await self._fail(key, event, FailureReason.FAL_REJECTED_INPUT, str(exc))
             return
+        except FalOutcomeUnknown as exc:
+            # Keep `submitting`: the redelivery adopts the job from its webhook, or fails
+            # it (refunded) when the window or the deliveries run out; never a 2nd submit.
+            self.metrics.unanswered_submits.inc()
+            if delivery.last:
+                await self._fail(key, event, FailureReason.FAL_ERROR, str(exc))
+                return
+            raise TryLater(str(exc)) from exc
         except FalRetryable as exc:
             if delivery.last:
                 await self._fail(key, event, FailureReason.FAL_ERROR, str(exc))

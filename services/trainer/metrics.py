@@ -79,6 +79,11 @@ class TrainerMetrics(KitMetrics):
             ["outcome"],
             registry=r,
         )
+        self.unanswered_submits = Counter(
+            "aisha_trainer_generation_submits_unanswered",
+            "Generation submits FAL may have queued without answering (not resubmitted)",
+            registry=r,
+        )
         self.credits_charged = Counter(
             "aisha_trainer_credits_charged",
             "Credits debited from users when their jobs were reserved for FAL",

@@ -37,7 +37,12 @@ from services.kit.db import UnitOfWork
 from services.trainer import ledger
 from services.trainer.archive import build_archive
 from services.trainer.config import TrainerConfig
-from services.trainer.fal_gateway import FalGateway, FalRejected, FalRetryable
+from services.trainer.fal_gateway import (
+    FalGateway,
+    FalOutcomeUnknown,
+    FalRejected,
+    FalRetryable,
+)
 from services.trainer.metrics import TrainerMetrics
 from services.trainer.presets import TrainingPlan, plan_training
 from services.trainer.spend import spent_last_day
@@ -101,6 +106,14 @@ class TrainingService:
         except FalRejected as exc:
             await self._fail(key, event, FailureReason.FAL_REJECTED_INPUT, str(exc), False)
             return
+        except FalOutcomeUnknown as exc:
+            # The row stays `submitting`: the redelivery waits for the job's webhook and
+            # adopts it (or gives up after the reconcile window), never submitting again.
+            self.metrics.orphans.labels("unanswered").inc()
+            if delivery.last:
+                await self._fail(key, event, FailureReason.FAL_ERROR, str(exc), True)
+                return
+            raise TryLater(str(exc)) from exc
         except (FalRetryable, TryLater) as exc:
             if delivery.last:
                 await self._fail(key, event, FailureReason.FAL_ERROR, str(exc), True)

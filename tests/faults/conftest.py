@@ -29,6 +29,7 @@ from sandbox.stack import SANDBOX_TOKEN
 from sandbox.telegram import TelegramEmulator
 from services.kit.broker import provision
 from tests.conftest import create_database
+from tests.faults.flows import TRAINING_PRICE
 from tests.faults.harness import Services
 
 #: Emulated FAL: a 2 s training, webhook retries 0.5 s apart (FAL's are 7 s apart).
@@ -88,7 +89,10 @@ async def running_product(
                 "TRAINER_MAX_CONCURRENT": "32",
                 "SHUTDOWN_GRACE_SECONDS": "3",
                 "ADMIN_IDS": "",
-                "CREDITS_TRIAL": "100000",  # these flows are about faults, not about money
+                # Flows are priced (their users get a grant in `flows.seed`), so every
+                # scenario also checks that each attempt was charged once (and refunded once
+                # when it failed), whatever crashed.
+                "CREDITS_TRAINING": str(TRAINING_PRICE),
                 **fal.client_env(),
                 **(env or {}),
             },

@@ -27,6 +27,7 @@ from contracts.jetstream import CONSUMERS, OBJ_PHOTOS, STREAM_DLQ
 from sandbox.fal import FalEmulator
 from sandbox.telegram import TelegramEmulator
 from services.bot.keyboards.callbacks import AvatarCb, MenuCb, TrainingCb
+from services.kit import credits
 
 READY = "is ready!"
 FAILED = "failed:"
@@ -53,11 +54,14 @@ class Outcome:
     duplicated: int
     failed_told: int = 0
     ready_messages_max: int = 0
+    #: Flows whose ledger is not "charged once" (+ "refunded once" when the job failed).
+    misbilled: int = 0
 
     def line(self, scenario: str, seed: int) -> str:
         return (
             f"scenario={scenario} seed={seed} flows started={self.started} "
-            f"completed={self.completed} lost={self.lost} duplicated={self.duplicated}"
+            f"completed={self.completed} lost={self.lost} duplicated={self.duplicated} "
+            f"misbilled={self.misbilled}"
         )
 
 
@@ -69,6 +73,9 @@ def photo(i: int) -> bytes:
 
 
 _numbers = itertools.count()
+#: What a training costs in the fault stack, and what each seeded user is given.
+TRAINING_PRICE = 50
+GRANT = 10 * TRAINING_PRICE
 
 
 async def seed(db_url: str, js: JetStreamContext, tg: TelegramEmulator) -> Flow:
@@ -87,6 +94,11 @@ async def seed(db_url: str, js: JetStreamContext, tg: TelegramEmulator) -> Flow:
             uid,
             name,
         )
+        async with conn.transaction():  # enough for every attempt a scenario may make
+            await credits.post(
+                conn, user_id=uid, kind=credits.Kind.ADMIN_GRANT, amount=GRANT,
+                key=f"test-grant:{uid}",
+            )  # fmt: skip
         avatar_id = await conn.fetchval(
             "INSERT INTO avatars (user_id, name, gender, training_type, trigger_word, status,"
             " photo_count) VALUES ($1, $2, 'female', 'style', $3, 'ready', $4) RETURNING id",
@@ -232,6 +244,7 @@ async def settle(
             if flow.avatar_id not in done and await finished(flow):
                 done.add(flow.avatar_id)
         await asyncio.sleep(0.3)
+    misbilled = [f for f in flows if not await billed_once(db_url, f, f.trigger in failing)]
     per_key = fal_jobs_per_key(fal)
     prefixes = tuple(f"training:{f.avatar_id}:" for f in flows)
     mine = [n for key, n in per_key.items() if key.startswith(prefixes)]
@@ -242,7 +255,25 @@ async def settle(
         duplicated=sum(max(0, n - 1) for n in mine),
         failed_told=sum(1 for f in flows if f.trigger in failing and told(tg, f, FAILED)),
         ready_messages_max=max((told(tg, f, READY) for f in flows), default=0),
+        misbilled=len(misbilled),
     )
+
+
+async def billed_once(db_url: str, flow: Flow, failed: bool) -> bool:
+    """One charge of the price for the attempt, and a refund of it iff the job failed."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT kind::text, amount FROM credit_entries WHERE user_id = $1"
+            " AND kind IN ('training_charge', 'refund') ORDER BY seq",
+            flow.uid,
+        )
+    finally:
+        await conn.close()
+    expected = [("training_charge", -TRAINING_PRICE)]
+    if failed:
+        expected.append(("refund", TRAINING_PRICE))
+    return [(r["kind"], r["amount"]) for r in rows] == expected
 
 
 async def drained(

@@ -55,6 +55,7 @@ async def test_kill_at_crash_point_then_every_flow_finishes(
     assert p.services.exits[exits_before:] == [(service, 137)]
     assert outcome.lost == 0
     assert outcome.duplicated == 0
+    assert outcome.misbilled == 0
     assert outcome.ready_messages_max == 1  # the documented bound: "ready" on one message
     await drained(p.db_url, p.js, p.dead_letters)
     if point == "trainer.after_fal_submit":

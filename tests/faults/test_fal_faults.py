@@ -69,6 +69,7 @@ async def test_fal_faults_every_flow_ends_and_is_paid_once(shared: Product) -> N
     print(outcome.line("fal_faults", 0))
     assert outcome.lost == 0
     assert outcome.duplicated == 0
+    assert outcome.misbilled == 0
     assert outcome.failed_told == 1
     assert outcome.ready_messages_max == 1
     leftover = [r.name for r in p.fal.faults.rules]

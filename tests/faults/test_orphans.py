@@ -9,6 +9,7 @@ it — a keyed webhook for an unknown job kept, applied once adopted, expired af
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -280,3 +281,54 @@ async def test_preparing_row_of_a_dead_delivery_is_taken_over_and_submitted_once
             await pool.close()
         assert await sql(db_url, "SELECT state FROM fal_submissions") == "submitted"
         assert [j.webhook_url for j in fal.jobs] == [f"{config.webhook_url}?key={key}"]
+
+
+async def test_unanswered_submit_is_never_sent_twice_and_its_job_is_adopted(
+    db_url, js, monkeypatch
+) -> None:
+    """FAL queued the job but the answer never came (the client timed out): the row stays
+    `submitting`, the redelivery does not submit again, and the job is adopted from the
+    webhook that names our key."""
+    from sandbox.fal import FalEmulator
+    from tests.faults.flows import photo
+
+    async with FalEmulator(training_seconds=60, queue_seconds=0) as fal:
+        for name, value in fal.client_env().items():
+            monkeypatch.setenv(name, value)
+        fal.add_fault("hang", op="submit", times=1, seconds=2.5)
+        config = TrainerConfig.from_env(Env({**ENV, "DATABASE_URL": db_url}))
+        pool = await create_pool(db_url, "aisha_trainer")
+        store = await js.object_store("aisha_photos")
+        gateway = FalGateway(fal.fal_key, timeout=1.0)
+        service = TrainingService(pool, gateway, store, config, TrainerMetrics())
+        try:
+            event = await avatar(db_url)
+            for i in range(10):
+                await store.put(f"{event.avatar_id}/{i}.jpg", photo(i))
+                await sql(
+                    db_url,
+                    "INSERT INTO photos (avatar_id, user_id, object_name, sha256, status)"
+                    " VALUES ($1, $2, $3, $4, 'accepted')",
+                    uuid.UUID(event.avatar_id),
+                    event.user_id,
+                    f"{event.avatar_id}/{i}.jpg",
+                    f"h{i}",
+                )
+            key = idempotency_key(event.avatar_id, 1)
+            with pytest.raises(TryLater):
+                await service.on_requested(event, delivery())
+            assert await sql(db_url, "SELECT state FROM fal_submissions") == "submitting"
+            for _ in range(100):  # the held request is handled once the hang is over
+                if fal.jobs:
+                    break
+                await asyncio.sleep(0.05)
+            [job] = fal.jobs
+            with pytest.raises(TryLater):  # no webhook yet: wait, do not submit
+                await service.on_requested(event, delivery())
+            await webhook(db_url, job.request_id, key)
+            await service.on_requested(event, delivery())
+        finally:
+            await pool.close()
+        assert len(fal.jobs) == 1
+        assert await sql(db_url, "SELECT state FROM fal_submissions") == "submitted"
+        assert await sql(db_url, "SELECT request_id FROM fal_submissions") == job.request_id

@@ -55,6 +55,7 @@ async def test_random_sigkills_during_concurrent_flows(shared: Product, seed_val
     assert len(killed) == KILLS
     assert outcome.lost == 0, f"killed in this order: {killed}"
     assert outcome.duplicated == 0
+    assert outcome.misbilled == 0
     assert retried <= 1, "more than one user had to retry: reconciliation is not working"
     assert outcome.ready_messages_max == 1
     await drained(p.db_url, p.js, p.dead_letters)

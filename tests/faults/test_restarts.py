@@ -81,6 +81,7 @@ async def test_nats_restart_mid_flow(product: ProductFactory) -> None:
         assert p.services.exits == []
         assert outcome.lost == 0
         assert outcome.duplicated == 0
+        assert outcome.misbilled == 0
         await drained(p.db_url, p.js, p.dead_letters)
 
 
@@ -135,6 +136,7 @@ async def test_postgres_restart_mid_flow(product: ProductFactory, tmp_path: Path
             print(outcome.line("postgres_restart", 0))
             assert outcome.lost == 0
             assert outcome.duplicated == 0
+            assert outcome.misbilled == 0
             await drained(p.db_url, p.js, p.dead_letters)
             assert p.services.exits == []
     finally:

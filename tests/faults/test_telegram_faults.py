@@ -58,6 +58,7 @@ async def test_flood_control_and_server_errors_during_progress(shared: Product) 
     assert [f for f in p.telegram.world.faults if f.count > 0] == []  # every fault was hit
     assert outcome.lost == 0
     assert outcome.duplicated == 0
+    assert outcome.misbilled == 0
     assert outcome.ready_messages_max == 1
     assert p.services.exits == exits_before
     await drained(p.db_url, p.js, p.dead_letters)
