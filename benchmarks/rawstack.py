@@ -3,7 +3,9 @@
 JetStream uses a stream of its own with the configuration of ours (file storage, the same
 consumer settings) and the payload of our events (a `TrainingCompleted`). aiogram
 dispatches to a handler that does nothing, from the Telegram emulator's getUpdates long
-poll (the path the bot uses) and through `Dispatcher.feed_update` (dispatch alone).
+poll (the path the bot uses) and through `Dispatcher.feed_update` (dispatch alone). The
+answering baseline is the least bot that can hold scenario 3's conversation: the same
+users, updates and waiting, each update answered with one Bot API call and nothing else.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ import asyncio
 import uuid
 
 from aiogram import Dispatcher
-from aiogram.types import Message, Update
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from nats.js import JetStreamContext
 
-from benchmarks import botrun
+from benchmarks import bot_updates, botrun
 from benchmarks.lab import Lab
 from benchmarks.measure import BenchError, Run, closed_loop, now, sequential
 from benchmarks.report import Row
@@ -200,4 +202,47 @@ async def aiogram_feed(lab: Lab) -> Row:
             row.runs.append(await closed_loop(feed, sizes.feed_updates, 1))
         await bot.session.close()
     row.notes.append("the same text update dispatched in a loop, no network")
+    return row
+
+
+async def aiogram_dialogue(lab: Lab) -> Row:
+    """Scenario 3's dialogue against a bot whose handlers only answer: a text gets one
+    message carrying the buttons the dialogue presses, a press gets its callback answered."""
+    sizes = lab.sizes
+    row = Row("aiogram_dialogue", "aiogram answering, same dialogue", "baseline", unit="upd/s")
+    buttons = [[InlineKeyboardButton(text=str(i), callback_data=d)] for i, d in enumerate(
+        bot_updates.PRESSED
+    )]  # fmt: skip
+    keyboard = InlineKeyboardMarkup(inline_keyboard=buttons)
+
+    async def on_text(message: Message) -> None:
+        await message.answer("ok", reply_markup=keyboard)
+
+    async def on_press(query: CallbackQuery) -> None:
+        await query.answer()
+
+    dp = Dispatcher()
+    dp.message.register(on_text)
+    dp.callback_query.register(on_press)
+    async with TelegramEmulator(limits=Limits(enabled=False)) as emu:
+        users = new_user_ids(sizes.conversation_users)
+        for uid in users:
+            emu.users.create_user("Anna", user_id=uid)
+        bot = botrun.client(emu)
+        polling = asyncio.create_task(
+            dp.start_polling(bot, handle_signals=False, close_bot_session=False)
+        )
+        try:
+            await botrun.polling_started(emu, polling)
+            await bot_updates.dialogues(emu, users[:4], 1)  # warm-up
+            for _ in range(sizes.baseline_repeats):
+                row.runs.append(await bot_updates.dialogues(emu, users, sizes.conversation_rounds))
+        finally:
+            await dp.stop_polling()
+            await polling
+            await bot.session.close()
+    row.notes.append(
+        f"scenario 3's {len(users)} users and updates ({bot_updates.STEPS} per dialogue), each "
+        "answered with one Bot API call (sendMessage with the buttons, answerCallbackQuery)"
+    )
     return row

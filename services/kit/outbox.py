@@ -3,7 +3,12 @@
 It wakes on `NOTIFY` from committing transactions (low latency) and also polls (so a
 missed notification or a crashed peer's rows are still published). Several replicas may
 run it: `FOR UPDATE SKIP LOCKED` splits the rows, and `Nats-Msg-Id = event id` makes
-JetStream drop any republish inside the stream's duplicate window.
+JetStream drop any republish inside the stream's duplicate window. A batch is published
+back to back (no wait for each ack before the next), in the order it was queued.
+
+`OutboxShortcut` is the fast lane for a writer that just committed its events: it publishes
+them at once and marks them published afterwards; the relay stays the guarantee for
+anything the shortcut did not get acknowledged.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from services.kit.db import DB_ERRORS, OUTBOX_CHANNEL
 from services.kit.metrics import KitMetrics
 
 log = logging.getLogger(__name__)
+#: How long a publish may wait for room among the unacknowledged ones (JetStream away).
+_STALL_SECONDS = 0.5
 
 #: Claim a batch and mark it published; the transaction publishes it before committing (and
 #: un-marks what JetStream did not acknowledge). RETURNING comes in no particular order, so
@@ -241,7 +248,10 @@ class OutboxShortcut:
             for event in events:
                 acks.append(
                     await self._js.publish_async(
-                        event.subject, encode(event), headers={"Nats-Msg-Id": event.event_id}
+                        event.subject,
+                        encode(event),
+                        headers={"Nats-Msg-Id": event.event_id},
+                        wait_stall=_STALL_SECONDS,  # NATS away: leave it to the relay
                     )
                 )
         except (NatsError, TimeoutError) as exc:  # the relay publishes the rest

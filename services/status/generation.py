@@ -80,12 +80,6 @@ class GenerationTracker:
                 event.request_id,
             )
 
-    async def known(self, request_id: str) -> bool:
-        found = await self.pool.fetchval(
-            "SELECT 1 FROM generations WHERE fal_request_id = $1", request_id
-        )
-        return found is not None
-
     async def progress(self, request_id: str, fal_status: str) -> None:
         await self.pool.execute(
             "UPDATE generations SET fal_status = $2, last_status_check = now()"

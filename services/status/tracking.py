@@ -67,9 +67,12 @@ RETURNING id, user_id, submitted_attempt, training_type::text AS training_type,
 #: a delivery serialize on the avatar's row lock and the loser re-checks the guard on the
 #: committed row, so an attempt finishes once and one copy at most is stored here; a delivery
 #: that matches nothing is recorded under the advisory lock by the caller (`WebhookReceiver`).
-#: The event is built by the caller without the three ids only the avatar row knows; they are
-#: merged into the stored copy here (`jsonb ||`, same fields, same values). The body is the
-#: text FAL sent (`$3`), not decoded and re-encoded. The relay is woken (`$15`) unless the
+#: The caller encodes the event with stand-ins for the three ids only the avatar row knows
+#: (`_FROM_THE_ROW`); the statement writes them in, so the stored bytes are exactly what
+#: `encode` makes of the finished event (`/delete_me` finds a user's rows by those bytes).
+#: Each stand-in is replaced with its key, and `"key":` cannot occur inside a JSON string
+#: (its quotes would be escaped), so nothing else is touched. The body is the text FAL sent
+#: (`$3`), not decoded and re-encoded. The relay is woken (`$15`) unless the
 #: caller publishes the event itself once this commits (`OutboxShortcut`).
 _FINISH_DELIVERY = """
 WITH doc AS (SELECT $3::text::jsonb AS body),
@@ -96,9 +99,11 @@ hook AS (
 ),
 queued AS (
     INSERT INTO outbox (id, producer, subject, payload)
-    SELECT $10, $11, $12, convert_to(($13::text::jsonb || jsonb_build_object(
-        'avatar_id', fin.id::text, 'user_id', fin.user_id, 'attempt', fin.submitted_attempt
-    ))::text, 'UTF8') FROM fin
+    SELECT $10, $11, $12, convert_to(replace(replace(replace($13,
+        '"avatar_id":""', '"avatar_id":"' || fin.id::text || '"'),
+        '"user_id":-1', '"user_id":' || fin.user_id::text),
+        '"attempt":-1', '"attempt":' || coalesce(fin.submitted_attempt::text, 'null')), 'UTF8')
+    FROM fin
     ON CONFLICT (id) DO NOTHING
 )
 SELECT fin.*, (SELECT id FROM hook) AS webhook_id, (SELECT yes FROM stored) AS stored,
@@ -117,8 +122,9 @@ class KnownTraining:
     attempt: int
 
 
-#: Stands in for the avatar's ids in the event `_FINISH_DELIVERY` completes.
-_FROM_THE_ROW = KnownTraining("", 0, 0)
+#: Stands in for the avatar's ids in the event `_FINISH_DELIVERY` completes (it replaces
+#: `"avatar_id":""`, `"user_id":-1` and `"attempt":-1` in the encoded event).
+_FROM_THE_ROW = KnownTraining("", -1, -1)
 
 
 @dataclass(frozen=True)
@@ -350,7 +356,9 @@ class Tracker:
         )
         try:
             # KeyValue.put is this publish, awaited: same subject, same bucket.
-            ack = await self.cache._js.publish_async(f"{self.cache._pre}{avatar_id}", value)
+            ack = await self.cache._js.publish_async(
+                f"{self.cache._pre}{avatar_id}", value, wait_stall=0.5
+            )
         except Exception as exc:  # noqa: BLE001 - the cache is an optimisation, never a failure
             log.warning("status cache write failed: %s", exc)
             return

@@ -11,7 +11,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 import nats
@@ -20,11 +20,11 @@ import pytest
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
-from contracts.base import Event, encode, new_event_id
+from contracts.base import Event, encode, new_event_id, utcnow
 from contracts.jetstream import STREAM_AVATAR
 from services.kit.db import UnitOfWork, create_pool, insert_outbox
 from services.kit.metrics import KitMetrics
-from services.kit.outbox import OutboxRelay
+from services.kit.outbox import OutboxRelay, OutboxShortcut
 from tests.integration import kit_harness
 from tests.integration.kit_harness import SUBJECT, training_requested, wait_until
 
@@ -325,6 +325,73 @@ async def test_publish_failure_counts_an_attempt_and_keeps_the_row(
         "aisha_bot_events_published_total", {"subject": nowhere, "outcome": "error"}
     )
     assert errors == 1
+
+
+async def test_a_batch_goes_out_in_order_and_only_the_unacked_row_stays(
+    js: JetStreamContext, collector: Collector, pool: asyncpg.Pool, metrics: KitMetrics
+) -> None:
+    """The batch is published back to back: one row nobody acknowledges (no stream) stays
+    pending with attempts + 1; the rows around it go out, in the order they were queued."""
+    first, last = training_requested(), training_requested()
+    nowhere = f"kit.test.nostream.{uuid.uuid4().hex}"
+    async with pool.acquire() as conn, conn.transaction():
+        await insert_outbox(conn, PRODUCER, [first])
+        await conn.execute(
+            "INSERT INTO outbox (id, producer, subject, payload) VALUES ($1, $2, $3, $4)",
+            uuid.uuid4(),
+            PRODUCER,
+            nowhere,
+            b"{}",
+        )
+        await insert_outbox(conn, PRODUCER, [last])
+    relay = OutboxRelay(pool, js, PRODUCER, metrics)
+    assert await relay.flush_once() == 2
+    msgs = await collector.take(2)
+    assert [m.data for m in msgs] == [encode(first), encode(last)]
+    rows = {r["subject"]: r for r in await outbox_rows(pool)}
+    assert rows[nowhere]["published_at"] is None
+    assert rows[nowhere]["attempts"] == 1
+    assert rows[SUBJECT]["published_at"] is not None
+    assert await relay.flush_once() == 0  # the unacked row is tried again, still no ack
+
+
+class Nowhere(Event, frozen=True, kw_only=True, tag="kit.test.nowhere"):
+    """An event whose subject no stream captures: JetStream never acknowledges it."""
+
+    subject: ClassVar[str] = "kit.test.nowhere.event"
+
+
+async def test_shortcut_publishes_committed_events_at_once_and_marks_them(
+    js: JetStreamContext, collector: Collector, pool: asyncpg.Pool, metrics: KitMetrics
+) -> None:
+    events = [training_requested() for _ in range(3)]
+    lost = Nowhere(event_id=new_event_id(), occurred_at=utcnow())
+    async with pool.acquire() as conn, conn.transaction():  # committed, no relay running
+        await insert_outbox(conn, PRODUCER, [*events, lost])
+    shortcut = OutboxShortcut(pool, js, metrics, mark_delay=0.0)
+    stop = asyncio.Event()
+    marker = asyncio.create_task(shortcut.run(stop))
+    try:
+        await shortcut.publish(*events, lost)
+        msgs = await collector.take(3)
+        assert [m.data for m in msgs] == [encode(e) for e in events]
+        assert [m.headers["Nats-Msg-Id"] if m.headers else None for m in msgs] == [
+            e.event_id for e in events
+        ]
+
+        async def marked() -> bool:
+            rows = await outbox_rows(pool)
+            return sum(r["published_at"] is not None for r in rows) == len(events)
+
+        await wait_until(marked)
+    finally:
+        stop.set()
+        await asyncio.wait_for(marker, 5)
+    # what JetStream did not acknowledge is left to the relay, untouched
+    [pending] = [r for r in await outbox_rows(pool) if r["published_at"] is None]
+    assert pending["id"] == lost.event_id
+    assert pending["attempts"] == 0
+    assert published(metrics) == len(events)
 
 
 async def test_housekeeping_prunes_old_rows_and_reports_backlog(
