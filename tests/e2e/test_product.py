@@ -123,6 +123,12 @@ async def test_a_person_creates_a_portrait_avatar_in_the_web_chat(product: Stack
             await expect(page.locator(".bubble.bot").last).to_contain_text(
                 "is ready", timeout=60_000
             )
+            # Credits: the shop from the menu, an invoice, the emulated Stars payment.
+            await page.fill("#text", "/buy")
+            await page.click("#send")
+            await page.get_by_role("button", name="⭐ 50 → 20 credits").last.click()
+            await page.get_by_role("button", name="Pay ⭐ 50").last.click()
+            await expect(page.locator(".bubble.bot").last).to_contain_text("Payment received")
             await page.screenshot(path=str(tmp_path / "webchat.png"), full_page=True)
             shots = os.environ.get("AISHA_SCREENSHOT_DIR")
             if shots:
