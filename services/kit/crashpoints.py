@@ -25,7 +25,10 @@ EXIT_CODE = 137
 POINTS: dict[str, str] = {
     "trainer.after_fal_submit": "FAL accepted the training; the ledger still says submitting",
     "trainer.after_commit": "submission committed (ledger, avatar, outbox); request not acked",
-    "status.after_webhook_recorded": "webhook body stored; not applied, FAL not answered",
+    "status.after_webhook_recorded": (
+        "webhook body stored (for a running training: stored and applied in one commit);"
+        " event not yet published, FAL not answered"
+    ),
     "status.before_finish_commit": "final outcome written in an open transaction, not committed",
     "bot.after_training_request_commit": "avatar moved to training and request queued; no reply",
     "outbox.after_publish_before_mark": "events published to JetStream; rows not marked sent",

@@ -144,26 +144,31 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
-            failed = await self._publish(rows)
-            if failed:
+            failed, unsent = await self._publish(rows)
+            if failed or unsent:
                 await conn.execute(
-                    "UPDATE outbox SET published_at = NULL, attempts = attempts + 1"
-                    " WHERE id = ANY($1::uuid[])",
+                    "UPDATE outbox SET published_at = NULL,"
+                    " attempts = attempts + (id = ANY($1::uuid[]))::int"
+                    " WHERE id = ANY($1::uuid[]) OR id = ANY($2::uuid[])",
                     failed,
+                    unsent,
                 )
-            if len(failed) < len(rows):
+            published = len(rows) - len(failed) - len(unsent)
+            if published:
                 crashpoint("outbox.after_publish_before_mark")
-            return len(rows) - len(failed)
+            return published
 
-    async def _publish(self, rows: list[asyncpg.Record]) -> list[Any]:
-        """Publish rows back to back, then wait for the acks; returns the ids not acked.
+    async def _publish(self, rows: list[asyncpg.Record]) -> tuple[list[Any], list[Any]]:
+        """Publish rows back to back, then wait for the acks; returns the ids of the rows
+        that failed (no ack, or NATS refused the publish) and of the rows not tried after a
+        refusal.
 
         A row that fails is retried by a later flush, after rows behind it in this batch
         went out: consumers never relied on order across events (replicas relaying at once
         interleave too), only on their own monotonic guards.
         """
         acks: list[asyncio.Future[Any]] = []
-        error: BaseException | None = None
+        refused: list[Any] = []
         for row in rows:
             try:
                 acks.append(
@@ -171,18 +176,21 @@ class OutboxRelay:
                         row["subject"],
                         bytes(row["payload"]),
                         headers={"Nats-Msg-Id": str(row["id"])},
+                        wait_stall=_STALL_SECONDS,
                     )
                 )
             except (NatsError, TimeoutError) as exc:  # not sent: neither is the rest
-                error = exc
+                self._metrics.events_published.labels(row["subject"], "error").inc()
+                log.warning("publish failed, will retry: %r", exc)
+                refused.append(row["id"])
                 break
         if acks:
             _, late = await asyncio.wait(acks, timeout=self._publish_timeout)
             for ack in late:
                 ack.cancel()
         failed: list[Any] = []
-        for i, row in enumerate(rows):
-            why = _failure(acks[i]) if i < len(acks) else error
+        for row, ack in zip(rows, acks, strict=False):
+            why = _failure(ack)
             if why is None:
                 self._metrics.events_published.labels(row["subject"], "ok").inc()
                 continue
@@ -190,7 +198,7 @@ class OutboxRelay:
             if not failed:
                 log.warning("publish failed, will retry: %r", why)
             failed.append(row["id"])
-        return failed
+        return failed + refused, [row["id"] for row in rows[len(acks) + len(refused) :]]
 
     async def _housekeeping(self) -> None:
         async with self._pool.acquire() as conn:

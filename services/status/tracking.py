@@ -332,7 +332,11 @@ class Tracker:
     async def _finished(
         self, request_id: str, avatar: KnownTraining, outcome: _Outcome, row: asyncpg.Record
     ) -> None:
-        """After the commit: metrics, the status cache, the log line."""
+        """After the commit: the status cache, then metrics and the log line."""
+        await self._cache(avatar.avatar_id, outcome.fal_status, 100 if outcome.ok else 0, None)
+        # Let the NATS client's flusher send what is queued (the event a shortcut published,
+        # the cache write) before the bookkeeping below, not after the whole request.
+        await asyncio.sleep(0)
         label = "completed" if outcome.ok else "failed"
         self.metrics.trainings_finished.labels(row["training_type"], label).inc()
         started = row["training_started_at"] or row["submitted_at"]
@@ -340,7 +344,6 @@ class Tracker:
             self.metrics.training_seconds.labels(row["training_type"]).observe(
                 (utcnow() - started).total_seconds()
             )
-        await self._cache(avatar.avatar_id, outcome.fal_status, 100 if outcome.ok else 0, None)
         log.info(
             "training %s", label, extra={"avatar_id": avatar.avatar_id, "request_id": request_id}
         )
