@@ -317,3 +317,18 @@ async def events_of(js: JetStreamContext, subject: str, kind: type[E], **match: 
         with contextlib.suppress(nats.errors.Error):
             await sub.unsubscribe()
     return found
+
+
+async def open_generation_settings(emu: TelegramEmulator, uid: int) -> Json:
+    """/start → Generate → the (only) avatar → Business → Corporate headshot: the settings
+    screen, 2 pictures by default, with its "Generate" button."""
+    await emu.send_command(uid, "start")
+    menu = await bot_message(emu, uid, button="gen:home")
+    await press(emu, uid, menu, "gen:home")
+    picker = await bot_message(emu, uid, button="gen:avatar:")
+    await press(emu, uid, picker, "gen:avatar:")
+    source = await bot_message(emu, uid, button="gcat:business")
+    await press(emu, uid, source, "gcat:business")
+    styles = await bot_message(emu, uid, button="gsty:headshot")
+    await press(emu, uid, styles, "gsty:headshot")
+    return await bot_message(emu, uid, text="Pictures: 2", button="gen:go")

@@ -22,7 +22,7 @@ import pytest_asyncio
 from contracts import GenerationRequested, derived_event_id, encode, utcnow
 from sandbox.stack import Stack
 from sandbox.telegram import TelegramEmulator
-from tests.botkit import bot_message, eventually, press
+from tests.botkit import bot_message, eventually, open_generation_settings, press
 from tests.conftest import create_database
 from tests.e2e.services import whole_product
 from tests.e2e.test_product import photo, rule_violations
@@ -136,16 +136,7 @@ async def test_buy_train_fail_refund_retry_and_generate(product: Stack, db: asyn
     await settles_at(db, uid, TRIAL + AVATAR_PACK - TRAINING)
 
     # Two pictures cost two credits.
-    await emu.send_command(uid, "generate")
-    picker = await bot_message(emu, uid, button="gen:avatar:")
-    await press(emu, uid, picker, "gen:avatar:")
-    source = await bot_message(emu, uid, button="gcat:")
-    await press(emu, uid, source, "gcat:business")
-    styles = await bot_message(emu, uid, button="gsty:")
-    await press(emu, uid, styles, "gsty:headshot")
-    settings = await bot_message(emu, uid, button="gnum:2")
-    await press(emu, uid, settings, "gnum:2")
-    settings = await bot_message(emu, uid, text="Pictures: 2", button="gen:go")
+    settings = await open_generation_settings(emu, uid)
     await press(emu, uid, settings, "gen:go")
     await bot_message(emu, uid, text="Ready: 2 pictures", within=60)
     await settles_at(db, uid, TRIAL + AVATAR_PACK - TRAINING - 2)

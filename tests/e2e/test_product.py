@@ -193,7 +193,7 @@ async def test_a_russian_user_trains_a_style_avatar(product: Stack):
 async def test_generation_with_a_trained_avatar_through_every_service(product: Stack):
     """Train a style avatar, then generate from a template: bot → trainer → FAL → status → bot,
     an album arrives, and "again" makes a new generation with a new seed."""
-    from tests.integration.generation_harness import bot_message, eventually, press
+    from tests.botkit import bot_message, eventually, open_generation_settings, press
 
     emu = product.telegram
     assert emu is not None
@@ -221,18 +221,7 @@ async def test_generation_with_a_trained_avatar_through_every_service(product: S
     await press(emu, uid, ready, start[0]["callback_data"])
     await bot_message(emu, uid, text="is ready", within=60)
 
-    await emu.send_command(uid, "start")
-    menu = await bot_message(emu, uid, button="gen:home")
-    await press(emu, uid, menu, "gen:home")
-    picker = await bot_message(emu, uid, button="gen:avatar:")
-    await press(emu, uid, picker, "gen:avatar:")
-    source = await bot_message(emu, uid, button="gcat:")
-    await press(emu, uid, source, "gcat:business")
-    styles = await bot_message(emu, uid, button="gsty:")
-    await press(emu, uid, styles, "gsty:headshot")
-    settings = await bot_message(emu, uid, button="gnum:2")
-    await press(emu, uid, settings, "gnum:2")
-    settings = await bot_message(emu, uid, text="Pictures: 2", button="gen:go")
+    settings = await open_generation_settings(emu, uid)
     await press(emu, uid, settings, "gen:go")
     controls = await bot_message(emu, uid, text="Ready: 2 pictures", button="grun:again", within=60)
     album = [m for m in await emu.bot_messages(uid) if m.get("media_group_id")]

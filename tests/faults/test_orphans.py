@@ -17,6 +17,7 @@ import asyncpg
 import msgspec
 import nats
 import pytest
+from nats.js.object_store import ObjectStore
 from prometheus_client import CollectorRegistry
 
 from contracts import FalPriority, TrainingRequested, TrainingType, derived_event_id, utcnow
@@ -91,6 +92,23 @@ async def avatar(db_url: str) -> TrainingRequested:
         trigger_word="tokO",
         photo_count=10,
     )
+
+
+async def store_photos(db_url: str, store: ObjectStore, event: TrainingRequested) -> None:
+    """Ten accepted photos of the avatar, as the bot stores them."""
+    from tests.faults.flows import photo
+
+    for i in range(10):
+        await store.put(f"{event.avatar_id}/{i}.jpg", photo(i))
+        await sql(
+            db_url,
+            "INSERT INTO photos (avatar_id, user_id, object_name, sha256, status)"
+            " VALUES ($1, $2, $3, $4, 'accepted')",
+            uuid.UUID(event.avatar_id),
+            event.user_id,
+            f"{event.avatar_id}/{i}.jpg",
+            f"h{i}",
+        )
 
 
 async def sql(db_url: str, query: str, *args: object) -> object:
@@ -251,7 +269,6 @@ async def test_preparing_row_of_a_dead_delivery_is_taken_over_and_submitted_once
 ) -> None:
     """The trainer died while uploading (FAL never called): the next delivery goes on."""
     from sandbox.fal import FalEmulator
-    from tests.faults.flows import photo
 
     async with FalEmulator(training_seconds=60, queue_seconds=0) as fal:
         for name, value in fal.client_env().items():
@@ -262,17 +279,7 @@ async def test_preparing_row_of_a_dead_delivery_is_taken_over_and_submitted_once
         service = TrainingService(pool, FalGateway(fal.fal_key), store, config, TrainerMetrics())
         try:
             event = await avatar(db_url)
-            for i in range(10):
-                await store.put(f"{event.avatar_id}/{i}.jpg", photo(i))
-                await sql(
-                    db_url,
-                    "INSERT INTO photos (avatar_id, user_id, object_name, sha256, status)"
-                    " VALUES ($1, $2, $3, $4, 'accepted')",
-                    uuid.UUID(event.avatar_id),
-                    event.user_id,
-                    f"{event.avatar_id}/{i}.jpg",
-                    f"h{i}",
-                )
+            await store_photos(db_url, store, event)
             key = idempotency_key(event.avatar_id, 1)
             plan = plan_training(event.training_type, event.priority, event.trigger_word, 1)
             assert await ledger.reserve(pool, key, event, plan) is not None  # then it died
@@ -290,7 +297,6 @@ async def test_unanswered_submit_is_never_sent_twice_and_its_job_is_adopted(
     `submitting`, the redelivery does not submit again, and the job is adopted from the
     webhook that names our key."""
     from sandbox.fal import FalEmulator
-    from tests.faults.flows import photo
 
     async with FalEmulator(training_seconds=60, queue_seconds=0) as fal:
         for name, value in fal.client_env().items():
@@ -303,17 +309,7 @@ async def test_unanswered_submit_is_never_sent_twice_and_its_job_is_adopted(
         service = TrainingService(pool, gateway, store, config, TrainerMetrics())
         try:
             event = await avatar(db_url)
-            for i in range(10):
-                await store.put(f"{event.avatar_id}/{i}.jpg", photo(i))
-                await sql(
-                    db_url,
-                    "INSERT INTO photos (avatar_id, user_id, object_name, sha256, status)"
-                    " VALUES ($1, $2, $3, $4, 'accepted')",
-                    uuid.UUID(event.avatar_id),
-                    event.user_id,
-                    f"{event.avatar_id}/{i}.jpg",
-                    f"h{i}",
-                )
+            await store_photos(db_url, store, event)
             key = idempotency_key(event.avatar_id, 1)
             with pytest.raises(TryLater):
                 await service.on_requested(event, delivery())

@@ -21,10 +21,6 @@ from contracts import GeneratedImage, GenerationCompleted, new_event_id, utcnow
 from contracts.jetstream import OBJ_IMAGES
 from tests.botkit import BotUnderTest, eventually, publish
 
-# tests/e2e/test_product.py imports these two from here
-from tests.botkit import bot_message as bot_message
-from tests.botkit import press as press
-
 TRIGGER = "ohwxtest"
 
 

@@ -41,7 +41,6 @@ from services.bot.texts import Texts, Translator
 from services.kit import credits
 from tests.botkit import (
     BotUnderTest,
-    Json,
     bot_message,
     content,
     current,
@@ -49,6 +48,7 @@ from tests.botkit import (
     eventually,
     forge_press,
     has_button,
+    open_generation_settings,
     press,
     publish,
 )
@@ -311,28 +311,13 @@ async def test_a_cancel_before_fal_got_the_job_refunds_one_after_does_not(
 # --- generation ---------------------------------------------------------------------------------
 
 
-async def open_settings(emu: TelegramEmulator, uid: int) -> Json:
-    """/start → Generate → the avatar → Business → Corporate headshot: the settings screen
-    (2 pictures by default)."""
-    await emu.send_command(uid, "start")
-    menu = await bot_message(emu, uid, button="gen:home")
-    await press(emu, uid, menu, "gen:home")
-    picker = await bot_message(emu, uid, button="gen:avatar:")
-    await press(emu, uid, picker, "gen:avatar:")
-    source = await bot_message(emu, uid, button="gcat:business")
-    await press(emu, uid, source, "gcat:business")
-    styles = await bot_message(emu, uid, button="gsty:headshot")
-    await press(emu, uid, styles, "gsty:headshot")
-    return await bot_message(emu, uid, text="Pictures: 2", button="gen:go")
-
-
 async def test_a_failed_generation_is_refunded_an_unpaid_one_is_not(
     emu: TelegramEmulator, bot: BotUnderTest, js: JetStreamContext, admin_pool: asyncpg.Pool
 ) -> None:
     uid = (await emu.create_user("Dina"))["id"]
     await seed_avatar(admin_pool, uid, "Dina")
     await grant(admin_pool, uid, 25)
-    settings = await open_settings(emu, uid)
+    settings = await open_generation_settings(emu, uid)
     await press(emu, uid, settings, "gen:go")
     gid = await eventually(
         lambda: admin_pool.fetchval("SELECT id::text FROM generations WHERE user_id = $1", uid)
@@ -471,7 +456,7 @@ async def test_confirming_a_generation_without_enough_credits_requests_nothing(
     uid = (await emu.create_user("Hana"))["id"]
     avatar_id = await seed_avatar(admin_pool, uid, "Hana")
     await grant(admin_pool, uid, 9)
-    settings = await open_settings(emu, uid)
+    settings = await open_generation_settings(emu, uid)
     await press(emu, uid, settings, "gen:go")
     refused = await bot_message(emu, uid, text=shown("credits.not_enough", price=10, balance=9))
     assert has_button(refused, "shop:open")
