@@ -37,6 +37,7 @@ from services.bot.middlewares import UserMiddleware
 from services.bot.privacy import wire_privacy
 from services.bot.promo import FreeCredits
 from services.bot.reconcile import PaymentNotices, PaymentReconciler
+from services.bot.response_models import KeepResponseModels
 from services.bot.retry import NotModifiedMiddleware, RetryAfterMiddleware
 from services.bot.sender import Sender
 from services.bot.telemetry import TelegramRequestTelemetry, UpdateTelemetry
@@ -61,6 +62,7 @@ def build_bot(config: BotConfig, metrics: BotMetrics | None = None) -> Bot:
     session.middleware(RetryAfterMiddleware())
     session.middleware(NotModifiedMiddleware())
     session.middleware(TelegramRequestTelemetry(metrics or BotMetrics()))
+    session.middleware(KeepResponseModels())
     return Bot(
         config.telegram_bot_token,
         session=session,

@@ -27,8 +27,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.methods import DeleteMessage, EditMessageText, SendMessage, TelegramMethod
-from aiogram.methods.base import Response
+from aiogram.methods import TelegramMethod
 from aiogram.types import InlineKeyboardMarkup, Message
 
 from services.bot.metrics import BotMetrics
@@ -268,7 +267,6 @@ class Sender:
         return None
 
     async def _call(self, job: _Job) -> Any:
-        _keep_response_model(type(job.method) if job.method is not None else _METHODS[job.kind])
         if job.kind == "call":
             assert job.method is not None
             return await self.bot(job.method)
@@ -286,24 +284,6 @@ class Sender:
         with contextlib.suppress(TelegramBadRequest):
             return await self.bot.delete_message(job.chat_id, job.message_id)
         return False
-
-
-_METHODS: dict[str, type[TelegramMethod[Any]]] = {
-    "send": SendMessage,
-    "edit": EditMessageText,
-    "delete": DeleteMessage,
-}
-#: aiogram validates every answer with `Response[<the method's result type>]`, a pydantic
-#: generic model built on first use and cached *weakly* (pydantic 2): once a garbage
-#: collection frees it, the next call rebuilds its validation schema — ~9 ms on the
-#: project's machine, in the middle of a delivery. One reference per result type keeps it.
-_RESPONSE_MODELS: dict[Any, Any] = {}
-
-
-def _keep_response_model(method: type[TelegramMethod[Any]]) -> None:
-    returning = method.__returning__
-    if returning not in _RESPONSE_MODELS:
-        _RESPONSE_MODELS[returning] = Response[returning]  # type: ignore[valid-type]
 
 
 def _resolve(job: _Job, result: Any) -> None:
