@@ -22,7 +22,6 @@ from contracts import (
 )
 from services.bot.metrics import BotMetrics
 from services.bot.models import Avatar, AvatarStatus, Gender, TypeStats, User
-from services.bot.pricing import NotEnoughCredits
 from services.kit import credits
 from services.kit.crashpoints import crashpoint
 from services.kit.db import UnitOfWork
@@ -167,13 +166,13 @@ class AvatarService:
     ) -> Avatar | None:
         """Move to `training` and request it, once: a second press finds no matching row.
 
-        Raises `NotEnoughCredits` (changing nothing) when the balance cannot pay the quote;
-        the trainer charges the quote when it reserves the FAL job."""
+        Raises `credits.InsufficientCredits` (changing nothing) when the balance cannot pay
+        the quote; the trainer charges the quote when it reserves the FAL job."""
         allowed = [s.value for s in (RETRYABLE if retry else STARTABLE)]
         price = self.training_credits
         async with UnitOfWork(self.pool, PRODUCER) as uow:
             if price and (balance := await credits.balance(uow.conn, user_id)) < price:
-                raise NotEnoughCredits(balance, price)
+                raise credits.InsufficientCredits(balance, price)
             row = await uow.conn.fetchrow(
                 "UPDATE avatars SET status = 'training', training_attempt = training_attempt + 1, "
                 "progress_chat_id = $3, progress_message_id = $4, updated_at = now() "

@@ -1,4 +1,4 @@
-"""Credits for Telegram Stars: invoices, crediting payments once, refunds.
+"""Credits for Telegram Stars: invoices and crediting payments once.
 
 Every balance change is a ledger entry (`services/kit/credits.py`) posted in the same
 transaction as the row it pays for, so a payment and its credits commit or vanish together:
@@ -8,14 +8,9 @@ transaction as the row it pays for, so a payment and its credits commit or vanis
   dying after the commit and the update coming again, finds the row and credits nothing.
   A paid payload that does not hold up (forged, another user's, a package no longer sold)
   is never credited: the Stars go straight back (`refundStarPayment`).
-* **Refund**: one transaction marks `refund_requested_at` and posts `payment_refund:<charge
-  id>` (the debit), then commits; only then is Telegram asked to return the Stars, so the
-  credits can never be spent while the Stars are on their way back. Success (or Telegram's
-  CHARGE_ALREADY_REFUNDED) stamps `refunded_at`; a definitive refusal posts a reversal
-  (`payment_refund_reversal:<charge id>`, +credits); a network error leaves the refund
-  pending, and `resume_refunds` retries pending ones at start-up and then periodically.
 * **Lost payments**: a `successful_payment` whose crediting failed is not sent again;
   `reconcile.py` finds it in Telegram's ledger and brings it through `credit_payment`.
+* **Refunds the user asks for** live in `star_refunds.py` (`Billing.refunds`).
 
 The Telegram side is `StarsApi` (aiogram's `Bot` fits it), so this module has no aiogram
 types in its signatures; it knows aiogram's exceptions only to tell a refusal from an outage.
@@ -27,58 +22,21 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
 
 import asyncpg
-from aiogram.exceptions import (
-    TelegramAPIError,
-    TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramNotFound,
-)
+from aiogram.exceptions import TelegramAPIError
 
 from services.bot.invoices import InvoiceSigner, Verdict, judge
 from services.bot.metrics import BotMetrics
 from services.bot.pricing import Package, Pricing
+from services.bot.star_refunds import ALREADY_REFUNDED, StarRefunds, StarsApi
 from services.kit import credits
 
 log = logging.getLogger(__name__)
 
-ALREADY_REFUNDED = "CHARGE_ALREADY_REFUNDED"
 #: The `payments` metric's label for a payment credited by reconciliation.
 RECONCILED = "reconciled"
-#: A refund requested this long ago and still unsettled is no longer being handled by a
-#: live handler (that takes one Telegram call) — start-up may safely take it over.
-RESUME_AFTER = "1 minute"
-_SPENDING = "('training_charge', 'generation_charge')"
-_PURCHASE_COLUMNS = """
-SELECT e.seq, p.telegram_payment_charge_id AS charge_id, p.user_id, p.package_id, p.stars,
-       p.credits, p.paid_at, p.refund_requested_at
-FROM star_payments p
-JOIN credit_entries e ON e.idempotency_key = 'purchase:' || p.telegram_payment_charge_id
-"""
-_IN_WINDOW = "p.paid_at > now() - make_interval(days => $2)"
-_REFUNDABLE = f"""{_PURCHASE_COLUMNS}
-WHERE p.user_id = $1 AND p.refund_requested_at IS NULL AND {_IN_WINDOW}
-  AND NOT EXISTS (SELECT 1 FROM credit_entries c
-                  WHERE c.user_id = $1 AND c.seq > e.seq AND c.kind IN {_SPENDING})
-ORDER BY e.seq DESC LIMIT 5
-"""
-_ONE_PURCHASE = f"""
-SELECT *, {_IN_WINDOW} AS in_window FROM ({_PURCHASE_COLUMNS}) p
-WHERE p.user_id = $1 AND p.seq = $3
-"""
-_PENDING = f"""{_PURCHASE_COLUMNS}
-WHERE p.refund_requested_at < now() - interval '{RESUME_AFTER}' AND p.refunded_at IS NULL
-  AND NOT EXISTS (SELECT 1 FROM credit_entries r WHERE r.idempotency_key
-                  = 'payment_refund_reversal:' || p.telegram_payment_charge_id)
-"""
-_SPENT_BETWEEN = f"""
-SELECT EXISTS (SELECT 1 FROM credit_entries
-               WHERE user_id = $1 AND seq > $2 AND seq < $3 AND kind IN {_SPENDING})
-"""
 _INSERT_PAYMENT = """
 INSERT INTO star_payments (telegram_payment_charge_id, user_id, package_id, stars, credits,
     invoice_payload, provider_payment_charge_id)
@@ -88,29 +46,11 @@ RETURNING 1
 """
 
 
-class StarsApi(Protocol):
-    """The one Bot API call billing makes itself (aiogram's `Bot` has this signature)."""
-
-    async def refund_star_payment(
-        self, user_id: int, telegram_payment_charge_id: str, request_timeout: int | None = None
-    ) -> bool: ...
-
-
 class PaymentOutcome(StrEnum):
     CREDITED = "credited"
     DUPLICATE = "duplicate"
     REFUNDED_INVALID = "refunded_invalid"  # the payload did not hold up; Stars returned
     INVALID = "invalid"  # ... and returning them failed too (logged as an error)
-
-
-class RefundOutcome(StrEnum):
-    REFUNDED = "refunded"
-    PENDING = "pending"  # Telegram unreachable; retried at the next start-up
-    REFUSED = "refused"  # Telegram said no; the credits were given back
-    NOT_FOUND = "not_found"
-    ALREADY = "already"
-    EXPIRED = "expired"
-    SPENT = "spent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,35 +72,53 @@ class PaymentResult:
     balance: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Purchase:
-    """A Stars payment as the user sees it; `seq` (its ledger entry) is its id in buttons."""
+# What an entry is about, from its key's prefix (the keys `credits`, `billing` and
+# `star_refunds` write), and what it names: the trained avatar (a charge's subject is its
+# id; gone after deletion) or the Stars payment (the charge id ends the key). One query for
+# the page; the joins hit primary keys.
+_HISTORY = """
+WITH page AS (
+    SELECT *, CASE
+        WHEN idempotency_key ~ '^(refund:)?charge:training:' THEN 'avatar'
+        WHEN idempotency_key ~ '^(refund:)?charge:generation:' THEN 'generation'
+        WHEN idempotency_key ~ '^(purchase|payment_refund|payment_refund_reversal):'
+            THEN 'payment'
+    END AS about
+    FROM credit_entries WHERE user_id = $1 ORDER BY seq DESC LIMIT $2
+)
+SELECT page.*, a.name AS avatar_name, p.stars, p.credits AS package_credits
+FROM page
+LEFT JOIN avatars a ON a.id = CASE WHEN page.about = 'avatar' THEN page.subject::uuid END
+LEFT JOIN star_payments p ON page.about = 'payment'
+    AND p.telegram_payment_charge_id = substring(page.idempotency_key from ':(.*)$')
+ORDER BY page.seq DESC
+"""
 
-    seq: int
-    charge_id: str
-    user_id: int
-    package_id: str
-    stars: int
-    credits: int
-    paid_at: datetime
+
+class About(StrEnum):
+    """What a ledger entry pays for, beyond its kind (a refund is about what it returns)."""
+
+    AVATAR = "avatar"
+    GENERATION = "generation"
+    PAYMENT = "payment"
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    """A ledger entry with what its subject names, since an id means nothing to a user."""
+
+    entry: credits.Entry
+    about: About | None
+    avatar_name: str | None = None  # the avatar's name, while it exists
+    stars: int | None = None  # the Stars payment's price and credits: its package as sold
+    package_credits: int | None = None
 
     @classmethod
-    def of(cls, row: asyncpg.Record) -> Purchase:
-        return cls(**{f: row[f] for f in cls.__dataclass_fields__})
-
-
-@dataclass(frozen=True, slots=True)
-class RefundResult:
-    outcome: RefundOutcome
-    purchase: Purchase | None = None
-    balance: int = 0
-
-
-class _Abort(Exception):
-    """Roll the refund transaction back and answer `outcome`."""
-
-    def __init__(self, outcome: RefundOutcome) -> None:
-        self.outcome = outcome
+    def of(cls, row: asyncpg.Record) -> HistoryItem:
+        about = About(row["about"]) if row["about"] is not None else None
+        return cls(
+            credits.Entry.of(row), about, row["avatar_name"], row["stars"], row["package_credits"]
+        )
 
 
 def purchase_key(charge_id: str) -> str:
@@ -168,7 +126,8 @@ def purchase_key(charge_id: str) -> str:
 
 
 class Billing:
-    """Invoices, payments and refunds over the bot's pool (see the module doc)."""
+    """Invoices and payments over the bot's pool (see the module doc); `refunds` holds the
+    user-requested Stars refunds, so handlers and start-up need this one dependency."""
 
     def __init__(
         self,
@@ -185,14 +144,16 @@ class Billing:
         self.stars = stars
         self.metrics = metrics
         self.clock = clock
+        self.refunds = StarRefunds(pool, pricing, stars, metrics)
 
     # --- balance -------------------------------------------------------------------------
 
     async def balance(self, user_id: int) -> int:
         return await credits.balance(self.pool, user_id)
 
-    async def history(self, user_id: int, limit: int = 20) -> list[credits.Entry]:
-        return await credits.history(self.pool, user_id, limit)
+    async def history(self, user_id: int, limit: int = 20) -> list[HistoryItem]:
+        """The newest entries first, each with the avatar or package it is about."""
+        return [HistoryItem.of(row) for row in await self.pool.fetch(_HISTORY, user_id, limit)]
 
     # --- invoices and payments -----------------------------------------------------------
 
@@ -268,99 +229,3 @@ class Billing:
                 return False
         self.metrics.stars_refunds.labels("invalid").inc()
         return True
-
-    # --- refunds -------------------------------------------------------------------------
-
-    async def refundable(self, user_id: int) -> list[Purchase]:
-        """Purchases the user may still refund: their own, unrefunded, within the window,
-        nothing spent since, and the balance still holds their credits."""
-        async with self.pool.acquire() as conn:
-            rows = await conn.fetch(_REFUNDABLE, user_id, self.pricing.refund_days)
-            balance = await credits.balance(conn, user_id)
-        return [p for p in map(Purchase.of, rows) if p.credits <= balance]
-
-    async def purchase(self, user_id: int, seq: int) -> Purchase | None:
-        row = await self.pool.fetchrow(_ONE_PURCHASE, user_id, self.pricing.refund_days, seq)
-        return Purchase.of(row) if row is not None else None
-
-    async def request_refund(self, user_id: int, seq: int) -> RefundResult:
-        """Debit the credits and mark the request (one commit), then ask Telegram."""
-        try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                purchase = await self._claim_refund(conn, user_id, seq)
-        except _Abort as abort:
-            return RefundResult(abort.outcome, balance=await self.balance(user_id))
-        except credits.InsufficientCredits:
-            return RefundResult(RefundOutcome.SPENT, balance=await self.balance(user_id))
-        return await self._settle(purchase)
-
-    async def _claim_refund(self, conn: asyncpg.Connection, user_id: int, seq: int) -> Purchase:
-        row = await conn.fetchrow(_ONE_PURCHASE, user_id, self.pricing.refund_days, seq)
-        if row is None:
-            raise _Abort(RefundOutcome.NOT_FOUND)
-        if row["refund_requested_at"] is not None:
-            raise _Abort(RefundOutcome.ALREADY)
-        if not row["in_window"]:
-            raise _Abort(RefundOutcome.EXPIRED)
-        purchase = Purchase.of(row)
-        marked = await conn.fetchval(
-            "UPDATE star_payments SET refund_requested_at = now()"
-            " WHERE telegram_payment_charge_id = $1 AND refund_requested_at IS NULL RETURNING 1",
-            purchase.charge_id,
-        )
-        if marked is None:  # a concurrent request won
-            raise _Abort(RefundOutcome.ALREADY)
-        posting = await credits.post(
-            conn, user_id=user_id, kind=credits.Kind.PAYMENT_REFUND, amount=-purchase.credits,
-            key=f"payment_refund:{purchase.charge_id}", subject=purchase.package_id,
-        )  # fmt: skip
-        # `post` holds the ledger lock until commit, so no charge can slip in after this check.
-        if await conn.fetchval(_SPENT_BETWEEN, user_id, seq, posting.entry.seq):
-            raise _Abort(RefundOutcome.SPENT)
-        return purchase
-
-    async def _settle(self, purchase: Purchase) -> RefundResult:
-        """Ask Telegram to return the Stars of a claimed refund and record the answer."""
-        try:
-            await self.stars.refund_star_payment(purchase.user_id, purchase.charge_id)
-        except (TelegramBadRequest, TelegramForbiddenError, TelegramNotFound) as exc:
-            if ALREADY_REFUNDED not in exc.message:
-                return await self._reverse(purchase, exc.message)
-        except TelegramAPIError as exc:  # network, 5xx, flood control: try again later
-            log.warning("stars refund of %s pending: %s", purchase.charge_id, exc)
-            self.metrics.stars_refunds.labels(RefundOutcome.PENDING.value).inc()
-            return RefundResult(
-                RefundOutcome.PENDING, purchase, await self.balance(purchase.user_id)
-            )
-        await self.pool.execute(
-            "UPDATE star_payments SET refunded_at = now()"
-            " WHERE telegram_payment_charge_id = $1 AND refunded_at IS NULL",
-            purchase.charge_id,
-        )
-        self.metrics.stars_refunds.labels(RefundOutcome.REFUNDED.value).inc()
-        log.info("stars refunded", extra={"tg_user_id": purchase.user_id})
-        return RefundResult(RefundOutcome.REFUNDED, purchase, await self.balance(purchase.user_id))
-
-    async def _reverse(self, purchase: Purchase, why: str) -> RefundResult:
-        """Telegram will not refund: give the credits back (the request stays recorded)."""
-        log.error("stars refund of %s refused: %s", purchase.charge_id, why)
-        async with self.pool.acquire() as conn, conn.transaction():
-            await credits.post(
-                conn, user_id=purchase.user_id, kind=credits.Kind.REFUND,
-                amount=purchase.credits, key=f"payment_refund_reversal:{purchase.charge_id}",
-                subject=purchase.package_id, reason=f"stars refund refused: {why}"[:200],
-            )  # fmt: skip
-            balance = await credits.balance(conn, purchase.user_id)
-        self.metrics.stars_refunds.labels(RefundOutcome.REFUSED.value).inc()
-        return RefundResult(RefundOutcome.REFUSED, purchase, balance)
-
-    async def resume_refunds(self) -> int:
-        """Settle refunds a crash or an outage left pending; how many are now refunded."""
-        rows = await self.pool.fetch(_PENDING)
-        done = 0
-        for row in rows:
-            result = await self._settle(Purchase.of(row))
-            done += result.outcome is RefundOutcome.REFUNDED
-        if rows:
-            log.info("resumed %d pending stars refunds, %d refunded", len(rows), done)
-        return done

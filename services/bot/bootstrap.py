@@ -168,7 +168,7 @@ async def _settle_stars(
     the next. It idles rather than ends, since a runtime task that ends stops the service."""
     while not stop.is_set():
         try:
-            await billing.resume_refunds()
+            await billing.refunds.resume()
             await reconciler.reconcile()
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, AiogramError):
             log.exception("settling stars payments failed; the next round tries again")

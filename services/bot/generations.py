@@ -20,7 +20,6 @@ import asyncpg
 
 from contracts import GenerationRequested, derived_event_id, utcnow
 from contracts.jetstream import BOT_GENERATION
-from services.bot.pricing import NotEnoughCredits
 from services.bot.prompts import vary
 from services.kit import credits
 from services.kit.db import UnitOfWork
@@ -155,7 +154,7 @@ class GenerationService:
             if await self._active(conn, user_id) >= self.max_active:
                 raise GenerationRefused("limit")
             if price and (balance := await credits.balance(conn, user_id)) < price:
-                raise NotEnoughCredits(balance, price)
+                raise credits.InsufficientCredits(balance, price)
             if spec.avatar_id is not None and not await conn.fetchval(
                 "UPDATE avatars SET generation_count = generation_count + 1 "
                 "WHERE id = $1 AND user_id = $2 AND status = 'completed' RETURNING 1",

@@ -19,15 +19,6 @@ DEFAULT_PACKAGES = "avatar:250:50,images20:50:20,images100:200:100"
 MAX_STARS = 10_000
 
 
-class NotEnoughCredits(Exception):
-    """A job costs more than the balance; nothing was requested."""
-
-    def __init__(self, balance: int, price: int):
-        super().__init__(f"balance {balance}, price {price}")
-        self.balance = balance
-        self.price = price
-
-
 @dataclass(frozen=True, slots=True)
 class Package:
     """`stars` buys `credits`; the id is what invoices and buttons carry."""

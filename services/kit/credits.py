@@ -122,11 +122,8 @@ def generation_charge_key(generation_id: str) -> str:
 
 
 async def balance(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> int:
-    value = await conn.fetchval(
-        "SELECT balance_after FROM credit_entries WHERE user_id = $1 ORDER BY seq DESC LIMIT 1",
-        user_id,
-    )
-    return int(value or 0)
+    newest = await conn.fetchrow(_NEWEST, user_id)
+    return int(newest["balance_after"]) if newest is not None else 0
 
 
 async def entry(conn: asyncpg.Connection | asyncpg.Pool, key: str) -> Entry | None:

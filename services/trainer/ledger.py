@@ -19,8 +19,8 @@ then applies the stored webhook.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
+from typing import NamedTuple
 
 import asyncpg
 
@@ -30,6 +30,7 @@ from services.kit.db import UnitOfWork
 from services.trainer.orphans import claim_orphan, orphan_request_id
 
 __all__ = [
+    "Reservation",
     "adopt",
     "begin_submit",
     "charge",
@@ -63,26 +64,31 @@ WHERE id = $1
 """
 
 
+class Reservation(NamedTuple):
+    """What `reserve` got: the lease (None when the attempt is past `preparing`) and
+    whether this call charged the quote, so the caller counts each charge once (a free
+    job, or a takeover of an attempt charged before, is False)."""
+
+    lease: datetime | None
+    charged: bool
+
+
 async def reserve(
-    pool: asyncpg.Pool,
-    key: str,
-    event: TrainingRequested,
-    plan: TrainingPlan,
-    charged: Callable[[int], None] | None = None,
-) -> datetime | None:
+    pool: asyncpg.Pool, key: str, event: TrainingRequested, plan: TrainingPlan
+) -> Reservation:
     """Own the attempt in `preparing` (new, or taken over from a dead delivery): the lease.
 
-    None when the attempt is past `preparing`; `existing` tells where it stands. The
+    No lease when the attempt is past `preparing`; `existing` tells where it stands. The
     user's credits are charged in the same transaction (once per attempt, whoever takes
     it over); `credits.InsufficientCredits` means nothing was reserved.
     """
+    charged = False
     async with pool.acquire() as conn, conn.transaction():
         lease: datetime | None = await conn.fetchval(
             _RESERVE, event.avatar_id, event.attempt, key, plan.endpoint
         )
-        if (
-            lease is not None
-            and await charge(
+        if lease is not None:
+            charged = await charge(
                 conn,
                 user_id=event.user_id,
                 kind=credits.Kind.TRAINING_CHARGE,
@@ -90,10 +96,7 @@ async def reserve(
                 key=credits.training_charge_key(event.avatar_id, event.attempt),
                 subject=event.avatar_id,
             )
-            and charged is not None
-        ):
-            charged(event.credits)
-    return lease
+    return Reservation(lease, charged)
 
 
 async def charge(

@@ -77,12 +77,12 @@ class TrainingService:
         key = idempotency_key(event.avatar_id, event.attempt)
         plan = plan_training(event.training_type, event.priority, event.trigger_word, event.attempt)
         try:
-            lease = await ledger.reserve(
-                self.pool, key, event, plan, self.metrics.credits_charged.labels("training").inc
-            )
+            lease, charged = await ledger.reserve(self.pool, key, event, plan)
         except credits.InsufficientCredits as exc:
             await self._refuse_unpaid(key, event, plan, exc)
             return
+        if charged:
+            self.metrics.credits_charged.labels("training").inc(event.credits)
         if lease is None:
             row = await ledger.existing(self.pool, key)
             if row is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+import uuid
 from typing import Any
 
 import asyncpg
@@ -125,6 +126,38 @@ async def test_buy_pay_and_redelivered_payment_credits_once(
     summary = await bot_message(emu, uid, text="purchase +50")
     assert f"Balance: {TRIAL + 50} credits" in summary["text"]
     assert "welcome gift +10" in summary["text"]
+
+
+async def test_balance_names_the_avatar_and_the_package_not_their_ids(
+    emu: TelegramEmulator, bot: BotUnderTest, admin_pool: asyncpg.Pool
+) -> None:
+    uid = await newcomer(emu)
+    await bought(emu, uid, "images20")
+    kept = await admin_pool.fetchval(
+        "INSERT INTO avatars (user_id, name, gender, trigger_word, status, photo_count)"
+        " VALUES ($1, 'Masha <3', 'female', 'ohwxbal', 'completed', 10) RETURNING id::text",
+        uid,
+    )
+    gone = str(uuid.uuid4())  # an avatar deleted since it was trained
+    async with admin_pool.acquire() as conn, conn.transaction():
+        for avatar_id in (kept, gone):
+            charge = credits.training_charge_key(avatar_id, 1)
+            await credits.post(conn, user_id=uid, kind=credits.Kind.TRAINING_CHARGE, amount=-25,
+                               key=charge, subject=avatar_id)  # fmt: skip
+            if avatar_id == kept:
+                await credits.refund(conn, charge_key=charge, reason="fal_error")
+
+    await emu.send_command(uid, "balance")
+    summary = await bot_message(emu, uid, text="returned +25")
+    # "#seq date · kind amount → balance · note", newest first; the date is left out
+    newest_first = [line.split(" · ", 1)[1] for line in summary["text"].splitlines()[-5:]]
+    assert newest_first == [
+        "avatar training -25 → 5 · avatar",
+        "returned +25 → 30 · Masha <3",
+        "avatar training -25 → 5 · Masha <3",
+        "purchase +20 → 30 · ⭐ 50 → 20 credits",
+        f"welcome gift +{TRIAL} → {TRIAL}",
+    ]
 
 
 async def test_the_main_menu_opens_the_shop(emu: TelegramEmulator, bot: BotUnderTest) -> None:

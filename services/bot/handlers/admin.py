@@ -92,7 +92,7 @@ async def cmd_ledger(
     if not await free_credits.known(user_id):
         await message.answer(t("admin.ledger_unknown", user_id=user_id))
         return
-    lines = [entry_line(t, e) for e in await billing.history(user_id, 20)]
+    lines = [entry_line(t, e, raw=True) for e in await billing.history(user_id, 20)]
     title = t("admin.ledger_title", user_id=user_id, balance=await billing.balance(user_id))
     await message.answer("\n".join([title, *(lines or [t("credits.history_empty")])]))
 

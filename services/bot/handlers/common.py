@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from services.bot.keyboards.shop import top_up
-from services.bot.pricing import NotEnoughCredits
 from services.bot.texts import Translator
+from services.kit.credits import InsufficientCredits
 
 
 async def not_found(callback: CallbackQuery, t: Translator) -> None:
@@ -25,10 +25,12 @@ async def edit_or_send(
         await callback.bot.send_message(message.chat.id, text, reply_markup=markup)
 
 
-async def not_enough_credits(callback: CallbackQuery, t: Translator, exc: NotEnoughCredits) -> None:
+async def not_enough_credits(
+    callback: CallbackQuery, t: Translator, exc: InsufficientCredits
+) -> None:
     """Keep the pressed screen (the user may top up and press again) and say, with a button
     to the shop, what is missing."""
     await callback.answer()
-    text = t("credits.not_enough", price=exc.price, balance=exc.balance)
+    text = t("credits.not_enough", price=exc.needed, balance=exc.balance)
     if callback.message is not None and callback.bot is not None:
         await callback.bot.send_message(callback.message.chat.id, text, reply_markup=top_up(t))

@@ -28,11 +28,11 @@ from services.bot.keyboards.generate import (
 )
 from services.bot.keyboards.shop import top_up
 from services.bot.models import AvatarStatus, User
-from services.bot.pricing import NotEnoughCredits
 from services.bot.progress import View
 from services.bot.prompts import Catalogue, PromptRejected
 from services.bot.prompts.builder import MAX_USER_PROMPT, user_text
 from services.bot.texts import Translator
+from services.kit.credits import InsufficientCredits
 
 IN_FLOW = StateFilter(Generate)
 
@@ -203,7 +203,7 @@ async def confirm(
     except GenerationRefused as exc:
         await stale(callback, t.plain(f"generate.refused_{exc.code}", limit=generations.max_active))
         return
-    except NotEnoughCredits as exc:
+    except InsufficientCredits as exc:
         await not_enough_credits(callback, t, exc)
         return
     await state.clear()
@@ -240,9 +240,9 @@ async def _start_follow_up(
         await sent.edit_text(t(f"generate.refused_{exc.code}", limit=generations.max_active))
         await callback.answer()
         return
-    except NotEnoughCredits as exc:
+    except InsufficientCredits as exc:
         await sent.edit_text(
-            t("credits.not_enough", price=exc.price, balance=exc.balance), reply_markup=top_up(t)
+            t("credits.not_enough", price=exc.needed, balance=exc.balance), reply_markup=top_up(t)
         )
         await callback.answer()
         return

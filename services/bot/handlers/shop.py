@@ -16,22 +16,25 @@ from aiogram.types import (
     PreCheckoutQuery,
 )
 
-from services.bot.billing import Billing, Payment, PaymentOutcome, RefundOutcome
+from services.bot.billing import About, Billing, HistoryItem, Payment, PaymentOutcome
 from services.bot.handlers.common import edit_or_send, not_found
 from services.bot.invoices import CURRENCY, Verdict
 from services.bot.keyboards import shop as kb
 from services.bot.keyboards.shop import ShopCb
 from services.bot.models import User
+from services.bot.star_refunds import RefundOutcome
 from services.bot.texts import Translator
-from services.kit.credits import Entry
+from services.kit.credits import Kind
 
 #: Outcomes after which the refund screen is replaced; the others are alerts.
 SETTLED = frozenset({RefundOutcome.REFUNDED, RefundOutcome.PENDING, RefundOutcome.REFUSED})
 
 
-def entry_line(t: Translator, entry: Entry) -> str:
-    """One ledger entry on one line (shared with the admin's /ledger)."""
-    note = entry.reason or entry.subject
+def entry_line(t: Translator, item: HistoryItem, *, raw: bool = False) -> str:
+    """One ledger entry on one line, noting what it was about. The admin's /ledger (`raw`)
+    shows the stored subject or reason instead: the ids support looks things up by."""
+    entry = item.entry
+    note = entry.reason or entry.subject if raw else _about(t, item)
     return t(
         "credits.entry",
         seq=entry.seq,
@@ -43,10 +46,27 @@ def entry_line(t: Translator, entry: Entry) -> str:
     )
 
 
+def _about(t: Translator, item: HistoryItem) -> str | None:
+    """The avatar's name, the package as the shop sells it, "pictures" for a returned
+    generation charge; else the promo code or the grant's note. Never a bare id."""
+    entry = item.entry
+    match item.about:
+        case About.AVATAR:
+            return item.avatar_name or t.plain("credits.about_avatar_gone")
+        case About.PAYMENT if item.stars is not None:
+            return t.plain("credits.package_button", stars=item.stars, credits=item.package_credits)
+        case About.PAYMENT:
+            return None
+        case About.GENERATION:
+            returned = entry.kind is Kind.REFUND
+            return t.plain("credits.kind_generation_charge") if returned else None
+    return entry.reason or entry.subject
+
+
 async def shop_screen(
     t: Translator, user: User, billing: Billing
 ) -> tuple[str, InlineKeyboardMarkup]:
-    balance, refundable = await billing.balance(user.id), await billing.refundable(user.id)
+    balance, refundable = await billing.balance(user.id), await billing.refunds.refundable(user.id)
     p = billing.pricing
     text = t("credits.shop", balance=balance, training=p.training, per_image=p.per_image)
     if refundable:
@@ -125,7 +145,7 @@ async def refunded(message: Message) -> None:
 async def ask_refund(
     callback: CallbackQuery, callback_data: ShopCb, t: Translator, user: User, billing: Billing
 ) -> None:
-    purchase = await billing.purchase(user.id, callback_data.seq)
+    purchase = await billing.refunds.purchase(user.id, callback_data.seq)
     if purchase is None:
         await not_found(callback, t)
         return
@@ -137,7 +157,7 @@ async def ask_refund(
 async def refund(
     callback: CallbackQuery, callback_data: ShopCb, t: Translator, user: User, billing: Billing
 ) -> None:
-    result = await billing.request_refund(user.id, callback_data.seq)
+    result = await billing.refunds.request(user.id, callback_data.seq)
     p = result.purchase
     params = {
         "stars": p.stars if p else 0, "credits": p.credits if p else 0,

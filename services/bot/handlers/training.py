@@ -11,9 +11,9 @@ from services.bot.avatars import AvatarService
 from services.bot.handlers.common import not_enough_credits, not_found
 from services.bot.keyboards.callbacks import TrainingCb
 from services.bot.models import AvatarStatus, User
-from services.bot.pricing import NotEnoughCredits
 from services.bot.sender import Sender
 from services.bot.texts import Translator
+from services.kit.credits import InsufficientCredits
 
 
 async def start(
@@ -36,7 +36,7 @@ async def start(
         avatar = await avatars.start_training(
             user.id, callback_data.avatar_id, chat_id, message_id, retry=retry
         )
-    except NotEnoughCredits as exc:
+    except InsufficientCredits as exc:
         await not_enough_credits(callback, t, exc)
         return
     if avatar is None:

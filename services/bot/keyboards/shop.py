@@ -14,9 +14,9 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from pydantic import Field
 
-from services.bot.billing import Purchase
 from services.bot.keyboards.callbacks import MenuCb
 from services.bot.pricing import Package
+from services.bot.star_refunds import Purchase
 from services.bot.texts import Translator
 
 

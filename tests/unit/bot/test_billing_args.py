@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.bot.billing import PaymentOutcome, RefundOutcome
+from services.bot.billing import PaymentOutcome
 from services.bot.invoices import Verdict
 from services.bot.keyboards.shop import ShopCb
 from services.bot.promo import (
@@ -18,6 +18,7 @@ from services.bot.promo import (
     parse_promo,
     parse_user_id,
 )
+from services.bot.star_refunds import RefundOutcome
 from services.bot.texts import LANGUAGES, Texts
 from services.kit import credits
 
