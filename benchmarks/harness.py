@@ -39,6 +39,7 @@ Scenario = Callable[[Lab, dict[str, Row]], Awaitable[Row | list[Row]]]
 
 BASELINES: dict[str, tuple[str, Baseline]] = {
     "raw_http": ("raw aiohttp POST → 200", baselines.raw_http),
+    "least_ingest": ("least webhook ingest", baselines.least_ingest),
     "pg_update": ("raw asyncpg UPDATE by key", baselines.pg_update),
     "js_publish": ("raw JetStream publish", rawstack.js_publish),
     "js_consume": ("raw JetStream pull + ack", rawstack.js_consume),

@@ -190,8 +190,7 @@ class Lab:
         if self._status is not None:
             return self._status
         fal = await self.fal()
-        await self.signer.start()
-        self._exit.push_async_callback(self.signer.stop)
+        await self.signing()
         self.status_port = free_port()
         env = {
             **base_env(),
@@ -211,6 +210,13 @@ class Lab:
         await process.wait_ready(self.status_port)
         self._status = process
         return process
+
+    async def signing(self) -> WebhookSigner:
+        """The webhook signer, its JWKS served (started once, shared)."""
+        if not self.signer.jwks_url:
+            await self.signer.start()
+            self._exit.push_async_callback(self.signer.stop)
+        return self.signer
 
     def log(self, name: str) -> Path:
         (self.dir / "logs").mkdir(exist_ok=True)
