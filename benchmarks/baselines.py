@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import uuid
 
-from benchmarks import seed, webhook_ingest
+from benchmarks import seed
 from benchmarks.falhooks import Poster
 from benchmarks.lab import Lab, ServiceProcess
 from benchmarks.measure import Run, closed_loop, sequential
 from benchmarks.report import Row
-from contracts import TrainingCompleted
 from sandbox.embedded import free_port
 from sandbox.supervisor import base_env
 from services.kit.db import create_pool
@@ -76,53 +75,5 @@ async def pg_update(lab: Lab) -> Row:
     row.notes.append(
         f"`{_UPDATE}` (index ix_avatars_fal_request_id), role aisha_status, pool of 10, "
         f"{sizes.concurrency} in flight"
-    )
-    return row
-
-
-async def _one_at_a_time(lab: Lab, poster: Poster) -> list[float]:
-    made = await webhook_ingest.hooks(lab, lab.sizes.latency_samples)
-
-    async def post(i: int) -> None:
-        await poster.post(made[i])
-
-    return await sequential(post, len(made))
-
-
-async def least_ingest(lab: Lab) -> Row:
-    """Scenario 1's whole job done by the least code that can do it (`least_server.py`), in
-    its own process, measured exactly as scenario 1 measures the status service."""
-    sizes = lab.sizes
-    row = Row("least_ingest", "least webhook ingest", "baseline", unit="hook/s")
-    signer = await lab.signing()
-    port = free_port()
-    env = {
-        **base_env(),
-        "DATABASE_URL": lab.db_url,
-        "NATS_URL": lab.nats_url,
-        "FAL_JWKS_URL": signer.jwks_url,
-    }
-    server = ServiceProcess("benchmarks.least_server", env, lab.log("least"), args=[str(port)])
-    seen = webhook_ingest.Completions()
-    sub = await lab.nc.subscribe(TrainingCompleted.subject, cb=seen.on_message)
-    await server.start()
-    try:
-        await server.wait_ready(port, within=30.0)
-        async with Poster(f"http://127.0.0.1:{port}/fal/webhook", sizes.concurrency) as poster:
-            await webhook_ingest.sustained(lab, poster, seen, 50)  # warm-up
-            for _ in range(sizes.baseline_repeats):
-                run = await webhook_ingest.sustained(lab, poster, seen, sizes.ingest_webhooks)
-                run.latencies_ms = await _one_at_a_time(lab, poster)
-                row.runs.append(run)
-    finally:
-        await server.stop()
-        await sub.unsubscribe()
-        await lab.purge_training_events()
-    row.notes.append(
-        "aiohttp + timestamp and ED25519 check (`cryptography`) + one `UPDATE avatars … "
-        "RETURNING` (autocommit) + one awaited JetStream publish of the `TrainingCompleted` "
-        f"event, nothing else, in its own process; {sizes.concurrency} in flight, first POST → "
-        "last event on NATS, as scenario 1; latency = one POST at a time (the event is "
-        "acknowledged before the answer)"
     )
     return row

@@ -23,6 +23,7 @@ from benchmarks import (
     bot_updates,
     completion,
     fanout,
+    least,
     pipeline,
     rawstack,
     scale,
@@ -39,7 +40,8 @@ Scenario = Callable[[Lab, dict[str, Row]], Awaitable[Row | list[Row]]]
 
 BASELINES: dict[str, tuple[str, Baseline]] = {
     "raw_http": ("raw aiohttp POST → 200", baselines.raw_http),
-    "least_ingest": ("least webhook ingest", baselines.least_ingest),
+    "least_ingest": ("least webhook ingest", least.least_ingest),
+    "least_completion": ("least completion → user", least.least_completion),
     "pg_update": ("raw asyncpg UPDATE by key", baselines.pg_update),
     "js_publish": ("raw JetStream publish", rawstack.js_publish),
     "js_consume": ("raw JetStream pull + ack", rawstack.js_consume),
