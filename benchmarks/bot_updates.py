@@ -25,7 +25,7 @@ from services.bot.models import Gender
 NEEDS = ("aiogram_polling", "aiogram_feed", "aiogram_dialogue")
 TARGET_RATIO = 0.5
 STEPS = 6
-#: The callback data the dialogue presses, in order (the answering baseline offers them all).
+#: The callback data the dialogue presses, in order (the least bot offers them all).
 PRESSED = (
     MenuCb(action="create").pack(),
     GenderCb(value=Gender.FEMALE).pack(),
@@ -112,8 +112,8 @@ async def run(lab: Lab, baselines: dict[str, Row]) -> Row:
     versus_feed, versus_answering = row.rate / feed.rate, row.rate / answering.rate
     row.judge(
         row.ratio >= TARGET_RATIO,
-        f"{row.ratio:.2f}× ({versus_feed:.3f}× feed_update; {versus_answering:.2f}× an "
-        "answering bot, same dialogue)",
+        f"{row.ratio:.2f}× ({versus_feed:.3f}× feed_update; {versus_answering:.2f}× the "
+        "least bot, same dialogue)",
     )
     row.notes.append(
         f"{len(users)} users at once, {sizes.conversation_rounds} create-avatar dialogue(s) each "

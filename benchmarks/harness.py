@@ -47,7 +47,7 @@ BASELINES: dict[str, tuple[str, Baseline]] = {
     "js_consume": ("raw JetStream pull + ack", rawstack.js_consume),
     "aiogram_polling": ("aiogram no-op, getUpdates", rawstack.aiogram_polling),
     "aiogram_feed": ("aiogram no-op, feed_update", rawstack.aiogram_feed),
-    "aiogram_dialogue": ("aiogram answering, same dialogue", rawstack.aiogram_dialogue),
+    "aiogram_dialogue": ("least bot, same dialogue", rawstack.aiogram_dialogue),
 }
 SCENARIOS: dict[str, tuple[str, tuple[str, ...], Scenario]] = {
     "webhook_ingest": ("1. webhook ingest", webhook_ingest.NEEDS, webhook_ingest.run),
