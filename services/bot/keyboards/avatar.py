@@ -17,10 +17,12 @@ from services.bot.keyboards.callbacks import (
 )
 from services.bot.keyboards.generate import GenCb
 from services.bot.keyboards.privacy import keep_photos_button
+from services.bot.keyboards.shared import per_language
 from services.bot.models import Avatar, AvatarStatus, Gender
 from services.bot.texts import Translator
 
 
+@per_language
 def gender(t: Translator) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for value in Gender:
@@ -29,6 +31,7 @@ def gender(t: Translator) -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
+@per_language
 def training_type(t: Translator) -> InlineKeyboardMarkup:
     """One click picks a type; the ℹ️ buttons open a short description with a confirm button."""
     kb = InlineKeyboardBuilder()
@@ -46,6 +49,7 @@ def training_type(t: Translator) -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
+@per_language
 def training_type_confirm(t: Translator, value: TrainingType) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     kb.button(

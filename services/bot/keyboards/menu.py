@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from services.bot.keyboards.callbacks import LangCb, MenuCb
 from services.bot.keyboards.gallery import GalleryCb
 from services.bot.keyboards.generate import GenCb
+from services.bot.keyboards.shared import per_language
 from services.bot.keyboards.shop import ShopCb
-from services.bot.texts import Texts, Translator
+from services.bot.texts import Translator
 
 
+@per_language
 def main_menu(t: Translator) -> InlineKeyboardMarkup:
-    """Built once per language and shared (never mutate it): aiogram's builder re-validates
-    the whole keyboard on each button, ~1-3 ms for this one, and every completed training
-    and every /start shows it."""
-    return _main_menu(t.texts, t.lang)
-
-
-@lru_cache(maxsize=16)
-def _main_menu(texts: Texts, lang: str) -> InlineKeyboardMarkup:
-    t = Translator(texts, lang)
+    """Every completed training and every /start shows it (see `shared.per_language`)."""
     kb = InlineKeyboardBuilder()
     kb.button(text=t.plain("generate.menu_button"), callback_data=GenCb(action="home"))
     kb.button(text=t.plain("gallery.menu_button"), callback_data=GalleryCb())
@@ -36,6 +28,7 @@ def _main_menu(texts: Texts, lang: str) -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
+@per_language
 def back_to_menu(t: Translator) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     kb.button(text=t.plain("menu.back"), callback_data=MenuCb(action="main"))
