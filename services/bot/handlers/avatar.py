@@ -8,6 +8,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from services.bot.avatars import AvatarService
+from services.bot.filters import CallbackPrefixes
 from services.bot.handlers.common import edit_or_send
 from services.bot.intake import counter_text
 from services.bot.keyboards import avatar as kb
@@ -100,6 +101,7 @@ async def type_picked(
 
 def build() -> Router:
     router = Router(name="avatar")
+    router.callback_query.filter(CallbackPrefixes(MenuCb, GenderCb, TrainingTypeCb))
     router.callback_query.register(begin, MenuCb.filter(F.action == "create"))
     router.message.register(cmd_new, Command("new"))
     router.message.register(got_name, CreateAvatar.name, F.text)

@@ -12,6 +12,7 @@ from nats.errors import Error as NatsError
 from nats.js.object_store import ObjectStore
 
 from services.bot.avatars import AvatarService
+from services.bot.filters import CallbackPrefixes
 from services.bot.handlers.common import edit_or_send, not_found
 from services.bot.intake import PhotoIntake
 from services.bot.keyboards import avatar as kb
@@ -155,6 +156,7 @@ async def add_photos(
 
 def build() -> Router:
     router = Router(name="avatars")
+    router.callback_query.filter(CallbackPrefixes(MenuCb, AvatarCb))
     router.callback_query.register(show_list, MenuCb.filter(F.action == "avatars"))
     router.callback_query.register(show, AvatarCb.filter(F.action == "view"))
     router.callback_query.register(ask_rename, AvatarCb.filter(F.action == "rename"))

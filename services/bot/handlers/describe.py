@@ -11,6 +11,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from services.bot.describe import Describer
+from services.bot.filters import CallbackPrefixes
 from services.bot.generation_flow import Generate, load_draft, save_draft
 from services.bot.handlers.screens import show, stale
 from services.bot.intake import Upload
@@ -84,6 +85,7 @@ async def edit_prompt(callback: CallbackQuery, state: FSMContext, t: Translator)
 
 def build() -> Router:
     router = Router(name="describe")
+    router.callback_query.filter(CallbackPrefixes(GenCb))
     in_flow = StateFilter(Generate)
     router.callback_query.register(ask_reference, in_flow, GenCb.filter(F.action == "describe"))
     router.message.register(got_reference, Generate.describe, F.photo | F.document)

@@ -18,6 +18,7 @@ from nats.js.object_store import ObjectStore
 
 from services.bot import gallery_views as views
 from services.bot.export import Exporter
+from services.bot.filters import CallbackPrefixes
 from services.bot.handlers.screens import chat_of, show, stale
 from services.bot.image_files import as_upload, file_id_of, load, send_photo
 from services.bot.images import ImageService
@@ -180,6 +181,7 @@ async def _set_markup(callback: CallbackQuery, markup: InlineKeyboardMarkup) -> 
 def build() -> Router:
     router = Router(name="gallery")
     cb = router.callback_query
+    cb.filter(CallbackPrefixes(GalleryCb, GalleryMenuCb, ImageCb))
     router.message.register(cmd_gallery, Command("gallery"))
     router.message.register(cmd_gallery, CommandStart(deep_link=True, magic=F.args == "gallery"))
     cb.register(show_page, GalleryCb.filter())

@@ -14,6 +14,7 @@ from aiogram.types import CallbackQuery, Message
 
 from services.bot import generation_views as views
 from services.bot.avatars import AvatarService
+from services.bot.filters import CallbackPrefixes
 from services.bot.generation_flow import Draft, Generate, compose, load_draft, save_draft
 from services.bot.generations import GenerationRefused, GenerationService, GenerationSpec
 from services.bot.handlers.common import not_enough_credits
@@ -253,6 +254,7 @@ async def _start_follow_up(
 def build() -> Router:
     router = Router(name="generate")
     cb = router.callback_query
+    cb.filter(CallbackPrefixes(GenCb, GenCategoryCb, GenStyleCb, GenAspectCb, GenCountCb, GenRunCb))
     router.message.register(cmd_generate, Command("generate"))
     cb.register(open_home, GenCb.filter(F.action == "home"))
     cb.register(pick_avatar, GenCb.filter(F.action == "avatar"))

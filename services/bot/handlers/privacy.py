@@ -9,6 +9,7 @@ from aiogram.types import CallbackQuery, Message
 
 from services.bot.avatars import AvatarService
 from services.bot.config import BotConfig
+from services.bot.filters import CallbackPrefixes
 from services.bot.handlers.avatars import details_text
 from services.bot.handlers.common import edit_or_send, not_found
 from services.bot.keyboards import avatar as avatar_kb
@@ -67,6 +68,7 @@ async def keep_photos(
 
 def build() -> Router:
     router = Router(name="privacy")
+    router.callback_query.filter(CallbackPrefixes(PrivacyCb, KeepPhotosCb))
     router.message.register(cmd_delete_me, Command("delete_me"))
     router.callback_query.register(erase, PrivacyCb.filter(F.action == "erase"))
     router.callback_query.register(abort, PrivacyCb.filter(F.action == "abort"))

@@ -7,6 +7,7 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 
 from services.bot.avatars import AvatarService
+from services.bot.filters import CallbackPrefixes
 from services.bot.handlers.common import edit_or_send
 from services.bot.keyboards import menu
 from services.bot.keyboards.callbacks import LangCb, MenuCb
@@ -35,6 +36,7 @@ async def set_language(
 
 def build() -> Router:
     router = Router(name="settings")
+    router.callback_query.filter(CallbackPrefixes(MenuCb, LangCb))
     router.message.register(cmd_settings, Command("settings"))
     router.callback_query.register(show, MenuCb.filter(F.action == "settings"))
     router.callback_query.register(set_language, LangCb.filter())

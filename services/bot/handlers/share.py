@@ -14,6 +14,7 @@ from aiogram.filters import CommandObject, CommandStart
 from aiogram.types import CallbackQuery, Message
 from nats.js.object_store import ObjectStore
 
+from services.bot.filters import CallbackPrefixes
 from services.bot.handlers.screens import chat_of, show, stale
 from services.bot.image_files import send_photo
 from services.bot.images import ImageService
@@ -77,6 +78,7 @@ async def revoke(
 
 def build() -> Router:
     router = Router(name="share")
+    router.callback_query.filter(CallbackPrefixes(ImageCb))
     router.message.register(
         open_shared, CommandStart(deep_link=True, magic=F.args.startswith(PREFIX))
     )

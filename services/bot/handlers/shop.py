@@ -17,6 +17,7 @@ from aiogram.types import (
 )
 
 from services.bot.billing import About, Billing, HistoryItem, Payment, PaymentOutcome
+from services.bot.filters import CallbackPrefixes
 from services.bot.handlers.common import edit_or_send, not_found
 from services.bot.invoices import CURRENCY, Verdict
 from services.bot.keyboards import shop as kb
@@ -173,6 +174,7 @@ async def refund(
 
 def build() -> Router:
     router = Router(name="shop")
+    router.callback_query.filter(CallbackPrefixes(ShopCb))
     router.message.register(cmd_buy, Command("buy"))
     router.message.register(cmd_balance, Command("balance"))
     router.message.register(paid, F.successful_payment)

@@ -8,6 +8,7 @@ from aiogram.types import CallbackQuery
 
 from services.bot import progress
 from services.bot.avatars import AvatarService
+from services.bot.filters import CallbackPrefixes
 from services.bot.handlers.common import not_enough_credits, not_found
 from services.bot.keyboards.callbacks import TrainingCb
 from services.bot.models import AvatarStatus, User
@@ -87,6 +88,7 @@ async def cancel(
 
 def build() -> Router:
     router = Router(name="training")
+    router.callback_query.filter(CallbackPrefixes(TrainingCb))
     router.callback_query.register(start, TrainingCb.filter(F.action.in_({"start", "retry"})))
     router.callback_query.register(cancel, TrainingCb.filter(F.action == "cancel"))
     return router

@@ -1,0 +1,38 @@
+"""Router-level filters.
+
+`CallbackPrefixes` is set as a router's root callback filter (`router.callback_query.filter`):
+aiogram checks root filters once per router, so a button meant for another feature skips the
+whole router instead of being unpacked (and refused with an exception) by each of its handlers.
+"""
+
+from __future__ import annotations
+
+from aiogram.filters import Filter
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import CallbackQuery
+
+
+class CallbackPrefixes(Filter):
+    """True when the callback data starts with the prefix of one of the given CallbackData classes.
+
+    A necessary condition of `Cls.filter()` (which unpacks the same prefix), so a router whose
+    callback handlers all carry such filters loses nothing by checking it first.
+    """
+
+    def __init__(self, *classes: type[CallbackData]) -> None:
+        if not classes:
+            raise ValueError("CallbackPrefixes needs at least one CallbackData class")
+        by_separator: dict[str, set[str]] = {}
+        for cls in classes:
+            by_separator.setdefault(cls.__separator__, set()).add(cls.__prefix__)
+        self._by_separator = tuple((sep, frozenset(p)) for sep, p in by_separator.items())
+        self.prefixes = frozenset(cls.__prefix__ for cls in classes)
+
+    async def __call__(self, query: CallbackQuery) -> bool:
+        data = query.data
+        if not data:
+            return False
+        return any(data.partition(sep)[0] in prefixes for sep, prefixes in self._by_separator)
+
+    def __str__(self) -> str:
+        return self._signature_to_string(*sorted(self.prefixes))

@@ -1,0 +1,143 @@
+"""Router-level callback filters: each feature router skips other features' buttons at once,
+and never hides one of its own handlers (dispatch stays exactly what the handlers decide)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from aiogram import Router
+from aiogram.filters.callback_data import CallbackData, CallbackQueryFilter
+from aiogram.types import CallbackQuery, Chat, Message
+from aiogram.types import User as TgUser
+
+from services.bot.filters import CallbackPrefixes
+from services.bot.handlers import get_routers
+
+ROUTERS = get_routers()
+
+# What each router admits; routers not listed have no prefix filter.
+EXPECTED = {
+    "shop": {"shop"},
+    "share": {"img"},
+    "gallery": {"gal", "galm", "img"},
+    "start": {"menu"},
+    "settings": {"menu", "lang"},
+    "privacy": {"privacy", "keep"},
+    "generate": {"gen", "gcat", "gsty", "gar", "gnum", "grun"},
+    "describe": {"gen"},
+    "avatar": {"menu", "gender", "training_type"},
+    "training": {"training"},
+    "avatars": {"menu", "avatar"},
+}
+
+
+def _query(data: str | None, chat_type: str = "private") -> CallbackQuery:
+    chat = Chat(id=1, type=chat_type)
+    message = Message(message_id=1, date=datetime.now(UTC), chat=chat)
+    user = TgUser(id=1, is_bot=False, first_name="U")
+    return CallbackQuery(id="1", from_user=user, chat_instance="c", data=data, message=message)
+
+
+def _handler_classes(router: Router) -> list[set[type[CallbackData]]]:
+    """For each callback handler, the CallbackData classes its filters unpack (empty: none)."""
+    return [
+        {
+            f.callback.callback_data
+            for f in h.filters or []
+            if isinstance(f.callback, CallbackQueryFilter)
+        }
+        for h in router.callback_query.handlers
+    ]
+
+
+def _prefix_filter(router: Router) -> CallbackPrefixes | None:
+    root = router.callback_query._handler.filters or []
+    found = [f.callback for f in root if isinstance(f.callback, CallbackPrefixes)]
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+def _sample(cls: type[CallbackData]) -> str:
+    """Data with the class's prefix and the right number of parts."""
+    return cls.__separator__.join([cls.__prefix__, *("x" for _ in cls.model_fields)])
+
+
+async def _admits(router: Router, data: str | None, chat_type: str = "private") -> bool:
+    result, _ = await router.callback_query.check_root_filters(_query(data, chat_type))
+    return bool(result)
+
+
+ALL_CLASSES = {cls for r in ROUTERS for classes in _handler_classes(r) for cls in classes}
+ALL_PREFIXES = {cls.__prefix__ for cls in ALL_CLASSES}
+
+
+def test_prefix_filters_are_where_expected() -> None:
+    got = {r.name: set(f.prefixes) for r in ROUTERS if (f := _prefix_filter(r)) is not None}
+    assert got == EXPECTED
+
+
+@pytest.mark.parametrize("router", ROUTERS, ids=lambda r: r.name)
+def test_filtered_iff_every_callback_handler_is_typed(router: Router) -> None:
+    """A catch-all (or untyped) callback handler needs an unfiltered router, and a router whose
+    callback handlers are all typed gets a prefix filter listing exactly their prefixes."""
+    handlers = _handler_classes(router)
+    prefix_filter = _prefix_filter(router)
+    if not handlers or not all(handlers):
+        assert prefix_filter is None
+        return
+    assert prefix_filter is not None
+    # Every handler unpacks at least one class whose prefix the router admits, so whatever a
+    # handler could accept passes the root filter first.
+    for classes in handlers:
+        assert any(cls.__prefix__ in prefix_filter.prefixes for cls in classes)
+    assert prefix_filter.prefixes == {cls.__prefix__ for classes in handlers for cls in classes}
+
+
+@pytest.mark.parametrize("router", ROUTERS, ids=lambda r: r.name)
+async def test_every_handler_prefix_passes_the_root_filter(router: Router) -> None:
+    for classes in _handler_classes(router):
+        for cls in classes:
+            assert await _admits(router, _sample(cls)), (router.name, cls.__prefix__)
+            assert await _admits(router, cls.__prefix__ + cls.__separator__), router.name
+
+
+@pytest.mark.parametrize("router", [r for r in ROUTERS if r.name in EXPECTED], ids=lambda r: r.name)
+async def test_prefixed_router_rejects_foreign_buttons(router: Router) -> None:
+    own = EXPECTED[router.name]
+    for cls in ALL_CLASSES:
+        if cls.__prefix__ not in own:
+            assert not await _admits(router, _sample(cls)), (router.name, cls.__prefix__)
+    for data in ("nope:1", "", None, "x" + next(iter(own)) + ":1", next(iter(own)) + "x:1"):
+        assert not await _admits(router, data), (router.name, data)
+
+
+async def test_catch_all_routers_still_see_every_button() -> None:
+    by_name = {r.name: r for r in ROUTERS}
+    for data in [*(p + ":x" for p in ALL_PREFIXES), "nope:1", "forged"]:
+        assert await _admits(by_name["fallback"], data)
+        assert await _admits(by_name["groups"], data, chat_type="supergroup")
+        assert not await _admits(by_name["groups"], data)
+
+
+class _Dash(CallbackData, prefix="dash", sep="-"):
+    n: int
+
+
+class _Colon(CallbackData, prefix="colon"):
+    n: int
+
+
+async def test_callback_prefixes_compares_the_prefix_only() -> None:
+    f = CallbackPrefixes(_Dash, _Colon)
+    assert f.prefixes == {"dash", "colon"}
+    assert await f(_query(_Dash(n=1).pack()))
+    assert await f(_query(_Colon(n=1).pack()))
+    assert await f(_query("colon"))  # no separator: prefix still matches (handlers decide)
+    assert not await f(_query("dash:1"))  # right name, wrong separator
+    assert not await f(_query("colonel:1"))
+    assert not await f(_query("col:1"))
+    assert not await f(_query(""))
+    assert not await f(_query(None))
+    with pytest.raises(ValueError, match="at least one"):
+        CallbackPrefixes()
