@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from aiogram import F, Router
-from aiogram.filters import Command
+from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from services.bot.avatars import AvatarService
-from services.bot.filters import CallbackPrefixes
+from services.bot.filters import CallbackPrefixes, Is
 from services.bot.handlers.common import edit_or_send
 from services.bot.intake import counter_text
 from services.bot.keyboards import avatar as kb
@@ -104,16 +104,22 @@ def build() -> Router:
     router.callback_query.filter(CallbackPrefixes(MenuCb, GenderCb, TrainingTypeCb))
     router.callback_query.register(begin, MenuCb.filter(F.action == "create"))
     router.message.register(cmd_new, Command("new"))
-    router.message.register(got_name, CreateAvatar.name, F.text)
-    router.message.register(not_a_name, CreateAvatar.name)
-    router.callback_query.register(got_gender, CreateAvatar.gender, GenderCb.filter())
+    router.message.register(got_name, StateFilter(CreateAvatar.name), Is(F.text))
+    router.message.register(not_a_name, StateFilter(CreateAvatar.name))
+    router.callback_query.register(got_gender, StateFilter(CreateAvatar.gender), GenderCb.filter())
     router.callback_query.register(
-        type_info, CreateAvatar.training_type, TrainingTypeCb.filter(F.action == "info")
+        type_info,
+        StateFilter(CreateAvatar.training_type),
+        TrainingTypeCb.filter(F.action == "info"),
     )
     router.callback_query.register(
-        type_back, CreateAvatar.training_type, TrainingTypeCb.filter(F.action == "back")
+        type_back,
+        StateFilter(CreateAvatar.training_type),
+        TrainingTypeCb.filter(F.action == "back"),
     )
     router.callback_query.register(
-        type_picked, CreateAvatar.training_type, TrainingTypeCb.filter(F.action == "pick")
+        type_picked,
+        StateFilter(CreateAvatar.training_type),
+        TrainingTypeCb.filter(F.action == "pick"),
     )
     return router

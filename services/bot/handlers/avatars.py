@@ -6,13 +6,14 @@ import contextlib
 from uuid import UUID
 
 from aiogram import F, Router
+from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from nats.errors import Error as NatsError
 from nats.js.object_store import ObjectStore
 
 from services.bot.avatars import AvatarService
-from services.bot.filters import CallbackPrefixes
+from services.bot.filters import CallbackPrefixes, Is
 from services.bot.handlers.common import edit_or_send, not_found
 from services.bot.intake import PhotoIntake
 from services.bot.keyboards import avatar as kb
@@ -160,7 +161,7 @@ def build() -> Router:
     router.callback_query.register(show_list, MenuCb.filter(F.action == "avatars"))
     router.callback_query.register(show, AvatarCb.filter(F.action == "view"))
     router.callback_query.register(ask_rename, AvatarCb.filter(F.action == "rename"))
-    router.message.register(got_new_name, Rename.name, F.text)
+    router.message.register(got_new_name, StateFilter(Rename.name), Is(F.text))
     router.callback_query.register(ask_delete, AvatarCb.filter(F.action == "delete"))
     router.callback_query.register(delete, AvatarCb.filter(F.action == "delete_yes"))
     router.callback_query.register(set_main, AvatarCb.filter(F.action == "main"))

@@ -11,7 +11,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from services.bot.describe import Describer
-from services.bot.filters import CallbackPrefixes
+from services.bot.filters import CallbackPrefixes, Is
 from services.bot.generation_flow import Generate, load_draft, save_draft
 from services.bot.handlers.screens import show, stale
 from services.bot.intake import Upload
@@ -88,8 +88,12 @@ def build() -> Router:
     router.callback_query.filter(CallbackPrefixes(GenCb))
     in_flow = StateFilter(Generate)
     router.callback_query.register(ask_reference, in_flow, GenCb.filter(F.action == "describe"))
-    router.message.register(got_reference, Generate.describe, F.photo | F.document)
-    router.message.register(not_a_reference, Generate.describe, ~F.text.startswith("/"))
-    router.message.register(still_describing, Generate.describing, ~F.text.startswith("/"))
+    router.message.register(got_reference, StateFilter(Generate.describe), Is(F.photo | F.document))
+    router.message.register(
+        not_a_reference, StateFilter(Generate.describe), Is(~F.text.startswith("/"))
+    )
+    router.message.register(
+        still_describing, StateFilter(Generate.describing), Is(~F.text.startswith("/"))
+    )
     router.callback_query.register(edit_prompt, in_flow, GenCb.filter(F.action == "edit"))
     return router

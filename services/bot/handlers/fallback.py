@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 
+from services.bot.filters import Is
 from services.bot.keyboards import menu
 from services.bot.texts import Translator
 
@@ -25,6 +26,6 @@ async def unexpected_message(message: Message, t: Translator) -> None:
 def build() -> Router:
     router = Router(name="fallback")
     router.callback_query.register(stale_button)
-    router.message.register(unknown_command, F.text.startswith("/"))
+    router.message.register(unknown_command, Is(F.text.startswith("/")))
     router.message.register(unexpected_message)
     return router

@@ -14,7 +14,7 @@ from aiogram.types import CallbackQuery, Message
 
 from services.bot import generation_views as views
 from services.bot.avatars import AvatarService
-from services.bot.filters import CallbackPrefixes
+from services.bot.filters import CallbackPrefixes, Is
 from services.bot.generation_flow import Draft, Generate, compose, load_draft, save_draft
 from services.bot.generations import GenerationRefused, GenerationService, GenerationSpec
 from services.bot.handlers.common import not_enough_credits
@@ -263,11 +263,13 @@ def build() -> Router:
     cb.register(show_category, IN_FLOW, GenCategoryCb.filter())
     cb.register(pick_style, IN_FLOW, GenStyleCb.filter())
     cb.register(ask_prompt, IN_FLOW, GenCb.filter(F.action == "own"))
-    router.message.register(got_prompt, Generate.prompt, F.text, ~F.text.startswith("/"))
-    router.message.register(not_a_prompt, Generate.prompt, ~F.text.startswith("/"))
+    router.message.register(
+        got_prompt, StateFilter(Generate.prompt), Is(F.text), Is(~F.text.startswith("/"))
+    )
+    router.message.register(not_a_prompt, StateFilter(Generate.prompt), Is(~F.text.startswith("/")))
     cb.register(show_settings, IN_FLOW, GenCb.filter(F.action == "cfg"))
-    cb.register(set_aspect, Generate.settings, GenAspectCb.filter())
-    cb.register(set_count, Generate.settings, GenCountCb.filter())
-    cb.register(confirm, Generate.settings, GenCb.filter(F.action == "go"))
+    cb.register(set_aspect, StateFilter(Generate.settings), GenAspectCb.filter())
+    cb.register(set_count, StateFilter(Generate.settings), GenCountCb.filter())
+    cb.register(confirm, StateFilter(Generate.settings), GenCb.filter(F.action == "go"))
     cb.register(follow_up, GenRunCb.filter())
     return router

@@ -16,6 +16,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, ChatMemberUpdated, Message
 from aiogram.types import User as TgUser
 
+from services.bot.filters import Is
 from services.bot.texts import Texts, Translator, language_for
 
 SHARED = frozenset({ChatType.GROUP, ChatType.SUPERGROUP, ChatType.CHANNEL})
@@ -52,12 +53,12 @@ async def button(callback: CallbackQuery, texts: Texts) -> None:
 
 def build() -> Router:
     router = Router(name="groups")
-    router.my_chat_member.filter(F.chat.type.in_(SHARED))
-    router.message.filter(F.chat.type.in_(SHARED))
-    router.callback_query.filter(F.message.chat.type.in_(SHARED))
-    router.my_chat_member.register(added, F.new_chat_member.status.in_(PRESENT))
+    router.my_chat_member.filter(Is(F.chat.type.in_(SHARED)))
+    router.message.filter(Is(F.chat.type.in_(SHARED)))
+    router.callback_query.filter(Is(F.message.chat.type.in_(SHARED)))
+    router.my_chat_member.register(added, Is(F.new_chat_member.status.in_(PRESENT)))
     router.my_chat_member.register(membership_changed)
-    router.message.register(command, F.text.startswith("/"))
+    router.message.register(command, Is(F.text.startswith("/")))
     router.message.register(ignored)
     router.callback_query.register(button)
     return router

@@ -5,9 +5,11 @@ from __future__ import annotations
 from uuid import UUID
 
 from aiogram import Bot, F, Router
+from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 
+from services.bot.filters import Is
 from services.bot.intake import PhotoIntake, Upload
 from services.bot.keyboards import menu
 from services.bot.states import Upload as UploadState
@@ -57,8 +59,8 @@ async def photo_without_avatar(message: Message, t: Translator) -> None:
 
 def build() -> Router:
     router = Router(name="photos")
-    router.message.register(got_photo, UploadState.photos, F.photo)
-    router.message.register(got_document, UploadState.photos, F.document)
-    router.message.register(other_content, UploadState.photos)
-    router.message.register(photo_without_avatar, F.photo | F.document)
+    router.message.register(got_photo, StateFilter(UploadState.photos), Is(F.photo))
+    router.message.register(got_document, StateFilter(UploadState.photos), Is(F.document))
+    router.message.register(other_content, StateFilter(UploadState.photos))
+    router.message.register(photo_without_avatar, Is(F.photo | F.document))
     return router

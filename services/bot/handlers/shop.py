@@ -17,7 +17,7 @@ from aiogram.types import (
 )
 
 from services.bot.billing import About, Billing, HistoryItem, Payment, PaymentOutcome
-from services.bot.filters import CallbackPrefixes
+from services.bot.filters import CallbackPrefixes, Is
 from services.bot.handlers.common import edit_or_send, not_found
 from services.bot.invoices import CURRENCY, Verdict
 from services.bot.keyboards import shop as kb
@@ -177,8 +177,8 @@ def build() -> Router:
     router.callback_query.filter(CallbackPrefixes(ShopCb))
     router.message.register(cmd_buy, Command("buy"))
     router.message.register(cmd_balance, Command("balance"))
-    router.message.register(paid, F.successful_payment)
-    router.message.register(refunded, F.refunded_payment)
+    router.message.register(paid, Is(F.successful_payment))
+    router.message.register(refunded, Is(F.refunded_payment))
     router.pre_checkout_query.register(pre_checkout)
     router.callback_query.register(open_shop, ShopCb.filter(F.action == "open"))
     router.callback_query.register(buy, ShopCb.filter(F.action == "buy"))

@@ -141,3 +141,31 @@ async def test_callback_prefixes_compares_the_prefix_only() -> None:
     assert not await f(_query(None))
     with pytest.raises(ValueError, match="at least one"):
         CallbackPrefixes()
+
+
+def _sync_parts(router: Router) -> list[str]:
+    """Every filter and handler aiogram would run through `asyncio.to_thread`."""
+    found: list[str] = []
+    for name, observer in router.observers.items():
+        for root in observer._handler.filters or []:
+            if not root.awaitable:
+                found.append(f"{router.name}.{name} root filter {root.callback!r}")
+        for handler in observer.handlers:
+            where = f"{router.name}.{name} {getattr(handler.callback, '__name__', handler)}"
+            if not handler.awaitable:
+                found.append(f"{where}: the handler")
+            found += [
+                f"{where}: {f.magic or f.callback!r}"
+                for f in handler.filters or []
+                if not f.awaitable
+            ]
+    for child in router.sub_routers:
+        found += _sync_parts(child)
+    return found
+
+
+def test_every_filter_and_handler_runs_on_the_event_loop() -> None:
+    """aiogram runs a non-coroutine filter or handler (a bare `F…`, a bare `State`) in a
+    thread, per check; wrap them in `Is(...)` / `StateFilter(...)` instead."""
+    found = [part for router in get_routers() for part in _sync_parts(router)]
+    assert found == []
