@@ -55,6 +55,41 @@ _OUTCOMES = {
     AvatarStatus.ERROR: "failed",
     AvatarStatus.CANCELLED: "cancelled",
 }
+#: Claim the event, lock and read its avatar (with the owner's language), move a final
+#: event's status and read when Start was pressed — in one statement, so the user's final
+#: edit waits for BEGIN and one round trip, not BEGIN and four (and a progress event costs
+#: one round trip in all). The row lock, held to COMMIT, orders the events of one avatar;
+#: the claim is written whatever the avatar's state (stale and unknown events included).
+#: Every CTE sees the statement's snapshot: `moved` decides on the locked row, and the
+#: result is built from the CTEs' outputs, never from a re-read of the tables. The row:
+#: `claimed` NULL: handled before (nothing locked); `id` NULL: unknown avatar; else the
+#: avatar as it was before the move, `moved` whether $5 (a final status, NULL for
+#: progress) was applied: only to the current attempt of a training avatar; and then the
+#: `TrainingRequested` outbox row's `created_at` ($6 is its id), if it is still kept.
+_TRANSITION = f"""
+WITH claim AS (
+    INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2)
+    ON CONFLICT DO NOTHING
+    RETURNING true AS claimed
+),
+locked AS (
+    SELECT {", ".join("a." + c.strip() for c in COLUMNS.split(","))}, u.language
+    FROM avatars a JOIN users u ON u.id = a.user_id
+    WHERE a.id = $3 AND EXISTS (SELECT 1 FROM claim)
+    FOR UPDATE OF a
+),
+moved AS (
+    UPDATE avatars a SET status = $5::text::avatar_status, updated_at = now() FROM locked
+    WHERE a.id = locked.id AND $5::text IS NOT NULL
+      AND locked.status = 'training' AND locked.training_attempt = $4
+    RETURNING true AS moved
+)
+SELECT claim.claimed, locked.*, coalesce(moved.moved, false) AS moved,
+    CASE WHEN moved.moved THEN (SELECT created_at FROM outbox WHERE id = $6) END
+        AS requested_at
+FROM (VALUES (1)) AS one (x) LEFT JOIN claim ON true LEFT JOIN locked ON true
+    LEFT JOIN moved ON true
+"""
 
 
 class TrainingEvents:
@@ -127,51 +162,62 @@ class TrainingEvents:
     async def _transition(
         self, event: TrainingEvent, avatar_id: UUID, status: AvatarStatus | None, render: Render
     ) -> tuple[Avatar, progress.View] | None:
-        async with UnitOfWork(self.pool, PRODUCER) as uow:
-            if not await uow.claim(CONSUMER, event.event_id):
-                return None
-            row = await uow.conn.fetchrow(
-                f"SELECT {', '.join('a.' + c.strip() for c in COLUMNS.split(','))}, "
-                "u.language FROM avatars a JOIN users u ON u.id = a.user_id "
-                "WHERE a.id = $1 FOR UPDATE OF a",
-                avatar_id,
-            )
+        statement = (
+            _TRANSITION,
+            CONSUMER,
+            UUID(event.event_id),
+            avatar_id,
+            event.attempt,
+            None if status is None else status.value,
+            UUID(derived_event_id("training_requested", avatar_id, event.attempt)),
+        )
+        if status is None:
+            # Progress changes nothing but the claim: its one statement is its own transaction.
+            row = self._claimed(await self.pool.fetchrow(*statement), event, avatar_id)
             if row is None:
-                log.info("event for unknown avatar %s ignored", avatar_id)
                 return None
             avatar = Avatar.from_record(row)
-            if (
-                event.attempt != avatar.training_attempt
-                or avatar.status is not AvatarStatus.TRAINING
-            ):
-                log.info(
-                    "stale %s ignored (attempt %d, avatar at %d/%s)",
-                    type(event).__name__,
-                    event.attempt,
-                    avatar.training_attempt,
-                    avatar.status,
-                )
-                return None
-            requested_at: datetime | None = None
-            if status is not None:
-                await uow.conn.execute(
-                    "UPDATE avatars SET status = $2, updated_at = now() WHERE id = $1",
-                    avatar_id,
-                    status.value,
-                )
-                requested_at = await uow.conn.fetchval(
-                    "SELECT created_at FROM outbox WHERE id = $1",
-                    UUID(derived_event_id("training_requested", avatar.id, event.attempt)),
-                )
-                t = Translator(self.texts, row["language"])
-                view = render(t, avatar)
-                refunded = await self._refund(uow.conn, event, avatar.id)
-                if refunded is not None:
-                    view = progress.View(view.text + "\n\n" + refund_note(t, refunded), view.markup)
-                await self._tell_end(uow.conn, avatar, view)
-        if status is not None:
-            self._finished(avatar, status, requested_at)
-        return avatar, render(Translator(self.texts, row["language"]), avatar)
+            return avatar, render(Translator(self.texts, row["language"]), avatar)
+        async with UnitOfWork(self.pool, PRODUCER) as uow:
+            row = self._claimed(await uow.conn.fetchrow(*statement), event, avatar_id)
+            if row is None:
+                return None  # commits the claim: a stale or unknown event stays handled
+            assert row["moved"], "the statement's guard and `_claimed` disagree"
+            avatar = Avatar.from_record(row)  # as it was before the move, like the view expects
+            t = Translator(self.texts, row["language"])
+            view = render(t, avatar)
+            refunded = await self._refund(uow.conn, event, avatar.id)
+            if refunded is not None:
+                view = progress.View(view.text + "\n\n" + refund_note(t, refunded), view.markup)
+            await self._tell_end(uow.conn, avatar, view)
+        self._finished(avatar, status, row["requested_at"])
+        return avatar, view
+
+    @staticmethod
+    def _claimed(
+        row: asyncpg.Record | None, event: TrainingEvent, avatar_id: UUID
+    ) -> asyncpg.Record | None:
+        """The `_TRANSITION` row when the event is new and of the avatar's current training;
+        None (logged) when it was handled before, its avatar is unknown, or it is stale."""
+        assert row is not None  # the statement always returns its one row
+        if not row["claimed"]:
+            return None
+        if row["id"] is None:
+            log.info("event for unknown avatar %s ignored", avatar_id)
+            return None
+        if (
+            event.attempt != row["training_attempt"]
+            or AvatarStatus(row["status"]) is not AvatarStatus.TRAINING
+        ):
+            log.info(
+                "stale %s ignored (attempt %d, avatar at %d/%s)",
+                type(event).__name__,
+                event.attempt,
+                row["training_attempt"],
+                AvatarStatus(row["status"]),
+            )
+            return None
+        return row
 
     async def _refund(
         self, conn: asyncpg.Connection, event: TrainingEvent, avatar_id: UUID
