@@ -38,6 +38,7 @@ class BotConfig:
     #: How often Telegram's Stars ledger is checked for payments whose update was lost
     #: (`reconcile.py`); 0 = only at start.
     stars_reconcile_interval_seconds: float = 600.0
+    fsm_cache_size: int = 10_000
     pricing: Pricing = field(default_factory=Pricing)
 
     @classmethod
@@ -81,6 +82,7 @@ class BotConfig:
                 env, "STARS_RECONCILE_INTERVAL_SECONDS", 600.0
             ),
             pricing=Pricing.from_env(env),
+            fsm_cache_size=env.integer("BOT_FSM_CACHE_SIZE", 10_000, minimum=0),
         )
 
     @property

@@ -1,12 +1,21 @@
-"""aiogram FSM storage on NATS KV, so a conversation survives restarts and spans replicas.
+"""aiogram FSM storage on NATS KV, so a conversation survives restarts.
 
 State and data live under two keys per conversation (`<key>.state`, `<key>.data`) in the
 `KV_FSM` bucket, as JSON. A missing key is the empty state; clearing deletes the key.
+
+The bot runs as one replica (docs/operations.md), so this process writes every key it reads:
+a bounded write-through cache (`cache_size` conversations' keys, least recently used out)
+answers reads without a round trip to NATS — aiogram reads the state on every update and the
+data on every `update_data` — and skips deleting a key it knows is absent (`/start` clears
+both). A failed write forgets the key, so the next read asks NATS again. Set the size to 0
+(`BOT_FSM_CACHE_SIZE`) to run replicas that share conversations.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,29 +42,28 @@ def kv_key(key: StorageKey) -> str:
 class NatsKVStorage(BaseStorage):
     """BaseStorage over one KV bucket; the NATS connection belongs to the runtime."""
 
-    def __init__(self, kv: KeyValue):
+    def __init__(self, kv: KeyValue, cache_size: int = 0):
         self.kv = kv
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, bytes | None] = OrderedDict()
+        self._writes = 0  # a read or write overlapped by another write is not cached
 
     @classmethod
-    async def open(cls, js: JetStreamContext, bucket: str = KV_FSM.name) -> NatsKVStorage:
-        return cls(await js.key_value(bucket))
+    async def open(
+        cls, js: JetStreamContext, bucket: str = KV_FSM.name, cache_size: int = 0
+    ) -> NatsKVStorage:
+        return cls(await js.key_value(bucket), cache_size)
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         value = state.state if isinstance(state, State) else state
-        if value is None:
-            await self._delete(f"{kv_key(key)}.state")
-        else:
-            await self.kv.put(f"{kv_key(key)}.state", json.dumps(value).encode())
+        await self._write(f"{kv_key(key)}.state", value)
 
     async def get_state(self, key: StorageKey) -> str | None:
         value = await self._get(f"{kv_key(key)}.state")
         return value if isinstance(value, str) else None
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
-        if not data:
-            await self._delete(f"{kv_key(key)}.data")
-        else:
-            await self.kv.put(f"{kv_key(key)}.data", json.dumps(dict(data)).encode())
+        await self._write(f"{kv_key(key)}.data", dict(data) if data else None)
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
         value = await self._get(f"{kv_key(key)}.data")
@@ -65,14 +73,41 @@ class NatsKVStorage(BaseStorage):
         """Nothing to do: the connection is drained by the runtime."""
 
     async def _get(self, name: str) -> Any:
-        try:
-            entry = await self.kv.get(name)
-        except (KeyNotFoundError, KeyDeletedError, NotFoundError):
-            return None
-        return json.loads(entry.value) if entry.value else None
+        if name in self._cache:
+            self._cache.move_to_end(name)
+            raw = self._cache[name]
+        else:
+            writes = self._writes
+            try:
+                raw = (await self.kv.get(name)).value or None
+            except (KeyNotFoundError, KeyDeletedError, NotFoundError):
+                raw = None
+            if writes == self._writes:
+                self._remember(name, raw)
+        return json.loads(raw) if raw else None
 
-    async def _delete(self, name: str) -> None:
-        try:
-            await self.kv.delete(name)
-        except (KeyNotFoundError, KeyDeletedError, NotFoundError):
+    async def _write(self, name: str, value: Any) -> None:
+        """Put `value` (None: delete the key). The cache keeps the encoded bytes (a handler
+        mutating what it read cannot change it) and follows only a write that worked."""
+        if value is None and name in self._cache and self._cache[name] is None:
+            self._cache.move_to_end(name)
+            return  # known absent: nothing to delete
+        self._cache.pop(name, None)
+        self._writes += 1
+        writes = self._writes
+        raw = None if value is None else json.dumps(value).encode()
+        if raw is None:
+            with contextlib.suppress(KeyNotFoundError, KeyDeletedError, NotFoundError):
+                await self.kv.delete(name)
+        else:
+            await self.kv.put(name, raw)
+        if writes == self._writes:
+            self._remember(name, raw)
+
+    def _remember(self, name: str, raw: bytes | None) -> None:
+        if not self.cache_size:
             return
+        self._cache[name] = raw
+        self._cache.move_to_end(name)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
