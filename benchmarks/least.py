@@ -5,8 +5,8 @@ or absolute times; these baselines do the scenario's complete job with nothing e
 exactly as the scenario is, so "ours ÷ least" says what our guarantees cost and the least's
 own numbers say what a target asks of the machine.
 
-* `least_ingest`: `least_server.py` in its own process (verify, one UPDATE, one awaited
-  publish, 200), measured as scenario 1.
+* `least_ingest`: `least_server.py` in its own process (verify, one statement that records the
+  delivery and applies it, one awaited publish, 200), measured as scenario 1.
 * `least_completion`: the same server, and in this process (where scenario 2 hosts the bot) a
   pull consumer that takes each `TrainingCompleted`, reads the progress message with one
   `UPDATE … RETURNING` and edits it through aiogram — no claim, no FSM, no outbox, no
@@ -85,8 +85,9 @@ async def least_ingest(lab: Lab) -> Row:
         await sub.unsubscribe()
         await lab.purge_training_events()
     row.notes.append(
-        "aiohttp + timestamp and ED25519 check (`cryptography`) + one `UPDATE avatars … "
-        "RETURNING` (autocommit) + one awaited JetStream publish of the `TrainingCompleted` "
+        "aiohttp + timestamp and ED25519 check (`cryptography`) + one statement (INSERT of the "
+        "body into `fal_webhooks`, `UPDATE avatars … RETURNING`; autocommit) + one awaited "
+        "JetStream publish of the `TrainingCompleted` "
         f"event, nothing else, in its own process; {sizes.concurrency} in flight, first POST → "
         "last event on NATS, as scenario 1; latency = one POST at a time (the event is "
         "acknowledged before the answer)"

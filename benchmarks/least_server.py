@@ -3,8 +3,9 @@
 Scenario 1's target compares the status service with its raw parts one by one (an empty
 aiohttp handler, an UPDATE, a publish). This process does the scenario's whole job with
 nothing else: aiohttp reads the POST, checks the timestamp and the ED25519 signature with
-`cryptography` (the FAL key from the JWKS at `FAL_JWKS_URL`, fetched once), applies the
-result with one indexed `UPDATE … RETURNING` (autocommit: durable), publishes the
+`cryptography` (the FAL key from the JWKS at `FAL_JWKS_URL`, fetched once), records the
+delivery and applies the result in one statement (an INSERT of the body into `fal_webhooks`
+and an indexed `UPDATE … RETURNING`, autocommit: durable), publishes the
 `TrainingCompleted` event with an awaited JetStream publish and answers 200. No stored
 delivery, no replay or ordering guard, no outbox, no metrics, no logs — so the ratio of the
 real service to this says what those cost, and this one's rate says what scenario 1's
@@ -33,11 +34,17 @@ from nats.js import JetStreamContext
 from contracts import TrainingCompleted
 from sandbox.fal import signing
 
-_APPLY = (
-    "UPDATE avatars SET fal_status = 'COMPLETED', diffusers_lora_file_url = $2, "
-    "training_finished_at = now() WHERE fal_request_id = $1 "
-    "RETURNING id, user_id, training_attempt"
+#: Durable, then applied: the delivery (its body, as FAL sent it) and the result, one statement.
+_APPLY = """
+WITH delivery AS (
+    INSERT INTO fal_webhooks (request_id, fal_timestamp, body, processed_at)
+    VALUES ($1, $3, $4::text::jsonb, now())
 )
+UPDATE avatars SET fal_status = 'COMPLETED', diffusers_lora_file_url = $2,
+    training_finished_at = now()
+WHERE fal_request_id = $1
+RETURNING id, user_id, training_attempt
+"""
 
 
 class _Body(msgspec.Struct):
@@ -60,7 +67,7 @@ class LeastIngest:
         except (InvalidSignature, ValueError):
             return web.Response(status=401)
         lora = str(msgspec.json.decode(body, type=_Body).payload["diffusers_lora_file"]["url"])
-        row = await self.pool.fetchrow(_APPLY, request_id, lora)
+        row = await self.pool.fetchrow(_APPLY, request_id, lora, int(timestamp), body.decode())
         if row is None:
             return web.Response(status=200)
         event = TrainingCompleted(
