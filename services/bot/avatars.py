@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
+from collections import OrderedDict
 from uuid import UUID
 
 import asyncpg
@@ -28,6 +30,9 @@ from services.kit.db import UnitOfWork
 
 log = logging.getLogger(__name__)
 PRODUCER = "bot"
+#: How long a user's row, once read, answers their next updates (see `upsert_user`).
+USER_CACHE_SECONDS = 60.0
+USER_CACHE_SIZE = 10_000
 COLUMNS = (
     "id, user_id, name, gender, status, training_type, fal_priority, trigger_word, "
     "training_attempt, photo_count, progress_chat_id, progress_message_id, keep_photos"
@@ -60,6 +65,9 @@ class AvatarService:
         self.min_photos = min_photos
         self.max_photos = max_photos
         self.metrics = metrics or BotMetrics()
+        self._users: OrderedDict[int, tuple[float, tuple[str | None, str, bool], User]] = (
+            OrderedDict()
+        )
 
     async def upsert_user(
         self, user_id: int, username: str | None, first_name: str, language: str, is_admin: bool
@@ -68,8 +76,31 @@ class AvatarService:
 
         Most updates come from a user whose row is current: for them this is one read, not a
         write (every write is a commit that waits for the WAL flush). So `last_seen_at` is
-        refreshed at most every five minutes.
+        refreshed at most every five minutes. And the row read is kept for
+        `USER_CACHE_SECONDS`: this process is the only writer of `users` (the bot runs as one
+        replica) and forgets a user on each of its writes (`forget`), so within that time the
+        next update of the same user needs no query at all.
         """
+        seen = (username, first_name, is_admin)
+        cached = self._users.get(user_id)
+        fresh = cached is not None and time.monotonic() - cached[0] < USER_CACHE_SECONDS
+        if cached is not None and fresh and cached[1] == seen:
+            self._users.move_to_end(user_id)
+            return cached[2]
+        user = await self._upsert_user(user_id, username, first_name, language, is_admin)
+        self._users[user_id] = (time.monotonic(), seen, user)
+        self._users.move_to_end(user_id)
+        while len(self._users) > USER_CACHE_SIZE:
+            self._users.popitem(last=False)
+        return user
+
+    def forget(self, user_id: int) -> None:
+        """The user's row changed (or is gone): the next update reads it again."""
+        self._users.pop(user_id, None)
+
+    async def _upsert_user(
+        self, user_id: int, username: str | None, first_name: str, language: str, is_admin: bool
+    ) -> User:
         row = await self.pool.fetchrow(
             "SELECT id, language, first_name, is_active, is_admin, main_avatar_id"
             " FROM users WHERE id = $1 AND is_active AND is_admin = $4 AND first_name = $3"
@@ -113,9 +144,11 @@ class AvatarService:
 
     async def set_language(self, user_id: int, language: str) -> None:
         await self.pool.execute("UPDATE users SET language = $2 WHERE id = $1", user_id, language)
+        self.forget(user_id)
 
     async def set_active(self, user_id: int, active: bool) -> None:
         await self.pool.execute("UPDATE users SET is_active = $2 WHERE id = $1", user_id, active)
+        self.forget(user_id)
 
     async def user_language(self, user_id: int) -> str | None:
         value = await self.pool.fetchval("SELECT language FROM users WHERE id = $1", user_id)
@@ -248,7 +281,9 @@ class AvatarService:
         return str(result).endswith(" 1")
 
     async def delete(self, user_id: int, avatar_id: UUID) -> list[str] | None:
-        """Delete a non-training avatar; returns the object names of its photos to remove."""
+        """Delete a non-training avatar; returns the object names of its photos to remove.
+        (The user is forgotten: the avatar may have been their main one.)"""
+        self.forget(user_id)
         async with self.pool.acquire() as conn, conn.transaction():
             names = await conn.fetch(
                 "SELECT p.object_name FROM photos p JOIN avatars a ON a.id = p.avatar_id "
@@ -271,6 +306,7 @@ class AvatarService:
             user_id,
             avatar_id,
         )
+        self.forget(user_id)
         return str(result).endswith(" 1")
 
     async def stats(self) -> list[TypeStats]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -83,11 +84,13 @@ class PrivacyService:
         photo_store: ObjectStore,
         image_store: ObjectStore,
         status_cache: KeyValue | None = None,
+        forget_user: Callable[[int], None] | None = None,
     ):
         self.pool = pool
         self.photo_store = photo_store
         self.image_store = image_store
         self.status_cache = status_cache
+        self.forget_user = forget_user  # AvatarService.forget: its cached row is gone
 
     async def summary(self, user_id: int) -> DataSummary:
         row = await self.pool.fetchrow(
@@ -100,6 +103,8 @@ class PrivacyService:
     async def erase(self, user_id: int) -> Erasure:
         """Rows first (one transaction), then files; idempotent."""
         erasure = await self.erase_rows(user_id)
+        if self.forget_user is not None:
+            self.forget_user(user_id)
         await self.remove_objects(erasure)
         log.info(
             "user data erased",
@@ -213,7 +218,9 @@ async def _references(conn: asyncpg.Connection, user_id: int) -> list[str]:
     return names
 
 
-async def wire_privacy(rt: Runtime, config: BotConfig) -> PrivacyService:
+async def wire_privacy(
+    rt: Runtime, config: BotConfig, forget_user: Callable[[int], None] | None = None
+) -> PrivacyService:
     """The erasure service for the dispatcher, and the retention sweeper as a runtime task."""
     photos = await rt.js.object_store(OBJ_PHOTOS.name)
     images = await rt.js.object_store(OBJ_IMAGES.name)
@@ -225,4 +232,5 @@ async def wire_privacy(rt: Runtime, config: BotConfig) -> PrivacyService:
         interval=config.retention_interval_seconds,
     )
     rt.spawn("retention", sweeper.run(rt.stop))
-    return PrivacyService(rt.pool, photos, images, await rt.js.key_value(KV_TRAINING_STATUS.name))
+    status = await rt.js.key_value(KV_TRAINING_STATUS.name)
+    return PrivacyService(rt.pool, photos, images, status, forget_user)

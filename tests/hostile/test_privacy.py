@@ -325,3 +325,34 @@ async def _published(pool: asyncpg.Pool, subject: str, uid: int, at_least: int) 
         f'"user_id":{uid}}}'.encode(),
     )
     return bool(count >= at_least)
+
+
+async def test_after_delete_me_the_user_starts_over_at_once_in_their_new_language(
+    emu: TelegramEmulator, pool: asyncpg.Pool
+) -> None:
+    """The bot keeps a user's row in memory between updates (`AvatarService.upsert_user`):
+    a language change and an erasure must reach the very next update, not a minute later."""
+    uid = await new_user(emu, "Lena", "en")
+    mark = last_id(emu, uid)
+    await emu.send_command(uid, "settings")
+    languages = await reply(emu, uid, after=mark, button="lang:ru")
+    await press(emu, uid, languages, "lang:ru")
+    mark = last_id(emu, uid)
+    await emu.send_command(uid, "help")
+    await reply(emu, uid, "Как это работает", after=mark)
+    assert (await pool.fetchval("SELECT language FROM users WHERE id = $1", uid)) == "ru"
+
+    mark = last_id(emu, uid)
+    await emu.send_command(uid, "delete_me")
+    confirm = await reply(emu, uid, "Удалить все ваши данные?", after=mark, button="privacy:")
+    await press(emu, uid, confirm, "privacy:erase")
+    await reply(emu, uid, "Все ваши данные удалены", after=mark)
+    assert await pool.fetchval("SELECT count(*) FROM users WHERE id = $1", uid) == 0
+
+    mark = last_id(emu, uid)
+    await emu.send_command(uid, "new")  # the row comes back (in Telegram's language), then
+    await reply(emu, uid, after=mark)  # the name is asked
+    mark = last_id(emu, uid)
+    emu.users.send_text(uid, "Again")
+    await reply(emu, uid, after=mark, button="gender:")
+    assert await pool.fetchval("SELECT language FROM users WHERE id = $1", uid) == "en"
