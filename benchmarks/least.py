@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import msgspec
@@ -28,13 +27,11 @@ from nats.js import JetStreamContext
 
 from benchmarks import botrun, completion, webhook_ingest
 from benchmarks.falhooks import Poster, SignedWebhook
-from benchmarks.lab import Lab, ServiceProcess
+from benchmarks.lab import Lab
 from benchmarks.measure import sequential
 from benchmarks.report import Row
 from contracts import TrainingCompleted
 from contracts.jetstream import STREAM_TRAINING, ConsumerSpec
-from sandbox.embedded import free_port
-from sandbox.supervisor import base_env
 from sandbox.telegram import Limits, TelegramEmulator
 from services.kit.broker import consumer_config
 
@@ -44,33 +41,16 @@ _SHOWN = (
 )
 
 
-@contextlib.asynccontextmanager
-async def least_server(lab: Lab) -> AsyncIterator[str]:
-    """`least_server.py` running; yields its webhook URL."""
-    signer = await lab.signing()
-    port = free_port()
-    env = {
-        **base_env(),
-        "DATABASE_URL": lab.db_url,
-        "NATS_URL": lab.nats_url,
-        "FAL_JWKS_URL": signer.jwks_url,
-    }
-    server = ServiceProcess("benchmarks.least_server", env, lab.log("least"), args=[str(port)])
-    await server.start()
-    try:
-        await server.wait_ready(port, within=30.0)
-        yield f"http://127.0.0.1:{port}/fal/webhook"
-    finally:
-        await server.stop()
-
-
 async def least_ingest(lab: Lab) -> Row:
     sizes = lab.sizes
     row = Row("least_ingest", "least webhook ingest", "baseline", unit="hook/s")
     seen = webhook_ingest.Completions()
     sub = await lab.nc.subscribe(TrainingCompleted.subject, cb=seen.on_message)
     try:
-        async with least_server(lab) as url, Poster(url, sizes.concurrency) as poster:
+        async with (
+            webhook_ingest.least_server(lab) as url,
+            Poster(url, sizes.concurrency) as poster,
+        ):
             await webhook_ingest.sustained(lab, poster, seen, 50)  # warm-up
             for _ in range(sizes.baseline_repeats):
                 run = await webhook_ingest.sustained(lab, poster, seen, sizes.ingest_webhooks)
@@ -156,7 +136,7 @@ async def least_completion(lab: Lab) -> Row:
         bot = botrun.client(emu)
         try:
             async with (
-                least_server(lab) as url,
+                webhook_ingest.least_server(lab) as url,
                 Poster(url, 64) as poster,
                 LeastBot(lab, bot),
             ):

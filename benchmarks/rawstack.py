@@ -14,7 +14,7 @@ import asyncio
 import uuid
 
 from aiogram import Dispatcher
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from aiogram.types import Message, Update
 from nats.js import JetStreamContext
 
 from benchmarks import bot_updates, botrun
@@ -206,45 +206,15 @@ async def aiogram_feed(lab: Lab) -> Row:
 
 
 async def aiogram_dialogue(lab: Lab) -> Row:
-    """Scenario 3's dialogue against the least bot that answers it as ours does, with the same
-    Bot API calls and nothing else (no FSM, no database, no middlewares): a text gets one
-    message carrying the buttons the dialogue presses; a press edits that message (the next
-    screen) and answers its callback."""
+    """Scenario 3's dialogue against `bot_updates.least_bot` (the same Bot API calls as ours,
+    nothing else); scenario 3 also runs it beside its own runs, for paired ratios."""
     sizes = lab.sizes
     row = Row("aiogram_dialogue", "least bot, same dialogue", "baseline", unit="upd/s")
-    buttons = [[InlineKeyboardButton(text=str(i), callback_data=d)] for i, d in enumerate(
-        bot_updates.PRESSED
-    )]  # fmt: skip
-    keyboard = InlineKeyboardMarkup(inline_keyboard=buttons)
-
-    async def on_text(message: Message) -> None:
-        await message.answer("ok", reply_markup=keyboard)
-
-    async def on_press(query: CallbackQuery) -> None:
-        if isinstance(query.message, Message):
-            await query.message.edit_text(f"after {query.data}", reply_markup=keyboard)
-        await query.answer()
-
-    dp = Dispatcher()
-    dp.message.register(on_text)
-    dp.callback_query.register(on_press)
-    async with TelegramEmulator(limits=Limits(enabled=False)) as emu:
-        users = new_user_ids(sizes.conversation_users)
-        for uid in users:
-            emu.users.create_user("Anna", user_id=uid)
-        bot = botrun.client(emu)
-        polling = asyncio.create_task(
-            dp.start_polling(bot, handle_signals=False, close_bot_session=False)
-        )
-        try:
-            await botrun.polling_started(emu, polling)
-            await bot_updates.dialogues(emu, users[:4], 1)  # warm-up
-            for _ in range(sizes.baseline_repeats):
-                row.runs.append(await bot_updates.dialogues(emu, users, sizes.conversation_rounds))
-        finally:
-            await dp.stop_polling()
-            await polling
-            await bot.session.close()
+    users = new_user_ids(sizes.conversation_users)
+    async with bot_updates.least_bot(users) as emu:
+        await bot_updates.dialogues(emu, users[:4], 1)  # warm-up
+        for _ in range(sizes.baseline_repeats):
+            row.runs.append(await bot_updates.dialogues(emu, users, sizes.conversation_rounds))
     row.notes.append(
         f"scenario 3's {len(users)} users and updates ({bot_updates.STEPS} per dialogue), each "
         "answered with the Bot API calls ours makes (a text: sendMessage with the buttons; a "
