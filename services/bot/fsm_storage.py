@@ -46,7 +46,11 @@ class NatsKVStorage(BaseStorage):
         self.kv = kv
         self.cache_size = cache_size
         self._cache: OrderedDict[str, bytes | None] = OrderedDict()
-        self._writes = 0  # a read or write overlapped by another write is not cached
+        # A read or write overlapped by a (later) write *of the same key* is not cached: each
+        # write stamps its key; stamps are dropped whenever nothing is waiting on NATS.
+        self._writes = 0
+        self._stamps: dict[str, int] = {}
+        self._waiting = 0
 
     @classmethod
     async def open(
@@ -77,13 +81,16 @@ class NatsKVStorage(BaseStorage):
             self._cache.move_to_end(name)
             raw = self._cache[name]
         else:
-            writes = self._writes
+            self._waiting += 1
             try:
                 raw = (await self.kv.get(name)).value or None
             except (KeyNotFoundError, KeyDeletedError, NotFoundError):
                 raw = None
-            if writes == self._writes:
+            finally:
+                self._waiting -= 1
+            if name not in self._stamps:  # no write of this key overlapped the read
                 self._remember(name, raw)
+            self._settled()
         return json.loads(raw) if raw else None
 
     async def _write(self, name: str, value: Any) -> None:
@@ -94,15 +101,24 @@ class NatsKVStorage(BaseStorage):
             return  # known absent: nothing to delete
         self._cache.pop(name, None)
         self._writes += 1
-        writes = self._writes
+        stamp = self._stamps[name] = self._writes
         raw = None if value is None else json.dumps(value).encode()
-        if raw is None:
-            with contextlib.suppress(KeyNotFoundError, KeyDeletedError, NotFoundError):
-                await self.kv.delete(name)
-        else:
-            await self.kv.put(name, raw)
-        if writes == self._writes:
+        self._waiting += 1
+        try:
+            if raw is None:
+                with contextlib.suppress(KeyNotFoundError, KeyDeletedError, NotFoundError):
+                    await self.kv.delete(name)
+            else:
+                await self.kv.put(name, raw)
+        finally:
+            self._waiting -= 1
+        if self._stamps[name] == stamp:  # no later write of this key began
             self._remember(name, raw)
+        self._settled()
+
+    def _settled(self) -> None:
+        if not self._waiting:
+            self._stamps.clear()
 
     def _remember(self, name: str, raw: bytes | None) -> None:
         if not self.cache_size:

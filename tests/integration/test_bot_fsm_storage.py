@@ -136,3 +136,17 @@ async def test_the_cache_is_bounded(kv: KeyValue) -> None:
     assert len(storage._cache) == 3
     assert await NatsKVStorage(kv).get_state(_key(0)) == "A:b"
     assert await storage.get_state(_key(0)) == "A:b"  # evicted, read from NATS
+
+
+async def test_writes_of_other_conversations_do_not_stop_caching(kv: KeyValue) -> None:
+    gated = Gated(kv)
+    storage = NatsKVStorage(gated, 100)  # type: ignore[arg-type]
+    gated.hold.clear()
+    reading = asyncio.create_task(storage.get_state(_key(1)))
+    await asyncio.sleep(0.05)
+    gated.hold.set()
+    await storage.set_state(_key(2), "A:b")  # someone else's, while the read is out
+    assert await reading is None
+    reads = gated.gets
+    assert await storage.get_state(_key(1)) is None
+    assert gated.gets == reads  # answered from memory
