@@ -119,20 +119,8 @@ async def least_bot(users: list[int]) -> AsyncIterator[TelegramEmulator]:
     dp = Dispatcher()
     dp.message.register(on_text)
     dp.callback_query.register(on_press)
-    async with TelegramEmulator(limits=Limits(enabled=False)) as emu:
-        for uid in users:
-            emu.users.create_user("Anna", user_id=uid)
-        bot = botrun.client(emu)
-        polling = asyncio.create_task(
-            dp.start_polling(bot, handle_signals=False, close_bot_session=False)
-        )
-        try:
-            await botrun.polling_started(emu, polling)
-            yield emu
-        finally:
-            await dp.stop_polling()
-            await polling
-            await bot.session.close()
+    async with botrun.polling_dispatcher(dp, users, "Anna") as emu:
+        yield emu
 
 
 async def run(lab: Lab, baselines: dict[str, Row]) -> Row:

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Hashable, Sequence
+from collections.abc import AsyncIterator, Hashable, Sequence
 from typing import Any
 
-from aiogram import Bot
+from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 
 from benchmarks.lab import Lab
 from benchmarks.measure import BenchError, Stopwatch
-from sandbox.telegram import TelegramEmulator
+from sandbox.telegram import Limits, TelegramEmulator
 from sandbox.telegram.state import Json
 from services.bot import bootstrap
 from services.bot.config import BotConfig
@@ -58,6 +58,28 @@ async def polling_started(emu: TelegramEmulator, task: asyncio.Task[Any] | None 
         if loop.time() > deadline:
             raise BenchError("the bot did not start polling within 60s")
         await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def polling_dispatcher(
+    dp: Dispatcher, users: Sequence[int], name: str = "Bench"
+) -> AsyncIterator[TelegramEmulator]:
+    """A bare aiogram `dp` long-polling a fresh emulator (rate limits off) that knows `users`;
+    yields the emulator once polling has started (the baselines' bots)."""
+    async with TelegramEmulator(limits=Limits(enabled=False)) as emu:
+        for uid in users:
+            emu.users.create_user(name, user_id=uid)
+        bot = client(emu)
+        polling = asyncio.create_task(
+            dp.start_polling(bot, handle_signals=False, close_bot_session=False)
+        )
+        try:
+            await polling_started(emu, polling)
+            yield emu
+        finally:
+            await dp.stop_polling()
+            await polling
+            await bot.session.close()
 
 
 class RunningBot:

@@ -24,7 +24,7 @@ from benchmarks.report import Row
 from benchmarks.seed import new_user_ids
 from contracts import TrainingCompleted, encode, new_event_id, utcnow
 from contracts.jetstream import ConsumerSpec, StreamSpec
-from sandbox.telegram import Limits, TelegramEmulator
+from sandbox.telegram import TelegramEmulator
 from services.kit.broker import consumer_config, ensure_stream
 
 BENCH_STREAM = StreamSpec(name="AISHA_BENCH", subjects=("bench.>",))
@@ -137,37 +137,25 @@ async def aiogram_polling(lab: Lab) -> Row:
     hits = _Hits()
     dp = Dispatcher()
     dp.message.register(hits.handler)
-    async with TelegramEmulator(limits=Limits(enabled=False)) as emu:
-        users = new_user_ids(sizes.conversation_users)
-        for uid in users:
-            emu.users.create_user("Bench", user_id=uid)
-        bot = botrun.client(emu)
-        polling = asyncio.create_task(
-            dp.start_polling(bot, handle_signals=False, close_bot_session=False)
-        )
-        try:
-            await botrun.polling_started(emu, polling)
+    users = new_user_ids(sizes.conversation_users)
+    async with botrun.polling_dispatcher(dp, users) as emu:
 
-            async def burst(count: int) -> Run:
-                hits.expect(count)
-                started = now()
-                for i in range(count):
-                    emu.users.send_text(users[i % len(users)], f"hello {i}")
-                await hits.wait(60.0)
-                return Run(count, now() - started)
+        async def burst(count: int) -> Run:
+            hits.expect(count)
+            started = now()
+            for i in range(count):
+                emu.users.send_text(users[i % len(users)], f"hello {i}")
+            await hits.wait(60.0)
+            return Run(count, now() - started)
 
-            async def one(i: int) -> None:
-                await burst(1)
+        async def one(i: int) -> None:
+            await burst(1)
 
-            await burst(50)
-            for _ in range(sizes.baseline_repeats):
-                run = await burst(sizes.polling_updates)
-                run.latencies_ms = await sequential(one, sizes.latency_samples)
-                row.runs.append(run)
-        finally:
-            await dp.stop_polling()
-            await polling
-            await bot.session.close()
+        await burst(50)
+        for _ in range(sizes.baseline_repeats):
+            run = await burst(sizes.polling_updates)
+            run.latencies_ms = await sequential(one, sizes.latency_samples)
+            row.runs.append(run)
     row.notes.append(
         f"backlog of text updates from {len(users)} users; latency = one update at a time"
     )
