@@ -44,10 +44,12 @@ import msgspec
 import nats
 import pytest
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 from PIL import Image, ImageDraw
 
 from contracts import encode
 from contracts.base import Event
+from contracts.jetstream import ConsumerSpec
 from sandbox.telegram import Limits, TelegramEmulator
 from sandbox.telegram.state import CallbackRecord
 from services.bot import bootstrap
@@ -298,6 +300,20 @@ def photo(seed: int, size: int = 600, fill: tuple[int, int, int] = (255, 255, 25
 async def publish(js: JetStreamContext, event: Event) -> None:
     """Publish an event as a service would (deduplicated by its event id)."""
     await js.publish(event.subject, encode(event), headers={"Nats-Msg-Id": event.event_id})
+
+
+async def consumed(js: JetStreamContext, spec: ConsumerSpec, seq: int) -> None:
+    """Wait until the consumer `spec` (one of the bot's) has acknowledged everything up to
+    stream sequence `seq`; it may not exist yet while the bot starts."""
+
+    async def done() -> bool:
+        try:
+            info = await js.consumer_info(spec.stream, spec.durable)
+        except NotFoundError:
+            return False
+        return bool(info.ack_floor.stream_seq >= seq and info.num_ack_pending == 0)
+
+    await eventually(done, within=15)
 
 
 async def events_of(js: JetStreamContext, subject: str, kind: type[E], **match: Any) -> list[E]:

@@ -29,7 +29,6 @@ from contracts.jetstream import (
     KV_TRAINING_STATUS,
     OBJ_IMAGES,
     OBJ_PHOTOS,
-    ConsumerSpec,
 )
 from sandbox.telegram import TelegramEmulator
 from services.bot.privacy import PrivacyService
@@ -37,7 +36,7 @@ from services.bot.retention import RetentionSweeper
 from services.kit import credits
 from services.kit.db import create_pool
 from services.kit.schema import BOT
-from tests.botkit import eventually, press
+from tests.botkit import consumed, eventually, press
 from tests.hostile.harness import (
     Seeded,
     last_id,
@@ -297,16 +296,6 @@ async def described(js: JetStreamContext, request: DescribeRequested, caption: s
     )  # fmt: skip
     ack = await js.publish(event.subject, encode(event), headers={"Nats-Msg-Id": event.event_id})
     return int(ack.seq)
-
-
-async def consumed(js: JetStreamContext, spec: ConsumerSpec, seq: int) -> None:
-    """Wait until the bot's consumer has acknowledged everything up to stream `seq`."""
-
-    async def done() -> bool:
-        info = await js.consumer_info(spec.stream, spec.durable)
-        return info.ack_floor.stream_seq >= seq and info.num_ack_pending == 0
-
-    await eventually(done, within=15)
 
 
 async def _requests(pool: asyncpg.Pool, uid: int, count: int) -> list[DescribeRequested] | None:

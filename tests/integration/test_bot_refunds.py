@@ -33,7 +33,7 @@ from contracts import (
     utcnow,
 )
 from contracts.base import Event
-from contracts.jetstream import BOT_GENERATION, BOT_TRAINING, ConsumerSpec
+from contracts.jetstream import BOT_GENERATION, BOT_TRAINING
 from sandbox.telegram import TelegramEmulator
 from services.bot.keyboards.callbacks import TrainingCb
 from services.bot.pricing import Pricing
@@ -42,6 +42,7 @@ from services.kit import credits
 from tests.botkit import (
     BotUnderTest,
     bot_message,
+    consumed,
     content,
     current,
     events_of,
@@ -162,16 +163,6 @@ async def redeliver(js: JetStreamContext, event: Event) -> int:
     it again after JetStream's duplicate window; returns its stream sequence."""
     ack = await js.publish(event.subject, encode(event), headers={"Nats-Msg-Id": new_event_id()})
     return int(ack.seq)
-
-
-async def consumed(js: JetStreamContext, spec: ConsumerSpec, seq: int) -> None:
-    """Wait until the bot's consumer has acknowledged everything up to stream `seq`."""
-
-    async def done() -> bool:
-        info = await js.consumer_info(spec.stream, spec.durable)
-        return info.ack_floor.stream_seq >= seq and info.num_ack_pending == 0
-
-    await eventually(done, within=15)
 
 
 async def generation_requests(js: JetStreamContext, uid: int, since: datetime) -> list[Any]:

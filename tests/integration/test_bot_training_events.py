@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-import nats.js.errors
 import pytest
 from nats.js import JetStreamContext
 
@@ -36,7 +35,7 @@ from services.bot.metrics import BotMetrics
 from services.bot.texts import Texts
 from services.kit.db import create_pool
 from services.kit.schema import BOT
-from tests.botkit import BotUnderTest, bot_message, eventually, publish
+from tests.botkit import BotUnderTest, bot_message, consumed, eventually, publish
 
 # --- seeding and events -------------------------------------------------------------------------
 
@@ -104,17 +103,10 @@ async def sent(js: JetStreamContext, event: Event, *, again: bool = False) -> No
     """Publish `event` and wait until the bot's training consumer has acknowledged it;
     `again`: as a new stream message with the same event_id (a producer's late retry)."""
 
-    async def consumed(seq: int) -> bool:
-        try:
-            info = await js.consumer_info(BOT_TRAINING.stream, BOT_TRAINING.durable)
-        except nats.js.errors.NotFoundError:  # the bot is still starting
-            return False
-        return info.ack_floor.stream_seq >= seq and info.num_ack_pending == 0
-
-    await eventually(lambda: consumed(0), within=15)
+    await consumed(js, BOT_TRAINING, 0)
     msg_id = new_event_id() if again else event.event_id
     ack = await js.publish(event.subject, encode(event), headers={"Nats-Msg-Id": msg_id})
-    await eventually(lambda: consumed(ack.seq), within=15)
+    await consumed(js, BOT_TRAINING, ack.seq)
 
 
 # --- through the running bot --------------------------------------------------------------------
