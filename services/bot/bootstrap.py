@@ -45,6 +45,7 @@ from services.bot.texts import LANGUAGES, Texts
 from services.kit.consumer import EventConsumer
 from services.kit.runtime import Runtime, open_runtime
 from services.kit.schema import BOT
+from services.kit.waiting import pause
 
 log = logging.getLogger(__name__)
 COMMANDS = (
@@ -172,9 +173,7 @@ async def _settle_stars(
             await reconciler.reconcile()
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, AiogramError):
             log.exception("settling stars payments failed; the next round tries again")
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(interval if interval > 0 else None):
-                await stop.wait()
+        await pause(stop, interval if interval > 0 else None)
 
 
 async def run(config: BotConfig, stop: asyncio.Event) -> None:

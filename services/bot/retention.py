@@ -28,6 +28,7 @@ from nats.js.errors import NotFoundError
 from nats.js.object_store import ObjectStore
 
 from services.bot.describe import REFERENCE_PREFIX
+from services.kit.waiting import pause
 
 log = logging.getLogger(__name__)
 IMAGE_PREFIX = "gen/"  # the status service's result images; other files are not ours to judge
@@ -66,9 +67,7 @@ class RetentionSweeper:
                     last_orphan_sweep = time.monotonic()
             except (asyncpg.PostgresError, OSError, NatsError) as exc:
                 log.warning("retention sweep failed: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.interval):
-                    await stop.wait()
+            await pause(stop, self.interval)
 
     async def sweep_once(self, *, orphans: bool = True) -> tuple[int, int]:
         """(training photos deleted, orphan files deleted)."""

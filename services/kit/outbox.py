@@ -28,6 +28,7 @@ from contracts.base import Event, encode
 from services.kit.crashpoints import crashpoint
 from services.kit.db import DB_ERRORS, OUTBOX_CHANNEL
 from services.kit.metrics import KitMetrics
+from services.kit.waiting import pause
 
 log = logging.getLogger(__name__)
 #: How long a publish may wait for room among the unacknowledged ones (JetStream away).
@@ -286,9 +287,7 @@ class OutboxShortcut:
         in flight (bounded by the publish timeout)."""
         while not stop.is_set():
             await _first(self._wake, stop)
-            with contextlib.suppress(TimeoutError):  # let a busy writer's acks gather
-                async with asyncio.timeout(self._mark_delay):
-                    await stop.wait()
+            await pause(stop, self._mark_delay)  # let a busy writer's acks gather
             self._wake.clear()
             await self._mark()
         if self._sending:

@@ -9,12 +9,12 @@ alerts take `max` over replicas), refreshed every `interval` seconds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import asyncpg
 
 from contracts import TrainingType
+from services.kit.waiting import pause
 from services.status.metrics import StatusMetrics
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,4 @@ class InFlightGauges:
                 await self.refresh()
             except (asyncpg.PostgresError, OSError) as exc:
                 log.warning("in-flight gauges not refreshed: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.interval):
-                    await stop.wait()
+            await pause(stop, self.interval)

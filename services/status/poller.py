@@ -12,7 +12,6 @@ update), not in the job's age: one 500 after an hour of polling waits seconds, n
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -24,6 +23,7 @@ import httpx
 
 from services.kit.db import DB_ERRORS
 from services.kit.logs import log_context
+from services.kit.waiting import pause
 from services.status.generation import GenerationTracker
 from services.status.images import ResultsUnavailable
 from services.status.metrics import StatusMetrics
@@ -106,9 +106,7 @@ class Poller:
                 log.warning("poll cycle failed: %s", exc)
                 polled = 0
             if polled < self.batch:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(1.0, self.interval)):
-                        await stop.wait()
+                await pause(stop, min(1.0, self.interval))
 
     async def poll_once(self) -> int:
         async with self.pool.acquire() as conn, conn.transaction():

@@ -19,12 +19,12 @@ one batch more. Every replica may run it: a row deleted twice is deleted once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import asyncpg
 
 from services.kit.config import ConfigError, Env
+from services.kit.waiting import pause
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,4 @@ class WebhookRetention:
                 await self.prune_once()
             except (asyncpg.PostgresError, OSError) as exc:
                 log.warning("pruning FAL webhooks failed: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.interval):
-                    await stop.wait()
+            await pause(stop, self.interval)
