@@ -1,8 +1,8 @@
 """Filters that keep dispatch cheap.
 
-`CallbackPrefixes` is set as a router's root callback filter (`router.callback_query.filter`):
-aiogram checks root filters once per router, so a button meant for another feature skips the
-whole router instead of being unpacked (and refused with an exception) by each of its handlers.
+`CallbackPrefixes` is a feature router's root callback filter (`routing.FeatureRouter` sets it
+and tests it before aiogram's walk): a button meant for another feature skips the whole router
+instead of being unpacked (and refused with an exception) by each of its handlers.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ class CallbackPrefixes(Filter):
         self.prefixes = frozenset(cls.__prefix__ for cls in classes)
 
     async def __call__(self, query: CallbackQuery) -> bool:
-        data = query.data
+        return self.matches(query.data)
+
+    def matches(self, data: str | None) -> bool:
         if not data:
             return False
         return any(data.partition(sep)[0] in prefixes for sep, prefixes in self._by_separator)

@@ -14,6 +14,7 @@ from services.bot.config import BotConfig
 from services.bot.handlers.shop import entry_line
 from services.bot.models import TypeStats, User
 from services.bot.promo import ArgError, FreeCredits, parse_grant, parse_promo, parse_user_id
+from services.bot.routing import FeatureRouter
 from services.bot.texts import Translator
 
 
@@ -98,7 +99,7 @@ async def cmd_ledger(
 
 
 def build() -> Router:
-    router = Router(name="admin")
+    router = FeatureRouter(name="admin")
     router.message.filter(IsAdmin())
     router.message.register(cmd_stats, Command("stats"))
     router.message.register(cmd_promo_new, Command("promo_new"))

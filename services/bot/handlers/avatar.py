@@ -8,13 +8,14 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from services.bot.avatars import AvatarService
-from services.bot.filters import CallbackPrefixes, Is
+from services.bot.filters import Is
 from services.bot.handlers.common import edit_or_send
 from services.bot.intake import counter_text
 from services.bot.keyboards import avatar as kb
 from services.bot.keyboards.callbacks import GenderCb, MenuCb, TrainingTypeCb
 from services.bot.models import Gender, User
 from services.bot.names import sanitize_name
+from services.bot.routing import FeatureRouter
 from services.bot.states import CreateAvatar, Upload
 from services.bot.texts import Translator
 
@@ -100,8 +101,7 @@ async def type_picked(
 
 
 def build() -> Router:
-    router = Router(name="avatar")
-    router.callback_query.filter(CallbackPrefixes(MenuCb, GenderCb, TrainingTypeCb))
+    router = FeatureRouter(name="avatar", callbacks=(MenuCb, GenderCb, TrainingTypeCb))
     router.callback_query.register(begin, MenuCb.filter(F.action == "create"))
     router.message.register(cmd_new, Command("new"))
     router.message.register(got_name, StateFilter(CreateAvatar.name), Is(F.text))

@@ -13,7 +13,7 @@ from nats.errors import Error as NatsError
 from nats.js.object_store import ObjectStore
 
 from services.bot.avatars import AvatarService
-from services.bot.filters import CallbackPrefixes, Is
+from services.bot.filters import Is
 from services.bot.handlers.common import edit_or_send, not_found
 from services.bot.intake import PhotoIntake
 from services.bot.keyboards import avatar as kb
@@ -21,6 +21,7 @@ from services.bot.keyboards import menu
 from services.bot.keyboards.callbacks import AvatarCb, MenuCb
 from services.bot.models import Avatar, User
 from services.bot.names import sanitize_name
+from services.bot.routing import FeatureRouter
 from services.bot.states import Rename, Upload
 from services.bot.texts import Translator
 
@@ -156,8 +157,7 @@ async def add_photos(
 
 
 def build() -> Router:
-    router = Router(name="avatars")
-    router.callback_query.filter(CallbackPrefixes(MenuCb, AvatarCb))
+    router = FeatureRouter(name="avatars", callbacks=(MenuCb, AvatarCb))
     router.callback_query.register(show_list, MenuCb.filter(F.action == "avatars"))
     router.callback_query.register(show, AvatarCb.filter(F.action == "view"))
     router.callback_query.register(ask_rename, AvatarCb.filter(F.action == "rename"))

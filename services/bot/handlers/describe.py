@@ -11,7 +11,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from services.bot.describe import Describer
-from services.bot.filters import CallbackPrefixes, Is
+from services.bot.filters import Is
 from services.bot.generation_flow import Generate, load_draft, save_draft
 from services.bot.handlers.screens import show, stale
 from services.bot.intake import Upload
@@ -20,6 +20,7 @@ from services.bot.keyboards.generate import GenCb
 from services.bot.models import User
 from services.bot.progress import View
 from services.bot.prompts.builder import MAX_USER_PROMPT
+from services.bot.routing import FeatureRouter
 from services.bot.texts import Translator
 from services.bot.validation import PhotoRejected
 
@@ -84,8 +85,7 @@ async def edit_prompt(callback: CallbackQuery, state: FSMContext, t: Translator)
 
 
 def build() -> Router:
-    router = Router(name="describe")
-    router.callback_query.filter(CallbackPrefixes(GenCb))
+    router = FeatureRouter(name="describe", callbacks=(GenCb,))
     in_flow = StateFilter(Generate)
     router.callback_query.register(ask_reference, in_flow, GenCb.filter(F.action == "describe"))
     router.message.register(got_reference, StateFilter(Generate.describe), Is(F.photo | F.document))

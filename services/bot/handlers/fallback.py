@@ -7,6 +7,7 @@ from aiogram.types import CallbackQuery, Message
 
 from services.bot.filters import Is
 from services.bot.keyboards import menu
+from services.bot.routing import FeatureRouter
 from services.bot.texts import Translator
 
 
@@ -24,7 +25,7 @@ async def unexpected_message(message: Message, t: Translator) -> None:
 
 
 def build() -> Router:
-    router = Router(name="fallback")
+    router = FeatureRouter(name="fallback")
     router.callback_query.register(stale_button)
     router.message.register(unknown_command, Is(F.text.startswith("/")))
     router.message.register(unexpected_message)

@@ -18,7 +18,6 @@ from nats.js.object_store import ObjectStore
 
 from services.bot import gallery_views as views
 from services.bot.export import Exporter
-from services.bot.filters import CallbackPrefixes
 from services.bot.handlers.screens import chat_of, show, stale
 from services.bot.image_files import as_upload, file_id_of, load, send_photo
 from services.bot.images import ImageService
@@ -27,6 +26,7 @@ from services.bot.keyboards.gallery import GalleryCb, GalleryMenuCb, ImageCb
 from services.bot.models import User
 from services.bot.progress import View
 from services.bot.prompts import Catalogue
+from services.bot.routing import FeatureRouter
 from services.bot.texts import Translator
 
 
@@ -179,9 +179,8 @@ async def _set_markup(callback: CallbackQuery, markup: InlineKeyboardMarkup) -> 
 
 
 def build() -> Router:
-    router = Router(name="gallery")
+    router = FeatureRouter(name="gallery", callbacks=(GalleryCb, GalleryMenuCb, ImageCb))
     cb = router.callback_query
-    cb.filter(CallbackPrefixes(GalleryCb, GalleryMenuCb, ImageCb))
     router.message.register(cmd_gallery, Command("gallery"))
     router.message.register(cmd_gallery, CommandStart(deep_link=True, magic=F.args == "gallery"))
     cb.register(show_page, GalleryCb.filter())

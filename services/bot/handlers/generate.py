@@ -14,7 +14,7 @@ from aiogram.types import CallbackQuery, Message
 
 from services.bot import generation_views as views
 from services.bot.avatars import AvatarService
-from services.bot.filters import CallbackPrefixes, Is
+from services.bot.filters import Is
 from services.bot.generation_flow import Draft, Generate, compose, load_draft, save_draft
 from services.bot.generations import GenerationRefused, GenerationService, GenerationSpec
 from services.bot.handlers.common import not_enough_credits
@@ -32,6 +32,7 @@ from services.bot.models import AvatarStatus, User
 from services.bot.progress import View
 from services.bot.prompts import Catalogue, PromptRejected
 from services.bot.prompts.builder import MAX_USER_PROMPT, user_text
+from services.bot.routing import FeatureRouter
 from services.bot.texts import Translator
 from services.kit.credits import InsufficientCredits
 
@@ -252,9 +253,11 @@ async def _start_follow_up(
 
 
 def build() -> Router:
-    router = Router(name="generate")
+    router = FeatureRouter(
+        name="generate",
+        callbacks=(GenCb, GenCategoryCb, GenStyleCb, GenAspectCb, GenCountCb, GenRunCb),
+    )
     cb = router.callback_query
-    cb.filter(CallbackPrefixes(GenCb, GenCategoryCb, GenStyleCb, GenAspectCb, GenCountCb, GenRunCb))
     router.message.register(cmd_generate, Command("generate"))
     cb.register(open_home, GenCb.filter(F.action == "home"))
     cb.register(pick_avatar, GenCb.filter(F.action == "avatar"))

@@ -17,6 +17,7 @@ from aiogram.types import CallbackQuery, ChatMemberUpdated, Message
 from aiogram.types import User as TgUser
 
 from services.bot.filters import Is
+from services.bot.routing import FeatureRouter
 from services.bot.texts import Texts, Translator, language_for
 
 SHARED = frozenset({ChatType.GROUP, ChatType.SUPERGROUP, ChatType.CHANNEL})
@@ -52,7 +53,7 @@ async def button(callback: CallbackQuery, texts: Texts) -> None:
 
 
 def build() -> Router:
-    router = Router(name="groups")
+    router = FeatureRouter(name="groups")
     router.my_chat_member.filter(Is(F.chat.type.in_(SHARED)))
     router.message.filter(Is(F.chat.type.in_(SHARED)))
     router.callback_query.filter(Is(F.message.chat.type.in_(SHARED)))

@@ -18,6 +18,7 @@ from aiogram.types import (
 from services.bot.images import ImageService
 from services.bot.models import User
 from services.bot.prompts.builder import clean
+from services.bot.routing import FeatureRouter
 from services.bot.texts import Translator
 
 PAGE = 20
@@ -49,6 +50,6 @@ async def favorites(query: InlineQuery, user: User, t: Translator, images: Image
 
 
 def build() -> Router:
-    router = Router(name="inline")
+    router = FeatureRouter(name="inline")
     router.inline_query.register(favorites)
     return router

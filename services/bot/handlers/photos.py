@@ -12,6 +12,7 @@ from aiogram.types import Message
 from services.bot.filters import Is
 from services.bot.intake import PhotoIntake, Upload
 from services.bot.keyboards import menu
+from services.bot.routing import FeatureRouter
 from services.bot.states import Upload as UploadState
 from services.bot.texts import Translator
 
@@ -58,7 +59,7 @@ async def photo_without_avatar(message: Message, t: Translator) -> None:
 
 
 def build() -> Router:
-    router = Router(name="photos")
+    router = FeatureRouter(name="photos")
     router.message.register(got_photo, StateFilter(UploadState.photos), Is(F.photo))
     router.message.register(got_document, StateFilter(UploadState.photos), Is(F.document))
     router.message.register(other_content, StateFilter(UploadState.photos))

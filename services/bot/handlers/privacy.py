@@ -9,7 +9,6 @@ from aiogram.types import CallbackQuery, Message
 
 from services.bot.avatars import AvatarService
 from services.bot.config import BotConfig
-from services.bot.filters import CallbackPrefixes
 from services.bot.handlers.avatars import details_text
 from services.bot.handlers.common import edit_or_send, not_found
 from services.bot.keyboards import avatar as avatar_kb
@@ -17,6 +16,7 @@ from services.bot.keyboards import menu
 from services.bot.keyboards.privacy import KeepPhotosCb, PrivacyCb, erase_confirm
 from services.bot.models import AvatarStatus, User
 from services.bot.privacy import PrivacyService
+from services.bot.routing import FeatureRouter
 from services.bot.texts import Translator
 
 
@@ -67,8 +67,7 @@ async def keep_photos(
 
 
 def build() -> Router:
-    router = Router(name="privacy")
-    router.callback_query.filter(CallbackPrefixes(PrivacyCb, KeepPhotosCb))
+    router = FeatureRouter(name="privacy", callbacks=(PrivacyCb, KeepPhotosCb))
     router.message.register(cmd_delete_me, Command("delete_me"))
     router.callback_query.register(erase, PrivacyCb.filter(F.action == "erase"))
     router.callback_query.register(abort, PrivacyCb.filter(F.action == "abort"))

@@ -8,6 +8,7 @@ from aiogram.types import Message
 
 from services.bot.models import User
 from services.bot.promo import FreeCredits
+from services.bot.routing import FeatureRouter
 from services.bot.texts import Translator
 
 
@@ -23,6 +24,6 @@ async def cmd_promo(
 
 
 def build() -> Router:
-    router = Router(name="promo")
+    router = FeatureRouter(name="promo")
     router.message.register(cmd_promo, Command("promo"))
     return router

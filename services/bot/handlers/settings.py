@@ -7,11 +7,11 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 
 from services.bot.avatars import AvatarService
-from services.bot.filters import CallbackPrefixes
 from services.bot.handlers.common import edit_or_send
 from services.bot.keyboards import menu
 from services.bot.keyboards.callbacks import LangCb, MenuCb
 from services.bot.models import User
+from services.bot.routing import FeatureRouter
 from services.bot.texts import Texts, Translator
 
 
@@ -35,8 +35,7 @@ async def set_language(
 
 
 def build() -> Router:
-    router = Router(name="settings")
-    router.callback_query.filter(CallbackPrefixes(MenuCb, LangCb))
+    router = FeatureRouter(name="settings", callbacks=(MenuCb, LangCb))
     router.message.register(cmd_settings, Command("settings"))
     router.callback_query.register(show, MenuCb.filter(F.action == "settings"))
     router.callback_query.register(set_language, LangCb.filter())

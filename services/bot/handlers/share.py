@@ -14,7 +14,6 @@ from aiogram.filters import CommandObject, CommandStart
 from aiogram.types import CallbackQuery, Message
 from nats.js.object_store import ObjectStore
 
-from services.bot.filters import CallbackPrefixes
 from services.bot.handlers.screens import chat_of, show, stale
 from services.bot.image_files import send_photo
 from services.bot.images import ImageService
@@ -23,6 +22,7 @@ from services.bot.keyboards import menu
 from services.bot.keyboards.gallery import ImageCb
 from services.bot.models import User
 from services.bot.progress import View
+from services.bot.routing import FeatureRouter
 from services.bot.texts import Translator
 
 PREFIX = "share_"
@@ -77,8 +77,7 @@ async def revoke(
 
 
 def build() -> Router:
-    router = Router(name="share")
-    router.callback_query.filter(CallbackPrefixes(ImageCb))
+    router = FeatureRouter(name="share", callbacks=(ImageCb,))
     router.message.register(
         open_shared, CommandStart(deep_link=True, magic=F.args.startswith(PREFIX))
     )

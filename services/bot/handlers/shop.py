@@ -17,12 +17,13 @@ from aiogram.types import (
 )
 
 from services.bot.billing import About, Billing, HistoryItem, Payment, PaymentOutcome
-from services.bot.filters import CallbackPrefixes, Is
+from services.bot.filters import Is
 from services.bot.handlers.common import edit_or_send, not_found
 from services.bot.invoices import CURRENCY, Verdict
 from services.bot.keyboards import shop as kb
 from services.bot.keyboards.shop import ShopCb
 from services.bot.models import User
+from services.bot.routing import FeatureRouter
 from services.bot.star_refunds import RefundOutcome
 from services.bot.texts import Translator
 from services.kit.credits import Kind
@@ -173,8 +174,7 @@ async def refund(
 
 
 def build() -> Router:
-    router = Router(name="shop")
-    router.callback_query.filter(CallbackPrefixes(ShopCb))
+    router = FeatureRouter(name="shop", callbacks=(ShopCb,))
     router.message.register(cmd_buy, Command("buy"))
     router.message.register(cmd_balance, Command("balance"))
     router.message.register(paid, Is(F.successful_payment))

@@ -8,11 +8,11 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, ChatMemberUpdated, Message
 
 from services.bot.avatars import AvatarService
-from services.bot.filters import CallbackPrefixes
 from services.bot.handlers.common import edit_or_send
 from services.bot.keyboards import menu
 from services.bot.keyboards.callbacks import MenuCb
 from services.bot.models import User
+from services.bot.routing import FeatureRouter
 from services.bot.texts import Translator
 
 
@@ -48,8 +48,7 @@ async def on_blocked(event: ChatMemberUpdated, avatars: AvatarService) -> None:
 
 
 def build() -> Router:
-    router = Router(name="start")
-    router.callback_query.filter(CallbackPrefixes(MenuCb))
+    router = FeatureRouter(name="start", callbacks=(MenuCb,))
     router.message.register(cmd_start, CommandStart())
     router.message.register(cmd_help, Command("help"))
     router.message.register(cmd_cancel, Command("cancel"))

@@ -8,10 +8,10 @@ from aiogram.types import CallbackQuery
 
 from services.bot import progress
 from services.bot.avatars import AvatarService
-from services.bot.filters import CallbackPrefixes
 from services.bot.handlers.common import not_enough_credits, not_found
 from services.bot.keyboards.callbacks import TrainingCb
 from services.bot.models import AvatarStatus, User
+from services.bot.routing import FeatureRouter
 from services.bot.sender import Sender
 from services.bot.texts import Translator
 from services.kit.credits import InsufficientCredits
@@ -87,8 +87,7 @@ async def cancel(
 
 
 def build() -> Router:
-    router = Router(name="training")
-    router.callback_query.filter(CallbackPrefixes(TrainingCb))
+    router = FeatureRouter(name="training", callbacks=(TrainingCb,))
     router.callback_query.register(start, TrainingCb.filter(F.action.in_({"start", "retry"})))
     router.callback_query.register(cancel, TrainingCb.filter(F.action == "cancel"))
     return router

@@ -4,15 +4,18 @@ and never hides one of its own handlers (dispatch stays exactly what the handler
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from aiogram import Router
+from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.filters.callback_data import CallbackData, CallbackQueryFilter
 from aiogram.types import CallbackQuery, Chat, Message
 from aiogram.types import User as TgUser
 
 from services.bot.filters import CallbackPrefixes
 from services.bot.handlers import get_routers
+from services.bot.routing import FeatureRouter
 
 ROUTERS = get_routers()
 
@@ -169,3 +172,75 @@ def test_every_filter_and_handler_runs_on_the_event_loop() -> None:
     thread, per check; wrap them in `Is(...)` / `StateFilter(...)` instead."""
     found = [part for router in get_routers() for part in _sync_parts(router)]
     assert found == []
+
+
+def test_every_feature_router_can_be_passed_by() -> None:
+    """Each router in the dispatch order is a FeatureRouter whose callback prefixes are its
+    root filter (one source for both), so the shortcut never disagrees with the filter."""
+    for router in ROUTERS:
+        assert isinstance(router, FeatureRouter), router.name
+        assert router.prefixes is _prefix_filter(router), router.name
+
+
+@pytest.mark.parametrize("router", ROUTERS, ids=lambda r: r.name)
+async def test_passed_by_only_when_the_walk_could_not_match(router: FeatureRouter) -> None:
+    """The shortcut agrees with aiogram's own root filter for every known button and a few
+    unknown ones, and never passes by a type the router has handlers for otherwise."""
+    for data in [*(p + ":x" for p in ALL_PREFIXES), "nope:1", "", None]:
+        query = _query(data)
+        skipped = router.passes_by("callback_query", query)
+        if not router.callback_query.handlers:
+            assert skipped, router.name
+        elif router.prefixes is None:
+            assert not skipped, (router.name, data)  # its own root filters decide
+        else:
+            assert skipped is not router.prefixes.matches(data), (router.name, data)
+            assert not (skipped and await _admits(router, data)), (router.name, data)
+    for update_type, observer in router.observers.items():
+        if update_type != "callback_query":
+            skipped = router.passes_by(update_type, _query("x"))
+            assert skipped is not bool(observer.handlers), (router.name, update_type)
+
+
+async def test_a_passed_by_router_runs_nothing_and_the_next_one_answers() -> None:
+    """Dispatch through real routers: the press for `b` never reaches `a`'s outer middleware,
+    root filter or handlers; a router with no callback handlers is passed by too."""
+    seen: list[str] = []
+
+    async def outer(handler: Any, event: Any, data: dict[str, Any]) -> Any:
+        seen.append("a.outer")
+        return await handler(event, data)
+
+    async def answer_a(query: CallbackQuery) -> str:
+        return "a"
+
+    async def answer_b(query: CallbackQuery) -> str:
+        return "b"
+
+    async def text(message: Message) -> str:
+        return "text"
+
+    a = FeatureRouter(name="a", callbacks=(_Colon,))
+    a.callback_query.outer_middleware(outer)
+    a.callback_query.register(answer_a, _Colon.filter())
+    only_texts = FeatureRouter(name="texts")
+    only_texts.message.register(text)
+    b = FeatureRouter(name="b", callbacks=(_Dash,))
+    b.callback_query.register(answer_b, _Dash.filter())
+    root = Router(name="root")
+    root.include_routers(a, only_texts, b)
+
+    assert only_texts.passes_by("callback_query", _query("colon:1"))
+    assert await root.propagate_event("callback_query", _query(_Dash(n=1).pack())) == "b"
+    assert seen == []
+    assert await root.propagate_event("callback_query", _query(_Colon(n=2).pack())) == "a"
+    assert seen == ["a.outer"]
+    assert await root.propagate_event("callback_query", _query("forged")) is UNHANDLED
+    assert seen == ["a.outer"]
+
+
+def test_a_router_with_children_is_never_passed_by() -> None:
+    parent = FeatureRouter(name="parent", callbacks=(_Colon,))
+    parent.include_router(FeatureRouter(name="child", callbacks=(_Dash,)))
+    assert not parent.passes_by("callback_query", _query(_Dash(n=1).pack()))
+    assert not parent.passes_by("inline_query", _query("x"))
