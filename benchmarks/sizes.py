@@ -19,6 +19,7 @@ class Sizes:
     feed_updates: int
     ingest_webhooks: int  # scenario 1, closed loop
     ingest_latency_seconds: float  # scenario 1, open loop at half the sustained rate
+    ingest_warmup_seconds: float  # ... first at that rate, not measured
     completion_rate: float  # scenario 2
     completion_seconds: float
     conversation_users: int  # scenario 3: users talking to the bot at once
@@ -44,6 +45,7 @@ FULL = Sizes(
     feed_updates=5000,
     ingest_webhooks=2000,
     ingest_latency_seconds=5.0,
+    ingest_warmup_seconds=1.0,
     completion_rate=100.0,
     completion_seconds=5.0,
     conversation_users=40,
@@ -69,6 +71,7 @@ QUICK = Sizes(
     feed_updates=300,
     ingest_webhooks=150,
     ingest_latency_seconds=1.0,
+    ingest_warmup_seconds=0.2,
     completion_rate=100.0,
     completion_seconds=1.0,
     conversation_users=8,
