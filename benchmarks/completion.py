@@ -83,7 +83,7 @@ async def run(lab: Lab, baselines: dict[str, Row]) -> Row:
         async with botrun.RunningBot(config, emu), Poster(lab.webhook_url, 64) as poster:
             await once(lab, emu, poster, rate, 20)  # warm-up
             count = int(rate * sizes.completion_seconds)
-            for _ in range(sizes.repeats):
+            for _ in range(sizes.tail_repeats):
                 row.runs.append(await once(lab, emu, poster, rate, count))
     await lab.purge_training_events()
     least = baselines["least_completion"]
@@ -99,7 +99,9 @@ async def run(lab: Lab, baselines: dict[str, Row]) -> Row:
     row.judge(
         ok,
         f"p50 {p50:.1f} ms = {row.ratio:.2f}× the least's {least.pct(50):.1f} ms; p99 "
-        f"{p99:.1f} ms. As filed (p50 ≤ {TARGET_P50_MS:.0f} ms): "
+        f"{p99:.1f} ms (the least's {least.pct(99):.1f}, runs "
+        f"{min(least.pct_each(99)):.1f}–{max(least.pct_each(99)):.1f}). "
+        f"As filed (p50 ≤ {TARGET_P50_MS:.0f} ms): "
         f"{'met' if p50 <= TARGET_P50_MS else 'not met'}, the least itself "
         f"{least.pct(50):.1f} ms (raw path {floor:.1f} ms)",
     )

@@ -100,7 +100,12 @@ def plan(only: tuple[str, ...]) -> tuple[list[str], list[str]]:
 async def run(options: Options) -> Outcome:
     sizes = QUICK if options.quick else FULL
     if options.repeats is not None:
-        sizes = replace(sizes, repeats=options.repeats, baseline_repeats=options.repeats)
+        sizes = replace(
+            sizes,
+            repeats=options.repeats,
+            tail_repeats=options.repeats,
+            baseline_repeats=options.repeats,
+        )
     base_names, scenario_names = plan(options.only)
     outcome = Outcome()
     started = time.perf_counter()

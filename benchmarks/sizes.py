@@ -9,6 +9,7 @@ from dataclasses import dataclass
 class Sizes:
     quick: bool
     repeats: int  # repetitions of each scenario
+    tail_repeats: int  # ... of scenarios 1 and 2, judged on a p99 (the median of more runs)
     baseline_repeats: int  # repetitions of each raw baseline
     concurrency: int  # in-flight requests of closed-loop load (client side)
     latency_samples: int  # one-at-a-time calls for a baseline's unloaded latency
@@ -35,6 +36,7 @@ class Sizes:
 FULL = Sizes(
     quick=False,
     repeats=3,
+    tail_repeats=5,
     baseline_repeats=5,
     concurrency=16,
     latency_samples=500,
@@ -61,6 +63,7 @@ FULL = Sizes(
 QUICK = Sizes(
     quick=True,
     repeats=1,
+    tail_repeats=1,
     baseline_repeats=1,
     concurrency=16,
     latency_samples=50,

@@ -134,7 +134,7 @@ async def run(lab: Lab, baselines: dict[str, Row]) -> Row:
         ):
             await sustained(lab, least, seen, 50)  # warm-up
             await sustained(lab, poster, seen, 50)  # warm-up: JWKS, prepared statements
-            for _ in range(sizes.repeats):
+            for _ in range(sizes.tail_repeats):
                 floor = await sustained(lab, least, seen, sizes.ingest_webhooks)
                 closed = await sustained(lab, poster, seen, sizes.ingest_webhooks)
                 ratios.append(closed.rate / floor.rate)
