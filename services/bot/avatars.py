@@ -283,7 +283,6 @@ class AvatarService:
     async def delete(self, user_id: int, avatar_id: UUID) -> list[str] | None:
         """Delete a non-training avatar; returns the object names of its photos to remove.
         (The user is forgotten: the avatar may have been their main one.)"""
-        self.forget(user_id)
         async with self.pool.acquire() as conn, conn.transaction():
             names = await conn.fetch(
                 "SELECT p.object_name FROM photos p JOIN avatars a ON a.id = p.avatar_id "
@@ -297,6 +296,7 @@ class AvatarService:
                 avatar_id,
                 user_id,
             )
+        self.forget(user_id)  # after the commit, like every write: no read re-caches the old row
         return [r["object_name"] for r in names] if deleted else None
 
     async def set_main(self, user_id: int, avatar_id: UUID) -> bool:
