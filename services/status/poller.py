@@ -58,6 +58,11 @@ RETURNING g.id, g.fal_request_id, g.fal_endpoint, g.poll_count
 """
 
 _FAL_ERRORS = (fal_client.client.FalClientError, httpx.HTTPError, TimeoutError, OSError)
+#: FAL's `error_type` for a request that was cancelled. Only our trainer cancels (it holds
+#: the key), and it reports the cancellation itself (`TrainingCancelled`, applied by
+#: `Tracker.on_cancelled`), so a poll that finds it is not a failure to report: doing so
+#: raced that event and could tell a user who pressed Cancel that training failed.
+CANCELLED_AT_FAL = "request_cancelled"
 
 
 class TokenBucket:
@@ -129,6 +134,9 @@ class Poller:
         try:
             status = await self.fal.status(endpoint, request_id, with_logs=True)
             if isinstance(status, fal_client.Completed):
+                if status.error_type == CANCELLED_AT_FAL:
+                    self.metrics.polls.labels("cancelled").inc()
+                    return  # polled again later, until `on_cancelled` finishes the attempt
                 logs = format_logs(status.logs or [])
                 if status.error:
                     await self.tracker.finish(
