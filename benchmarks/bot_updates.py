@@ -25,8 +25,9 @@ from benchmarks.seed import new_user_ids
 from contracts import TrainingType
 from sandbox.telegram import Limits, TelegramEmulator
 from sandbox.telegram.state import Json
-from services.bot.keyboards.callbacks import GenderCb, MenuCb, TrainingTypeCb
-from services.bot.models import Gender
+from services.bot.app.main_menu import MenuCb
+from services.bot.app.models import Gender
+from services.bot.avatars.callbacks import GenderCb, TrainingTypeCb
 
 NEEDS = ("aiogram_polling", "aiogram_feed", "aiogram_dialogue")
 TARGET_RATIO = 0.5

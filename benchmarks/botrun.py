@@ -1,6 +1,6 @@
 """The bot service in this process against a Telegram emulator, and what the emulator gets.
 
-The bot runs as `services.bot.bootstrap.run` in a task (its own NATS connection, pool,
+The bot runs as `services.bot.app.bootstrap.run` in a task (its own NATS connection, pool,
 HTTP port, consumer and long polling: everything but the process boundary), sharing the
 harness's event loop with the emulator, so arrivals are timestamped where they happen.
 """
@@ -20,8 +20,8 @@ from benchmarks.lab import Lab
 from benchmarks.measure import BenchError, Stopwatch
 from sandbox.telegram import Limits, TelegramEmulator
 from sandbox.telegram.state import Json
-from services.bot import bootstrap
-from services.bot.config import BotConfig
+from services.bot.app import bootstrap
+from services.bot.app.config import BotConfig
 from services.kit.config import CommonConfig
 
 TOKEN = "7000000002:bench-token-not-a-secret"

@@ -52,9 +52,9 @@ from contracts.base import Event
 from contracts.jetstream import ConsumerSpec
 from sandbox.telegram import Limits, TelegramEmulator
 from sandbox.telegram.state import CallbackRecord
-from services.bot import bootstrap
-from services.bot.config import BotConfig
-from services.bot.pricing import Pricing
+from services.bot.app import bootstrap
+from services.bot.app.config import BotConfig
+from services.bot.app.pricing import Pricing
 from services.kit.broker import provision
 from services.kit.config import CommonConfig
 

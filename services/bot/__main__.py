@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from services.bot import bootstrap
-from services.bot.config import BotConfig
+from services.bot.app import bootstrap
+from services.bot.app.config import BotConfig
 from services.kit.runtime import run_service
 
 

@@ -26,7 +26,9 @@ from PIL import Image
 from contracts.jetstream import CONSUMERS, OBJ_PHOTOS, STREAM_DLQ
 from sandbox.fal import FalEmulator
 from sandbox.telegram import TelegramEmulator
-from services.bot.keyboards.callbacks import AvatarCb, MenuCb, TrainingCb
+from services.bot.app.main_menu import MenuCb
+from services.bot.avatars.callbacks import AvatarCb
+from services.bot.training.callbacks import TrainingCb
 from services.kit import credits
 
 READY = "is ready!"

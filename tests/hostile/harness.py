@@ -26,7 +26,7 @@ from aiogram.filters.callback_data import CallbackData
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-import services.bot.keyboards as keyboards
+import services.bot as bot_package
 from contracts.jetstream import OBJ_IMAGES, OBJ_PHOTOS
 from sandbox.telegram import TelegramEmulator
 from tests import botkit
@@ -69,14 +69,14 @@ class ErrorLog(logging.Handler):
 
 
 def callback_factories() -> list[type[CallbackData]]:
-    """Every CallbackData subclass defined in services.bot.keyboards.* (new ones included)."""
-    for module in pkgutil.iter_modules(keyboards.__path__):
-        importlib.import_module(f"{keyboards.__name__}.{module.name}")
+    """Every CallbackData subclass defined in services.bot.* (new ones included)."""
+    for module in pkgutil.walk_packages(bot_package.__path__, f"{bot_package.__name__}."):
+        importlib.import_module(module.name)
     found, todo = [], list(CallbackData.__subclasses__())
     while todo:
         cls = todo.pop()
         todo.extend(cls.__subclasses__())
-        if cls.__module__.startswith(keyboards.__name__):
+        if cls.__module__.startswith(f"{bot_package.__name__}."):
             found.append(cls)
     return sorted(found, key=lambda c: c.__prefix__)
 

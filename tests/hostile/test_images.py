@@ -19,7 +19,7 @@ from tests.hostile.harness import png_bomb
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
 import json, resource, sys
-from services.bot.validation import PhotoRejected, validate_photo
+from services.bot.app.photo_validation import PhotoRejected, validate_photo
 raw = open(sys.argv[1], "rb").read()
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:

@@ -31,8 +31,8 @@ from contracts.jetstream import (
     OBJ_PHOTOS,
 )
 from sandbox.telegram import TelegramEmulator
-from services.bot.privacy import PrivacyService
-from services.bot.retention import RetentionSweeper
+from services.bot.privacy.retention import RetentionSweeper
+from services.bot.privacy.service import PrivacyService
 from services.kit import credits
 from services.kit.db import create_pool
 from services.kit.schema import BOT

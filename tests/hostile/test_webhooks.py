@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sandbox.embedded import free_port
 from sandbox.telegram import TelegramEmulator
-from services.bot.config import WEBHOOK_PATH, BotConfig
+from services.bot.app.config import WEBHOOK_PATH, BotConfig
 from services.kit.config import CommonConfig
 from services.status import bootstrap as status_service
 from services.status.config import StatusConfig

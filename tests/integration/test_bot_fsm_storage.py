@@ -12,7 +12,7 @@ from nats.aio.client import Client as NATS
 from nats.js.kv import KeyValue
 
 from contracts.jetstream import BucketSpec
-from services.bot.fsm_storage import NatsKVStorage, kv_key
+from services.bot.app.fsm_storage import NatsKVStorage, kv_key
 from services.kit.broker import ensure_kv
 from tests.integration import kit_harness
 

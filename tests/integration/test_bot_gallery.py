@@ -16,8 +16,8 @@ from nats.js.errors import NotFoundError
 from nats.js.object_store import ObjectStore
 
 from sandbox.telegram import TelegramEmulator
-from services.bot.export import Exporter
-from services.bot.images import ImageService
+from services.bot.gallery.export import Exporter
+from services.bot.gallery.service import ImageService
 from tests.botkit import (
     BotUnderTest,
     Json,

@@ -4,7 +4,7 @@ The real bot polls the emulator (real NATS and PostgreSQL) and the user pays the
 way, but crediting fails: a trigger makes every `star_payments` insert raise, as a database
 outage would. The handler's error is logged and the user told "something went wrong"; the
 update is confirmed all the same, and Telegram never sends it again. With the database back,
-reconciliation (`services/bot/reconcile.py`) finds the charge in getStarTransactions and
+reconciliation (`services/bot/credits/reconcile.py`) finds the charge in getStarTransactions and
 credits it through the handler's own path: at start, and every
 `STARS_RECONCILE_INTERVAL_SECONDS` while running.
 """
@@ -25,10 +25,10 @@ from aiogram.client.telegram import TelegramAPIServer
 
 from sandbox.telegram import TelegramEmulator
 from sandbox.telegram.state import STARTING_STARS, ChargeRecord
-from services.bot.billing import Billing
-from services.bot.invoices import InvoiceSigner, Offer
-from services.bot.metrics import BotMetrics
-from services.bot.reconcile import GRACE, PaymentReconciler
+from services.bot.app.metrics import BotMetrics
+from services.bot.credits.invoices import InvoiceSigner, Offer
+from services.bot.credits.reconcile import GRACE, PaymentReconciler
+from services.bot.credits.service import Billing
 from tests.botkit import BotUnderTest, bot_config, bot_message, eventually, running_bot
 from tests.integration.test_bot_payments import (
     PRICING,

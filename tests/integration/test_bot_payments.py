@@ -17,9 +17,9 @@ import pytest
 
 from sandbox.telegram import TelegramEmulator
 from sandbox.telegram.state import STARTING_STARS, ChargeRecord
-from services.bot.invoices import InvoiceSigner, Offer
-from services.bot.pricing import Pricing
-from services.bot.texts import Texts
+from services.bot.app.pricing import Pricing
+from services.bot.app.texts import Texts
+from services.bot.credits.invoices import InvoiceSigner, Offer
 from services.kit import credits
 from tests.botkit import (
     BotUnderTest,

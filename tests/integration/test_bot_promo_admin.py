@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from sandbox.telegram import TelegramEmulator
-from services.bot.pricing import Pricing
+from services.bot.app.pricing import Pricing
 from services.kit import credits
 from tests.botkit import ADMIN_ID, BotUnderTest, bot_message, eventually
 

@@ -35,9 +35,9 @@ from contracts import (
 from contracts.base import Event
 from contracts.jetstream import BOT_GENERATION, BOT_TRAINING
 from sandbox.telegram import TelegramEmulator
-from services.bot.keyboards.callbacks import TrainingCb
-from services.bot.pricing import Pricing
-from services.bot.texts import Texts, Translator
+from services.bot.app.pricing import Pricing
+from services.bot.app.texts import Texts, Translator
+from services.bot.training.callbacks import TrainingCb
 from services.kit import credits
 from tests.botkit import (
     BotUnderTest,

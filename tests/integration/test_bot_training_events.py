@@ -1,5 +1,5 @@
 """Training events in the bot: every event is claimed once, and only one of the avatar's
-current training moves it (`services/bot/events.py`, one statement before the final edit).
+current training moves it (`services/bot/training/events.py`, one statement before the final edit).
 
 The first test runs the whole bot (aiogram on the Telegram emulator, real NATS and
 PostgreSQL) and plays the status service; the others drive `TrainingEvents` straight on the
@@ -30,9 +30,9 @@ from contracts import (
 from contracts.base import Event
 from contracts.jetstream import BOT_TRAINING
 from sandbox.telegram import TelegramEmulator
-from services.bot.events import CONSUMER, TrainingEvents
-from services.bot.metrics import BotMetrics
-from services.bot.texts import Texts
+from services.bot.app.metrics import BotMetrics
+from services.bot.app.texts import Texts
+from services.bot.training.events import CONSUMER, TrainingEvents
 from services.kit.db import create_pool
 from services.kit.schema import BOT
 from tests.botkit import BotUnderTest, bot_message, consumed, eventually, publish

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from sandbox.embedded import nats_server_binary
-from services.bot.config import WEBHOOK_PATH
+from services.bot.app.config import WEBHOOK_PATH
 from tests.ops.promql import (
     DASHBOARDS,
     DEPLOY,

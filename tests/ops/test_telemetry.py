@@ -22,10 +22,10 @@ from fal_client.client import FalClientHTTPError
 
 from sandbox.fal import FalEmulator
 from sandbox.telegram import Limits, TelegramEmulator
-from services.bot.bootstrap import build_bot
-from services.bot.config import BotConfig
-from services.bot.metrics import BotMetrics
-from services.bot.telemetry import UpdateTelemetry
+from services.bot.app.bootstrap import build_bot
+from services.bot.app.config import BotConfig
+from services.bot.app.metrics import BotMetrics
+from services.bot.app.telemetry import UpdateTelemetry
 from services.kit.config import Env
 from services.kit.falmetrics import CDN, ObservedFalClient
 from services.status.inflight import InFlightGauges

@@ -1,6 +1,6 @@
 """Properties that must hold for any input (hypothesis, bounded example counts).
 
-* Callback data: every factory in services.bot.keyboards round-trips through Telegram's 64
+* Callback data: every factory in services.bot round-trips through Telegram's 64
   bytes, and any string either unpacks or fails with TypeError/ValueError (the only errors
   aiogram's filter turns into "not this button").
 * FAL log parsing: never raises, stays in 0..99, never goes below the previous value.

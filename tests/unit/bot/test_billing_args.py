@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from services.bot.billing import PaymentOutcome
-from services.bot.invoices import Verdict
-from services.bot.keyboards.shop import ShopCb
-from services.bot.promo import (
+from services.bot.app.texts import LANGUAGES, Texts
+from services.bot.credits.callbacks import ShopCb
+from services.bot.credits.invoices import Verdict
+from services.bot.credits.promo_codes import (
     ArgError,
     GrantOutcome,
     GrantRequest,
@@ -18,8 +18,8 @@ from services.bot.promo import (
     parse_promo,
     parse_user_id,
 )
-from services.bot.star_refunds import RefundOutcome
-from services.bot.texts import LANGUAGES, Texts
+from services.bot.credits.refunds import RefundOutcome
+from services.bot.credits.service import PaymentOutcome
 from services.kit import credits
 
 

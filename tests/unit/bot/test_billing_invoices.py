@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.bot.invoices import (
+from services.bot.app.pricing import Package, Pricing, parse_packages
+from services.bot.credits.invoices import (
     CURRENCY,
     MAX_PAYLOAD_BYTES,
     InvoiceSigner,
@@ -17,7 +18,6 @@ from services.bot.invoices import (
     Verdict,
     judge,
 )
-from services.bot.pricing import Package, Pricing, parse_packages
 
 TOKEN = "123456:unit-test-token"
 NOW = 1_800_000_000.0

@@ -7,15 +7,11 @@ import uuid
 import pytest
 
 from contracts import TrainingType
-from services.bot.keyboards.callbacks import (
-    AvatarCb,
-    GenderCb,
-    LangCb,
-    MenuCb,
-    TrainingCb,
-    TrainingTypeCb,
-)
-from services.bot.models import Gender
+from services.bot.app.main_menu import MenuCb
+from services.bot.app.models import Gender
+from services.bot.avatars.callbacks import AvatarCb, GenderCb, TrainingTypeCb
+from services.bot.menu.settings import LangCb
+from services.bot.training.callbacks import TrainingCb
 
 AVATAR = uuid.uuid4()
 SAMPLES = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.bot.config import BotConfig
+from services.bot.app.config import BotConfig
 from services.kit.config import ConfigError, Env
 
 BASE = {

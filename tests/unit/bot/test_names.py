@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.bot.names import MAX_NAME, sanitize_name
+from services.bot.app.names import MAX_NAME, sanitize_name
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from contracts import FalPriority, TrainingType
-from services.bot.generation_flow import ASPECTS, Draft
-from services.bot.keyboards.generate import GenCategoryCb, GenRunCb, GenStyleCb
-from services.bot.models import Avatar, AvatarStatus, Gender
-from services.bot.prompts import (
+from services.bot.app.models import Avatar, AvatarStatus, Gender
+from services.bot.app.texts import LANGUAGES
+from services.bot.generation.callbacks import GenCategoryCb, GenRunCb, GenStyleCb
+from services.bot.generation.draft import ASPECTS, Draft
+from services.bot.generation.prompts import (
     Catalogue,
     CatalogueError,
     PromptRejected,
@@ -20,8 +21,7 @@ from services.bot.prompts import (
     from_caption,
     vary,
 )
-from services.bot.prompts.builder import MAX_PROMPT, MAX_USER_PROMPT, clean, user_text
-from services.bot.texts import LANGUAGES
+from services.bot.generation.prompts.builder import MAX_PROMPT, MAX_USER_PROMPT, clean, user_text
 
 
 def avatar(gender: Gender = Gender.FEMALE, kind: TrainingType = TrainingType.PORTRAIT) -> Avatar:

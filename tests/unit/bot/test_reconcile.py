@@ -1,4 +1,4 @@
-"""Reconciliation (`services/bot/reconcile.py`) without a database or Telegram.
+"""Reconciliation (`services/bot/credits/reconcile.py`) without a database or Telegram.
 
 Telegram documents getStarTransactions as chronological; whichever order a page comes in,
 every transaction of the window must be found, newest-first paging must stop at the first
@@ -14,10 +14,10 @@ from typing import Any, cast
 
 from aiogram.types import StarTransaction, StarTransactions, TransactionPartnerUser, User
 
-from services.bot.billing import RECONCILED, Billing, PaymentOutcome
-from services.bot.invoices import Verdict
-from services.bot.metrics import ALERTED_PRE_CHECKOUTS, PAYMENT_OUTCOMES, BotMetrics
-from services.bot.reconcile import PAGE, PaymentReconciler, as_payment
+from services.bot.app.metrics import ALERTED_PRE_CHECKOUTS, PAYMENT_OUTCOMES, BotMetrics
+from services.bot.credits.invoices import Verdict
+from services.bot.credits.reconcile import PAGE, PaymentReconciler, as_payment
+from services.bot.credits.service import RECONCILED, Billing, PaymentOutcome
 
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
 START = NOW - timedelta(days=14)

@@ -9,7 +9,7 @@ from aiogram.methods import AnswerCallbackQuery, SendMessage, TelegramMethod
 from aiogram.methods.base import Response
 from aiogram.types import Message
 
-from services.bot.response_models import KeepResponseModels
+from services.bot.app.response_models import KeepResponseModels
 
 
 async def _answer(bot: Any, method: TelegramMethod[Any]) -> str:

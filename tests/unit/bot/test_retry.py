@@ -6,8 +6,8 @@ import pytest
 from aiogram.exceptions import TelegramRetryAfter
 
 from sandbox.telegram import TelegramEmulator
-from services.bot.bootstrap import build_bot
-from services.bot.config import BotConfig
+from services.bot.app.bootstrap import build_bot
+from services.bot.app.config import BotConfig
 from services.kit.config import Env
 
 

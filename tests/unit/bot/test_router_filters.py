@@ -13,9 +13,9 @@ from aiogram.filters.callback_data import CallbackData, CallbackQueryFilter
 from aiogram.types import CallbackQuery, Chat, Message
 from aiogram.types import User as TgUser
 
-from services.bot.filters import CallbackPrefixes
-from services.bot.handlers import get_routers
-from services.bot.routing import FeatureRouter
+from services.bot.app.features import get_routers
+from services.bot.app.filters import CallbackPrefixes
+from services.bot.app.routing import FeatureRouter
 
 ROUTERS = get_routers()
 

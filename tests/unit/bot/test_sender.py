@@ -12,7 +12,7 @@ from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, Teleg
 from aiogram.methods import EditMessageText, SendMessage, TelegramMethod
 from aiogram.types import Chat, Message
 
-from services.bot.sender import Sender, TokenBucket
+from services.bot.app.sender import Sender, TokenBucket
 
 
 class FakeSession(BaseSession):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from contracts import TrainingType
-from services.bot.keyboards import avatar, menu
-from services.bot.models import Gender
-from services.bot.texts import Texts, Translator
+from services.bot.app import main_menu as menu
+from services.bot.app.models import Gender
+from services.bot.app.texts import Texts, Translator
+from services.bot.avatars import keyboards as avatar
 
 TEXTS = Texts.load()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from contracts import FailureReason
-from services.bot.models import AvatarStatus
-from services.bot.texts import LANGUAGES, Texts, Translator, language_for, placeholders
+from services.bot.app.models import AvatarStatus
+from services.bot.app.texts import LANGUAGES, Texts, Translator, language_for, placeholders
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from services.bot.validation import MAX_PIXELS, PhotoRejected, validate_photo
+from services.bot.app.photo_validation import MAX_PIXELS, PhotoRejected, validate_photo
 
 
 def image_bytes(fmt: str, size: tuple[int, int] = (600, 600), color=(200, 30, 30), **kw) -> bytes:

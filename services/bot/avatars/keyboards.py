@@ -1,0 +1,95 @@
+"""Keyboards of the avatar flow: gender, training type (< 2 clicks), photos, training, list."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from contracts import TrainingType
+from services.bot.app.keyboard_cache import per_language
+from services.bot.app.main_menu import MenuCb
+from services.bot.app.models import Avatar, Gender
+from services.bot.app.texts import Translator
+from services.bot.avatars.callbacks import AvatarCb, GenderCb, TrainingTypeCb
+from services.bot.training.callbacks import TrainingCb
+
+
+@per_language
+def gender(t: Translator) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for value in Gender:
+        kb.button(text=t.plain(f"avatar.gender_{value.value}"), callback_data=GenderCb(value=value))
+    kb.adjust(3)
+    return kb.as_markup()
+
+
+@per_language
+def training_type(t: Translator) -> InlineKeyboardMarkup:
+    """One click picks a type; the ℹ️ buttons open a short description with a confirm button."""
+    kb = InlineKeyboardBuilder()
+    for value in TrainingType:
+        kb.button(
+            text=t.plain(f"avatar.type_{value.value}"),
+            callback_data=TrainingTypeCb(action="pick", value=value),
+        )
+    for value in TrainingType:
+        kb.button(
+            text=t.plain(f"avatar.type_{value.value}_info"),
+            callback_data=TrainingTypeCb(action="info", value=value),
+        )
+    kb.adjust(2, 2)
+    return kb.as_markup()
+
+
+@per_language
+def training_type_confirm(t: Translator, value: TrainingType) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(
+        text=t.plain("avatar.type_confirm"),
+        callback_data=TrainingTypeCb(action="pick", value=value),
+    )
+    kb.button(text=t.plain("menu.back"), callback_data=TrainingTypeCb(action="back", value=value))
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+def photo_counter(t: Translator, avatar_id: UUID, ready: bool) -> InlineKeyboardMarkup | None:
+    if not ready:
+        return None
+    kb = InlineKeyboardBuilder()
+    kb.button(
+        text=t.plain("training.start_button"),
+        callback_data=TrainingCb(action="start", avatar_id=avatar_id),
+    )
+    return kb.as_markup()
+
+
+def avatar_list(t: Translator, avatars: list[Avatar]) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for avatar in avatars:
+        kb.button(
+            text=t.plain(
+                "avatars.item", name=avatar.name, status=t.plain(f"status.{avatar.status}")
+            ),
+            callback_data=AvatarCb(action="view", avatar_id=avatar.id),
+        )
+    kb.button(text=t.plain("menu.create"), callback_data=MenuCb(action="create"))
+    kb.button(text=t.plain("menu.back"), callback_data=MenuCb(action="main"))
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+def delete_confirm(t: Translator, avatar_id: UUID) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(
+        text=t.plain("avatars.delete_yes"),
+        callback_data=AvatarCb(action="delete_yes", avatar_id=avatar_id),
+    )
+    kb.button(
+        text=t.plain("avatars.delete_no"),
+        callback_data=AvatarCb(action="view", avatar_id=avatar_id),
+    )
+    kb.adjust(2)
+    return kb.as_markup()

@@ -1,0 +1,41 @@
+"""PLACEHOLDER"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from pydantic import Field
+
+from services.bot.app.texts import Translator
+from services.kit.credits import InsufficientCredits
+
+
+async def not_enough_credits(
+    callback: CallbackQuery, t: Translator, exc: InsufficientCredits
+) -> None:
+    """Keep the pressed screen (the user may top up and press again) and say, with a button
+    to the shop, what is missing."""
+    await callback.answer()
+    text = t("credits.not_enough", price=exc.needed, balance=exc.balance)
+    if callback.message is not None and callback.bot is not None:
+        await callback.bot.send_message(callback.message.chat.id, text, reply_markup=top_up(t))
+
+
+class ShopCb(CallbackData, prefix="shop"):
+    """`open` shows balance and packages, `buy` sends the package's invoice, `refund` asks
+    to confirm refunding purchase `seq`, `refund_yes` does it."""
+
+    action: Literal["open", "buy", "refund", "refund_yes"]
+    package: str = ""
+    # Bounded like the column it names: a forged huge number is stale data, not a query.
+    seq: int = Field(default=0, ge=0, le=2**31 - 1)
+
+
+def top_up(t: Translator) -> InlineKeyboardMarkup:
+    """Under a "not enough credits" answer: one press to the shop."""
+    kb = InlineKeyboardBuilder()
+    kb.button(text=t.plain("credits.buy_button"), callback_data=ShopCb(action="open"))
+    return kb.as_markup()

@@ -1,0 +1,58 @@
+"""Getting a stored picture to Telegram: by `file_id` when Telegram already has it (free and
+instant), from the object store otherwise — and when a kept `file_id` stopped working."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, Message
+from nats.js.errors import NotFoundError
+from nats.js.object_store import ObjectStore
+
+from services.bot.gallery.service import ImageItem
+
+log = logging.getLogger(__name__)
+
+
+async def load(store: ObjectStore, name: str) -> bytes | None:
+    """The object's bytes, or None when it is gone (deleted, or never stored)."""
+    try:
+        result = await store.get(name)
+    except NotFoundError:
+        log.warning("image object %s is missing", name)
+        return None
+    return bytes(result.data or b"")
+
+
+def as_upload(item: ImageItem, data: bytes) -> BufferedInputFile:
+    return BufferedInputFile(data, filename=f"aisha-{item.id.hex[:8]}.{item.extension}")
+
+
+async def send_photo(
+    bot: Bot,
+    chat_id: int,
+    item: ImageItem,
+    store: ObjectStore,
+    caption: str,
+    markup: InlineKeyboardMarkup | None,
+) -> Message | None:
+    """Send the picture; None only when neither Telegram nor the store has it."""
+    if item.telegram_file_id:
+        with contextlib.suppress(TelegramBadRequest):
+            return await bot.send_photo(
+                chat_id, item.telegram_file_id, caption=caption, reply_markup=markup
+            )
+    data = await load(store, item.object_name)
+    if data is None:
+        return None
+    return await bot.send_photo(
+        chat_id, as_upload(item, data), caption=caption, reply_markup=markup
+    )
+
+
+def file_id_of(message: Message) -> str | None:
+    """The largest size's file_id: the one that re-sends the original."""
+    return message.photo[-1].file_id if message.photo else None

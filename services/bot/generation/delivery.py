@@ -1,0 +1,116 @@
+"""Delivering a finished generation: the pictures as one album (one picture: one photo),
+a short caption, the "again / more like this / gallery" buttons, and notes for what was
+withheld — all through the rate-limited sender.
+
+An album cannot carry buttons, so after an album a small message below it does; a single
+picture carries them itself. Pictures flagged NSFW are never sent, only counted in a note.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from aiogram.methods import SendMediaGroup, SendPhoto
+from aiogram.types import (
+    InputMediaAudio,
+    InputMediaDocument,
+    InputMediaLivePhoto,
+    InputMediaPhoto,
+    InputMediaVideo,
+    Message,
+)
+from nats.js.object_store import ObjectStore
+
+from contracts import GeneratedImage
+from services.bot.app.sender import Sender
+from services.bot.app.texts import Translator
+from services.bot.gallery.callbacks import GalleryCb
+from services.bot.gallery.image_files import as_upload, file_id_of, load
+from services.bot.gallery.service import ImageItem, ImageService
+from services.bot.generation import keyboards as kb
+from services.bot.generation import views
+from services.bot.generation.prompts import Catalogue
+from services.bot.generation.service import Generation
+
+MediaItem = (
+    InputMediaAudio | InputMediaDocument | InputMediaLivePhoto | InputMediaPhoto | InputMediaVideo
+)
+
+
+@dataclass(frozen=True)
+class _Ready:
+    item: ImageItem
+    data: bytes
+
+
+class ResultDelivery:
+    def __init__(self, images: ImageService, store: ObjectStore, sender: Sender, styles: Catalogue):
+        self.images = images
+        self.store = store
+        self.sender = sender
+        self.styles = styles
+
+    async def deliver(
+        self,
+        generation: Generation,
+        results: tuple[GeneratedImage, ...],
+        t: Translator,
+        refunded: int = 0,
+    ) -> dict[UUID, str]:
+        """Send what can be shown; returns the new file_id of each sent picture by row id.
+        `refunded` credits (nothing could be shown) are mentioned in the closing note."""
+        ready, withheld, missing = await self._collect(generation, results)
+        chat_id = generation.progress_chat_id or generation.user_id
+        caption = views.caption(t, generation, self.styles)
+        notes = views.notes(t, withheld, missing)
+        if refunded:
+            notes += "\n\n" + t("credits.refunded_nsfw", credits=refunded)
+        markup = kb.results(t, generation.id, GalleryCb())
+        sent: list[Message] = []
+        if len(ready) == 1:
+            photo = await self.sender.call(chat_id, SendPhoto(
+                chat_id=chat_id, photo=as_upload(ready[0].item, ready[0].data),
+                caption=caption + notes, reply_markup=markup,
+            ))  # fmt: skip
+            sent = [photo] if photo is not None else []
+        else:
+            if ready:
+                media: list[MediaItem] = [
+                    InputMediaPhoto(
+                        media=as_upload(r.item, r.data), caption=caption if i == 0 else None
+                    )
+                    for i, r in enumerate(ready)
+                ]
+                album = SendMediaGroup(chat_id=chat_id, media=media)
+                messages = await self.sender.call(chat_id, album)
+                sent = list(messages or [])
+            key = "generate.done" if ready else "generate.nothing_to_show"
+            await self.sender.send(chat_id, t(key, count=len(ready)) + notes, markup)
+        if generation.progress_message_id is not None:
+            await self.sender.delete(chat_id, generation.progress_message_id)
+        return {
+            r.item.id: file_id
+            for r, message in zip(ready, sent, strict=False)
+            if (file_id := file_id_of(message))
+        }
+
+    async def _collect(
+        self, generation: Generation, results: tuple[GeneratedImage, ...]
+    ) -> tuple[list[_Ready], int, int]:
+        """Pictures to send (in the backend's order), how many were withheld as NSFW and how
+        many could not be found (no row or no stored object)."""
+        rows = {item.object_name: item for item in await self.images.of_generation(generation.id)}
+        ready: list[_Ready] = []
+        withheld = missing = 0
+        for result in results:
+            row = rows.get(result.object_name)
+            if result.nsfw or (row is not None and row.nsfw):
+                withheld += 1
+                continue
+            data = await load(self.store, result.object_name) if row is not None else None
+            if row is None or data is None:
+                missing += 1
+                continue
+            ready.append(_Ready(row, data))
+        return ready, withheld, missing

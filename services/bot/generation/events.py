@@ -1,0 +1,185 @@
+"""Generation events (`BOT_GENERATION`) → the generation's status, its progress message,
+the delivered pictures, and the photo-to-prompt answer.
+
+Status moves forward only and each event is claimed in `processed_events` with the change.
+Delivery is at-least-once on purpose: the pictures are sent first and the generation is
+marked completed (with the photos' file_ids) after, so a crash in between re-sends the album
+on redelivery rather than losing it; a duplicate event finds it completed and does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from uuid import UUID
+from weakref import WeakValueDictionary
+
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.storage.base import BaseStorage, StorageKey
+
+from contracts import (
+    Event,
+    GenerationCompleted,
+    GenerationFailed,
+    GenerationSubmitted,
+    PromptDescribed,
+)
+from services.bot.app.metrics import BotMetrics
+from services.bot.app.sender import Sender
+from services.bot.app.texts import Texts, Translator
+from services.bot.avatars.service import AvatarService
+from services.bot.credits.ledger_texts import refund_note
+from services.bot.generation import views
+from services.bot.generation.delivery import ResultDelivery
+from services.bot.generation.describer import Describer
+from services.bot.generation.draft import Generate, load_draft, save_draft
+from services.bot.generation.prompts import Subject, from_caption
+from services.bot.generation.service import (
+    Generation,
+    GenerationService,
+    GenerationStatus,
+    Transition,
+)
+from services.kit.consumer import Delivery, Handler, Reject
+
+log = logging.getLogger(__name__)
+
+
+def _uuid(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise Reject(f"bad id {value!r}") from None
+
+
+class GenerationEvents:
+    """Handlers for the `BOT_GENERATION` consumer."""
+
+    def __init__(
+        self,
+        generations: GenerationService,
+        avatars: AvatarService,
+        results: ResultDelivery,
+        describer: Describer,
+        sender: Sender,
+        texts: Texts,
+        storage: BaseStorage,
+        bot_id: int,
+        metrics: BotMetrics | None = None,
+    ):
+        self.generations = generations
+        self.avatars = avatars
+        self.results = results
+        self.describer = describer
+        self.sender = sender
+        self.texts = texts
+        self.storage = storage
+        self.bot_id = bot_id
+        self.metrics = metrics or BotMetrics()
+        self._locks: WeakValueDictionary[UUID, asyncio.Lock] = WeakValueDictionary()
+
+    def handlers(self) -> dict[type[Event], Handler]:
+        return {
+            GenerationSubmitted: self.on_submitted,
+            GenerationCompleted: self.on_completed,
+            GenerationFailed: self.on_failed,
+            PromptDescribed: self.on_described,
+        }
+
+    async def on_submitted(self, e: GenerationSubmitted, _: Delivery) -> None:
+        await self._step(e.event_id, e.generation_id, GenerationStatus.SUBMITTED, self._running)
+
+    async def on_failed(self, e: GenerationFailed, _: Delivery) -> None:
+        """Failed for a reason that is not the user's: the credits go back with the status
+        change, and the message (shown before that commits) says so."""
+        reason = e.reason.value if e.reason.refundable else None
+
+        async def tell(moved: Transition) -> None:
+            t = Translator(self.texts, moved.language)
+            view = views.failed(t, moved.generation, e.reason)
+            text = view.text
+            if moved.refund is not None:
+                text += "\n\n" + refund_note(t, moved.refund.entry)
+            await self._show(moved.generation, text, view.markup)
+
+        async with self._lock(_uuid(e.generation_id)):
+            moved = await self.generations.transition(
+                e.event_id, _uuid(e.generation_id), GenerationStatus.FAILED, reason, tell
+            )
+        if moved is not None and moved.refund is not None and not moved.refund.duplicate:
+            self.metrics.credit_refunds.labels("generation", e.reason.value).inc()
+
+    async def on_completed(self, e: GenerationCompleted, _: Delivery) -> None:
+        generation_id = _uuid(e.generation_id)
+        async with self._lock(generation_id):
+            pending = await self.generations.pending_delivery(generation_id)
+            if pending is None:
+                log.info("generation %s already delivered (or unknown)", generation_id)
+                return
+            generation, lang = pending
+            # Policy: when content checks withhold every picture, the user got nothing for
+            # their credits, so they are refunded (some withheld: the rest was delivered).
+            nsfw_only = bool(e.images) and all(image.nsfw for image in e.images)
+            refund = await self.generations.charged(generation_id) if nsfw_only else 0
+            file_ids = await self.results.deliver(
+                generation, e.images, Translator(self.texts, lang), refunded=refund
+            )
+            reason = "nsfw" if refund else None
+            done = await self.generations.complete(e.event_id, generation_id, file_ids, reason)
+            if done and reason is not None:
+                self.metrics.credit_refunds.labels("generation", reason).inc()
+
+    async def on_described(self, e: PromptDescribed, _: Delivery) -> None:
+        """Applies to the user's flow only if it still waits for this very request. The
+        reference picture is deleted either way: its description is back, nothing needs it
+        (a user who moved on, or erased their data, must not leave it behind)."""
+        context = FSMContext(self.storage, StorageKey(self.bot_id, e.user_id, e.user_id))
+        draft = await load_draft(context)
+        waiting = await context.get_state() == Generate.describing.state
+        if draft is None or not waiting or draft.describe_id != e.request_id:
+            log.info("description %s is no longer awaited", e.request_id)
+            await self.describer.forget(e.request_id)
+            return
+        t = Translator(self.texts, await self.avatars.user_language(e.user_id) or "en")
+        if e.caption:
+            avatar = await self.avatars.get(e.user_id, draft.avatar_id) if draft.avatar_id else None
+            prompt = from_caption(e.caption, Subject.of(avatar))
+            await save_draft(context, draft.with_prompt(prompt), Generate.settings)
+            view = views.described(t, prompt)
+        else:
+            await save_draft(context, draft, Generate.describe)
+            view = views.describe_failed(t, e.reason)
+        if draft.describe_message_id is not None:
+            await self.sender.edit(e.user_id, draft.describe_message_id, view.text, view.markup)
+        await self.describer.forget(e.request_id)
+
+    async def _step(
+        self,
+        event_id: str,
+        raw_id: str,
+        to: GenerationStatus,
+        show: Callable[[Generation, Translator], Awaitable[None]],
+    ) -> None:
+        generation_id = _uuid(raw_id)
+        async with self._lock(generation_id):
+            moved = await self.generations.transition(event_id, generation_id, to)
+            if moved is None:
+                return
+            await show(moved.generation, Translator(self.texts, moved.language))
+
+    async def _running(self, generation: Generation, t: Translator) -> None:
+        await self._show(generation, views.running(t, generation), None)
+
+    async def _show(self, generation: Generation, text: str, markup: Any) -> None:
+        chat, message = generation.progress_chat_id, generation.progress_message_id
+        if chat is not None and message is not None:
+            await self.sender.edit(chat, message, text, markup)
+        else:
+            await self.sender.send(generation.user_id, text, markup)
+
+    def _lock(self, generation_id: UUID) -> asyncio.Lock:
+        """One event per generation at a time in this process, so "generating…" cannot be
+        drawn over the results by a slow edit."""
+        return self._locks.setdefault(generation_id, asyncio.Lock())

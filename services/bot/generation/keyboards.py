@@ -1,0 +1,132 @@
+"""Keyboards and callback data of the generation flow. Callback data carries ids and short
+codes only (≤ 64 bytes); the draft itself lives in FSM data and is re-checked on use."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from services.bot.app.main_menu import MenuCb
+from services.bot.app.models import Avatar
+from services.bot.app.texts import Translator
+from services.bot.generation.callbacks import (
+    GenAspectCb,
+    GenCategoryCb,
+    GenCb,
+    GenCountCb,
+    GenRunCb,
+    GenStyleCb,
+)
+from services.bot.generation.draft import ASPECTS, COUNTS, Draft
+from services.bot.generation.prompts import Catalogue
+
+
+def avatar_picker(
+    t: Translator, avatars: list[Avatar], main_id: UUID | None
+) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for avatar in sorted(avatars, key=lambda a: a.id != main_id):
+        star = "⭐ " if avatar.id == main_id else ""
+        kb.button(
+            text=f"{star}{avatar.name}", callback_data=GenCb(action="avatar", avatar_id=avatar.id)
+        )
+    kb.button(text=t.plain("generate.quick_button"), callback_data=GenCb(action="quick"))
+    kb.button(text=t.plain("menu.back"), callback_data=MenuCb(action="main"))
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+def no_avatar(t: Translator) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=t.plain("generate.quick_button"), callback_data=GenCb(action="quick"))
+    kb.button(text=t.plain("menu.create"), callback_data=MenuCb(action="create"))
+    kb.button(text=t.plain("menu.back"), callback_data=MenuCb(action="main"))
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+def source(t: Translator, catalogue: Catalogue) -> InlineKeyboardMarkup:
+    """Style categories, own text, and a prompt from a reference photo."""
+    kb = InlineKeyboardBuilder()
+    for category in catalogue.category_ids:
+        kb.button(
+            text=catalogue.category_title(category, t.lang),
+            callback_data=GenCategoryCb(category=category),
+        )
+    kb.button(text=t.plain("generate.own_button"), callback_data=GenCb(action="own"))
+    kb.button(text=t.plain("generate.describe_button"), callback_data=GenCb(action="describe"))
+    kb.button(text=t.plain("menu.back"), callback_data=GenCb(action="home"))
+    rows = [2] * (len(catalogue.category_ids) // 2) + [1] * (len(catalogue.category_ids) % 2)
+    kb.adjust(*rows, 1, 1, 1)
+    return kb.as_markup()
+
+
+def styles(t: Translator, catalogue: Catalogue, category: str) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for style in catalogue.in_category(category):
+        kb.button(text=style.title_in(t.lang), callback_data=GenStyleCb(style_id=style.id))
+    kb.button(text=t.plain("menu.back"), callback_data=GenCb(action="src"))
+    kb.adjust(2)
+    return kb.as_markup()
+
+
+def settings(t: Translator, draft: Draft) -> InlineKeyboardMarkup:
+    """Format and count rows (the current choice marked), then confirm."""
+    kb = InlineKeyboardBuilder()
+    for code, ratio in ASPECTS.items():
+        label = f"• {ratio} •" if code == draft.aspect else ratio
+        kb.button(text=label, callback_data=GenAspectCb(aspect=code))
+    for count in COUNTS:
+        label = f"• {count} •" if count == draft.count else str(count)
+        kb.button(text=label, callback_data=GenCountCb(count=count))
+    kb.button(text=t.plain("generate.go_button"), callback_data=GenCb(action="go"))
+    kb.button(text=t.plain("generate.change_button"), callback_data=GenCb(action="src"))
+    kb.adjust(len(ASPECTS), len(COUNTS), 1, 1)
+    return kb.as_markup()
+
+
+def described(t: Translator) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=t.plain("generate.use_prompt_button"), callback_data=GenCb(action="cfg"))
+    kb.button(text=t.plain("generate.edit_prompt_button"), callback_data=GenCb(action="edit"))
+    kb.button(text=t.plain("menu.back"), callback_data=GenCb(action="src"))
+    kb.adjust(2, 1)
+    return kb.as_markup()
+
+
+def back_to_source(t: Translator) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=t.plain("menu.back"), callback_data=GenCb(action="src"))
+    return kb.as_markup()
+
+
+def results(t: Translator, generation_id: UUID, gallery: CallbackData) -> InlineKeyboardMarkup:
+    """Under the delivered pictures: again, more like this, the gallery (`gallery` comes from
+    the caller: the gallery keyboards import this module), the menu."""
+    kb = InlineKeyboardBuilder()
+    kb.button(
+        text=t.plain("generate.again_button"),
+        callback_data=GenRunCb(action="again", generation_id=generation_id),
+    )
+    kb.button(
+        text=t.plain("generate.more_button"),
+        callback_data=GenRunCb(action="more", generation_id=generation_id),
+    )
+    kb.button(text=t.plain("gallery.open_button"), callback_data=gallery)
+    kb.button(text=t.plain("generate.menu_short"), callback_data=MenuCb(action="main"))
+    kb.adjust(2, 2)
+    return kb.as_markup()
+
+
+def failed(t: Translator, generation_id: UUID) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(
+        text=t.plain("generate.again_button"),
+        callback_data=GenRunCb(action="again", generation_id=generation_id),
+    )
+    kb.button(text=t.plain("generate.menu_short"), callback_data=MenuCb(action="main"))
+    kb.adjust(2)
+    return kb.as_markup()

@@ -1,0 +1,68 @@
+"""Composition of the generation features (kept out of `bootstrap.py`, which only calls
+`wire_generation` and passes the result to the dispatcher as handler arguments)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram import Bot
+from aiogram.fsm.storage.base import BaseStorage
+
+from contracts.jetstream import BOT_GENERATION, OBJ_IMAGES
+from services.bot.app.config import BotConfig
+from services.bot.app.metrics import BotMetrics
+from services.bot.app.sender import Sender
+from services.bot.app.texts import Texts
+from services.bot.avatars.service import AvatarService
+from services.bot.gallery.export import Exporter
+from services.bot.gallery.service import ImageService
+from services.bot.generation.delivery import ResultDelivery
+from services.bot.generation.describer import Describer
+from services.bot.generation.events import GenerationEvents
+from services.bot.generation.prompts import Catalogue
+from services.bot.generation.service import GenerationService
+from services.kit.consumer import EventConsumer
+from services.kit.runtime import Runtime
+
+
+async def wire_generation(
+    rt: Runtime,
+    config: BotConfig,
+    bot: Bot,
+    *,
+    avatars: AvatarService,
+    sender: Sender,
+    texts: Texts,
+    storage: BaseStorage,
+) -> dict[str, Any]:
+    """Services for the generation, gallery, share and inline handlers (by parameter name),
+    and the `BOT_GENERATION` consumer running on the runtime."""
+    styles = Catalogue.load()
+    image_store = await rt.js.object_store(OBJ_IMAGES.name)
+    generations = GenerationService(
+        rt.pool,
+        max_active=config.max_concurrent_generations,
+        credits_per_image=config.pricing.per_image,
+    )
+    images = ImageService(rt.pool)
+    describer = Describer(rt.pool, image_store)
+    events = GenerationEvents(
+        generations,
+        avatars,
+        ResultDelivery(images, image_store, sender, styles),
+        describer,
+        sender,
+        texts,
+        storage,
+        bot.id,
+        rt.metrics if isinstance(rt.metrics, BotMetrics) else None,
+    )
+    rt.run_consumer(EventConsumer(rt.js, BOT_GENERATION, events.handlers(), rt.metrics))
+    return {
+        "styles": styles,
+        "image_store": image_store,
+        "generations": generations,
+        "images": images,
+        "describer": describer,
+        "exporter": Exporter(images, image_store),
+    }

@@ -1,1 +1,0 @@
-"""Inline keyboards as pure functions of (translator, ids); callback data carries ids only."""

@@ -1,0 +1,59 @@
+"""/settings: the interface language (first set from Telegram's language_code)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from services.bot.app import main_menu as menu
+from services.bot.app.main_menu import MenuCb
+from services.bot.app.models import User
+from services.bot.app.routing import FeatureRouter
+from services.bot.app.screens import edit_or_send
+from services.bot.app.texts import Texts, Translator
+from services.bot.avatars.service import AvatarService
+
+
+async def cmd_settings(message: Message, t: Translator) -> None:
+    await message.answer(t("settings.title"), reply_markup=languages(t))
+
+
+async def show(callback: CallbackQuery, t: Translator) -> None:
+    await edit_or_send(callback, t("settings.title"), languages(t))
+    await callback.answer()
+
+
+async def set_language(
+    callback: CallbackQuery, callback_data: LangCb, user: User, texts: Texts, avatars: AvatarService
+) -> None:
+    """Answer in the new language at once: the middleware's `t` still speaks the old one."""
+    await avatars.set_language(user.id, callback_data.code)
+    t = Translator(texts, callback_data.code)
+    await edit_or_send(callback, t("settings.saved"), menu.main_menu(t))
+    await callback.answer()
+
+
+def build() -> Router:
+    router = FeatureRouter(name="settings", callbacks=(MenuCb, LangCb))
+    router.message.register(cmd_settings, Command("settings"))
+    router.callback_query.register(show, MenuCb.filter(F.action == "settings"))
+    router.callback_query.register(set_language, LangCb.filter())
+    return router
+
+
+class LangCb(CallbackData, prefix="lang"):
+    code: Literal["en", "ru"]
+
+
+def languages(t: Translator) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=t.plain("settings.lang_en"), callback_data=LangCb(code="en"))
+    kb.button(text=t.plain("settings.lang_ru"), callback_data=LangCb(code="ru"))
+    kb.button(text=t.plain("menu.back"), callback_data=MenuCb(action="main"))
+    kb.adjust(2, 1)
+    return kb.as_markup()

@@ -1,0 +1,94 @@
+"""Start, cancel and retry training from the avatar's live message."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery
+
+from services.bot.app.models import AvatarStatus, User
+from services.bot.app.routing import FeatureRouter
+from services.bot.app.screens import not_found
+from services.bot.app.sender import Sender
+from services.bot.app.texts import Translator
+from services.bot.avatars.service import AvatarService
+from services.bot.credits.callbacks import not_enough_credits
+from services.bot.training import progress
+from services.bot.training.callbacks import TrainingCb
+from services.kit.credits import InsufficientCredits
+
+
+async def start(
+    callback: CallbackQuery,
+    callback_data: TrainingCb,
+    state: FSMContext,
+    user: User,
+    t: Translator,
+    avatars: AvatarService,
+    sender: Sender,
+) -> None:
+    """One transaction moves the avatar to training and queues the request; a double press
+    finds the avatar already training and only gets a toast."""
+    if callback.message is None:
+        await callback.answer(t.plain("common.stale"), show_alert=True)
+        return
+    chat_id, message_id = callback.message.chat.id, callback.message.message_id
+    retry = callback_data.action == "retry"
+    try:
+        avatar = await avatars.start_training(
+            user.id, callback_data.avatar_id, chat_id, message_id, retry=retry
+        )
+    except InsufficientCredits as exc:
+        await not_enough_credits(callback, t, exc)
+        return
+    if avatar is None:
+        await _refused(callback, callback_data, user, t, avatars)
+        return
+    await state.clear()
+    await callback.answer(t.plain("training.started"))
+    view = progress.queued(t, avatar)
+    await sender.edit(chat_id, message_id, view.text, view.markup)
+
+
+async def _refused(
+    callback: CallbackQuery, data: TrainingCb, user: User, t: Translator, avatars: AvatarService
+) -> None:
+    avatar = await avatars.get(user.id, data.avatar_id)
+    if avatar is None:
+        await not_found(callback, t)
+    elif avatar.status is AvatarStatus.TRAINING:
+        await callback.answer(t.plain("training.already"))
+    elif avatar.photo_count < avatars.min_photos:
+        await callback.answer(
+            t.plain("training.not_enough", min=avatars.min_photos), show_alert=True
+        )
+    else:
+        await callback.answer(t.plain("common.stale"), show_alert=True)
+
+
+async def cancel(
+    callback: CallbackQuery,
+    callback_data: TrainingCb,
+    user: User,
+    t: Translator,
+    avatars: AvatarService,
+    sender: Sender,
+) -> None:
+    avatar = await avatars.request_cancel(user.id, callback_data.avatar_id)
+    if avatar is None:
+        if await avatars.get(user.id, callback_data.avatar_id) is None:
+            await not_found(callback, t)
+        else:
+            await callback.answer(t.plain("common.stale"), show_alert=True)
+        return
+    await callback.answer(t.plain("training.cancel_requested"))
+    if avatar.progress_chat_id and avatar.progress_message_id:
+        text = t("progress.cancelling", name=avatar.name)
+        await sender.edit(avatar.progress_chat_id, avatar.progress_message_id, text)
+
+
+def build() -> Router:
+    router = FeatureRouter(name="training", callbacks=(TrainingCb,))
+    router.callback_query.register(start, TrainingCb.filter(F.action.in_({"start", "retry"})))
+    router.callback_query.register(cancel, TrainingCb.filter(F.action == "cancel"))
+    return router
