@@ -26,6 +26,7 @@ from services.bot.app.config import WEBHOOK_PATH, BotConfig
 from services.bot.app.errors import on_error
 from services.bot.app.features import get_routers
 from services.bot.app.fsm_storage import NatsKVStorage
+from services.bot.app.generation_wiring import wire_generation
 from services.bot.app.metrics import BotMetrics
 from services.bot.app.middlewares import UserMiddleware
 from services.bot.app.response_models import KeepResponseModels
@@ -39,7 +40,6 @@ from services.bot.credits.invoices import InvoiceSigner
 from services.bot.credits.promo_codes import FreeCredits
 from services.bot.credits.reconcile import PaymentNotices, PaymentReconciler
 from services.bot.credits.service import Billing
-from services.bot.generation.wiring import wire_generation
 from services.bot.privacy.service import wire_privacy
 from services.bot.training.events import TrainingEvents
 from services.kit.consumer import EventConsumer

@@ -7,7 +7,7 @@ from aiogram import Router
 from services.bot.admin import commands as admin
 from services.bot.avatars import creation as avatar
 from services.bot.avatars import my_avatars as avatars
-from services.bot.avatars import photos
+from services.bot.avatars import photo_upload as photos
 from services.bot.credits import promo_command as promo
 from services.bot.credits import shop
 from services.bot.gallery import browse as gallery

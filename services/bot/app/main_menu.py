@@ -1,4 +1,4 @@
-"""Main menu, settings and small navigation keyboards."""
+"""The main menu every feature returns to (`MenuCb`), and the "back to menu" button."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Typed callback data. Only ids and short codes: the rest is looked up (and ownership checked)."""
+"""Callback data of avatar creation and "my avatars".
+
+Only ids and short codes: the rest is looked up (and ownership checked)."""
 
 from __future__ import annotations
 

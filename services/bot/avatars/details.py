@@ -1,4 +1,8 @@
-"""PLACEHOLDER"""
+"""One avatar's details screen: its text and buttons (generate, rename, keep photos, delete).
+
+Public: besides "my avatars", privacy's "keep my photos" toggle redraws this screen in place
+after recording the choice, so it lives in one module both can import.
+"""
 
 from __future__ import annotations
 

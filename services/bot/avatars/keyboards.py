@@ -1,4 +1,4 @@
-"""Keyboards of the avatar flow: gender, training type (< 2 clicks), photos, training, list."""
+"""Keyboards of the avatar flow: gender, training type (< 2 clicks), photo counter, list."""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""PLACEHOLDER"""
+"""The shop's button data and the way other features send a user to it.
+
+Public (see `services/bot/credits/__init__.py`): a training or a generation refused for lack of
+credits answers with `not_enough_credits`, whose "top up" button opens the shop; the main menu
+links to the shop with `ShopCb`. A refund button carries the purchase's ledger `seq`, checked
+against the presser's own purchases on press.
+"""
 
 from __future__ import annotations
 

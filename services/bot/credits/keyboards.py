@@ -1,7 +1,8 @@
 """Buttons of the credits shop: ids only; prices are looked up from config on press.
 
 A refund button carries the purchase's ledger `seq` (a small per-user number, checked
-against the presser's own purchases), never Telegram's long charge id or an amount.
+against the presser's own purchases), never Telegram's long charge id or an amount. The
+callback data (`ShopCb`) and the "top up" button other features show are in `callbacks.py`.
 """
 
 from __future__ import annotations

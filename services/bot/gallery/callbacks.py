@@ -1,4 +1,9 @@
-"""PLACEHOLDER"""
+"""Callback data of the gallery, picture actions and sharing: ids and flags only.
+
+Public: the main menu and the "gallery" button under delivered results open the gallery with
+`GalleryCb`. The gallery's filters travel in it (page, favourites flag, avatar id), so a page is
+fully described by its button and needs no FSM state.
+"""
 
 from __future__ import annotations
 

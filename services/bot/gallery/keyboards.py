@@ -1,8 +1,4 @@
-"""Keyboards and callback data of the gallery, image actions, export and sharing.
-
-The gallery's filters travel in its callback data (page, favourites flag, avatar id), so a
-page is fully described by the button that leads to it and needs no FSM state.
-"""
+"""Keyboards of the gallery, image actions, export and sharing (data in `callbacks.py`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""PLACEHOLDER"""
+"""Callback data of the generation wizard: ids and short codes only (≤ 64 bytes).
+
+Public: the main menu ("generate") and an avatar's details ("generate with this avatar") open
+the wizard with `GenCb`. The draft itself lives in FSM data and is re-checked on use.
+"""
 
 from __future__ import annotations
 

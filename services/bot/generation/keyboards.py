@@ -1,5 +1,4 @@
-"""Keyboards and callback data of the generation flow. Callback data carries ids and short
-codes only (≤ 64 bytes); the draft itself lives in FSM data and is re-checked on use."""
+"""Keyboards of the generation flow; their callback data is in `callbacks.py`."""
 
 from __future__ import annotations
 

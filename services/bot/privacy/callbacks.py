@@ -1,4 +1,9 @@
-"""PLACEHOLDER"""
+"""Callback data of `/delete_me` and of the per-avatar "keep my photos" toggle.
+
+`PrivacyCb` carries no id at all: erasure always applies to whoever pressed the button, so a
+forged or forwarded button can only ever erase the presser's own data. Public: the avatar
+details screen shows `keep_photos_button`.
+"""
 
 from __future__ import annotations
 

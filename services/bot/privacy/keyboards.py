@@ -1,8 +1,4 @@
-"""Keyboards of `/delete_me` and the per-avatar "keep my photos" toggle.
-
-`PrivacyCb` carries no id at all: erasure always applies to whoever pressed the button, so a
-forged or forwarded button can only ever erase the presser's own data.
-"""
+"""The `/delete_me` confirmation keyboard (its data, `PrivacyCb`, is in `callbacks.py`)."""
 
 from __future__ import annotations
 

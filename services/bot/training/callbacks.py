@@ -1,4 +1,8 @@
-"""PLACEHOLDER"""
+"""Callback data of the training controls (start, cancel, retry), by avatar id.
+
+Public: the photo counter (avatars) and the avatar details screen show the "start training"
+button; the press is handled here, in `training/controls.py`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PLACEHOLDER"""
+"""Buttons under a training's progress message: cancel while it runs, retry after it failed."""
 
 from __future__ import annotations
 
