@@ -15,9 +15,13 @@ from services.bot.gallery.callbacks import GalleryCb
 from services.bot.generation.callbacks import GenCb
 
 
+class MenuCb(CallbackData, prefix="menu"):
+    action: Literal["main", "create", "avatars", "settings", "help"]
+
+
 @per_language
 def main_menu(t: Translator) -> InlineKeyboardMarkup:
-    """Every completed training and every /start shows it (see `shared.per_language`)."""
+    """Every completed training and every /start shows it (see `keyboard_cache.per_language`)."""
     kb = InlineKeyboardBuilder()
     kb.button(text=t.plain("generate.menu_button"), callback_data=GenCb(action="home"))
     kb.button(text=t.plain("gallery.menu_button"), callback_data=GalleryCb())
@@ -35,7 +39,3 @@ def back_to_menu(t: Translator) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     kb.button(text=t.plain("menu.back"), callback_data=MenuCb(action="main"))
     return kb.as_markup()
-
-
-class MenuCb(CallbackData, prefix="menu"):
-    action: Literal["main", "create", "avatars", "settings", "help"]

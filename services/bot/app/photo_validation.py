@@ -24,6 +24,15 @@ STORED_MAX_SIDE = 2048
 JPEG_QUALITY = 92
 
 
+@dataclass(frozen=True, kw_only=True)
+class Upload:
+    """One file the user sent: a photo's largest size or an image document."""
+
+    file_id: str
+    file_unique_id: str
+    file_size: int | None
+
+
 class PhotoRejected(Exception):
     """The upload is not usable; `code` names the reason for the locale files."""
 
@@ -99,12 +108,3 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
     return image.convert("RGB")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Upload:
-    """One file the user sent: a photo's largest size or an image document."""
-
-    file_id: str
-    file_unique_id: str
-    file_size: int | None

@@ -1,4 +1,5 @@
-"""Showing a screen in answer to a button, whatever kind of message the button was under."""
+"""Screens and standard answers to a button: a `View` (text + keyboard) shown in place of the
+pressed message whatever kind of message it was, the "not found" and "outdated" alerts."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from services.bot.app.models import User
 from services.bot.app.texts import Translator
+
+
+@dataclass(frozen=True)
+class View:
+    text: str
+    markup: InlineKeyboardMarkup | None
 
 
 async def show(callback: CallbackQuery, view: View) -> None:
@@ -45,9 +52,3 @@ async def edit_or_send(
         await message.edit_text(text, reply_markup=markup)
     elif message is not None and callback.bot is not None:
         await callback.bot.send_message(message.chat.id, text, reply_markup=markup)
-
-
-@dataclass(frozen=True)
-class View:
-    text: str
-    markup: InlineKeyboardMarkup | None

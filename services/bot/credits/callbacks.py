@@ -19,17 +19,6 @@ from services.bot.app.texts import Translator
 from services.kit.credits import InsufficientCredits
 
 
-async def not_enough_credits(
-    callback: CallbackQuery, t: Translator, exc: InsufficientCredits
-) -> None:
-    """Keep the pressed screen (the user may top up and press again) and say, with a button
-    to the shop, what is missing."""
-    await callback.answer()
-    text = t("credits.not_enough", price=exc.needed, balance=exc.balance)
-    if callback.message is not None and callback.bot is not None:
-        await callback.bot.send_message(callback.message.chat.id, text, reply_markup=top_up(t))
-
-
 class ShopCb(CallbackData, prefix="shop"):
     """`open` shows balance and packages, `buy` sends the package's invoice, `refund` asks
     to confirm refunding purchase `seq`, `refund_yes` does it."""
@@ -45,3 +34,14 @@ def top_up(t: Translator) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     kb.button(text=t.plain("credits.buy_button"), callback_data=ShopCb(action="open"))
     return kb.as_markup()
+
+
+async def not_enough_credits(
+    callback: CallbackQuery, t: Translator, exc: InsufficientCredits
+) -> None:
+    """Keep the pressed screen (the user may top up and press again) and say, with a button
+    to the shop, what is missing."""
+    await callback.answer()
+    text = t("credits.not_enough", price=exc.needed, balance=exc.balance)
+    if callback.message is not None and callback.bot is not None:
+        await callback.bot.send_message(callback.message.chat.id, text, reply_markup=top_up(t))

@@ -19,6 +19,19 @@ from services.bot.app.texts import Texts, Translator
 from services.bot.avatars.service import AvatarService
 
 
+class LangCb(CallbackData, prefix="lang"):
+    code: Literal["en", "ru"]
+
+
+def languages(t: Translator) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=t.plain("settings.lang_en"), callback_data=LangCb(code="en"))
+    kb.button(text=t.plain("settings.lang_ru"), callback_data=LangCb(code="ru"))
+    kb.button(text=t.plain("menu.back"), callback_data=MenuCb(action="main"))
+    kb.adjust(2, 1)
+    return kb.as_markup()
+
+
 async def cmd_settings(message: Message, t: Translator) -> None:
     await message.answer(t("settings.title"), reply_markup=languages(t))
 
@@ -44,16 +57,3 @@ def build() -> Router:
     router.callback_query.register(show, MenuCb.filter(F.action == "settings"))
     router.callback_query.register(set_language, LangCb.filter())
     return router
-
-
-class LangCb(CallbackData, prefix="lang"):
-    code: Literal["en", "ru"]
-
-
-def languages(t: Translator) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    kb.button(text=t.plain("settings.lang_en"), callback_data=LangCb(code="en"))
-    kb.button(text=t.plain("settings.lang_ru"), callback_data=LangCb(code="ru"))
-    kb.button(text=t.plain("menu.back"), callback_data=MenuCb(action="main"))
-    kb.adjust(2, 1)
-    return kb.as_markup()
