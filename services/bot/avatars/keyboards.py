@@ -8,7 +8,7 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from contracts import TrainingType
-from services.bot.app.keyboard_cache import per_language
+from services.bot.app.keyboards import keyboard, per_language
 from services.bot.app.main_menu import MenuCb
 from services.bot.app.models import Avatar, Gender
 from services.bot.app.texts import Translator
@@ -45,25 +45,18 @@ def training_type(t: Translator) -> InlineKeyboardMarkup:
 
 @per_language
 def training_type_confirm(t: Translator, value: TrainingType) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    kb.button(
-        text=t.plain("avatar.type_confirm"),
-        callback_data=TrainingTypeCb(action="pick", value=value),
+    return keyboard(
+        t,
+        ("avatar.type_confirm", TrainingTypeCb(action="pick", value=value)),
+        ("menu.back", TrainingTypeCb(action="back", value=value)),
+        rows=(1,),
     )
-    kb.button(text=t.plain("menu.back"), callback_data=TrainingTypeCb(action="back", value=value))
-    kb.adjust(1)
-    return kb.as_markup()
 
 
 def photo_counter(t: Translator, avatar_id: UUID, ready: bool) -> InlineKeyboardMarkup | None:
     if not ready:
         return None
-    kb = InlineKeyboardBuilder()
-    kb.button(
-        text=t.plain("training.start_button"),
-        callback_data=TrainingCb(action="start", avatar_id=avatar_id),
-    )
-    return kb.as_markup()
+    return keyboard(t, ("training.start_button", TrainingCb(action="start", avatar_id=avatar_id)))
 
 
 def avatar_list(t: Translator, avatars: list[Avatar]) -> InlineKeyboardMarkup:
@@ -82,14 +75,9 @@ def avatar_list(t: Translator, avatars: list[Avatar]) -> InlineKeyboardMarkup:
 
 
 def delete_confirm(t: Translator, avatar_id: UUID) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    kb.button(
-        text=t.plain("avatars.delete_yes"),
-        callback_data=AvatarCb(action="delete_yes", avatar_id=avatar_id),
+    return keyboard(
+        t,
+        ("avatars.delete_yes", AvatarCb(action="delete_yes", avatar_id=avatar_id)),
+        ("avatars.delete_no", AvatarCb(action="view", avatar_id=avatar_id)),
+        rows=(2,),
     )
-    kb.button(
-        text=t.plain("avatars.delete_no"),
-        callback_data=AvatarCb(action="view", avatar_id=avatar_id),
-    )
-    kb.adjust(2)
-    return kb.as_markup()

@@ -12,9 +12,9 @@ from typing import Literal
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from pydantic import Field
 
+from services.bot.app.keyboards import keyboard
 from services.bot.app.texts import Translator
 from services.kit.credits import InsufficientCredits
 
@@ -31,9 +31,7 @@ class ShopCb(CallbackData, prefix="shop"):
 
 def top_up(t: Translator) -> InlineKeyboardMarkup:
     """Under a "not enough credits" answer: one press to the shop."""
-    kb = InlineKeyboardBuilder()
-    kb.button(text=t.plain("credits.buy_button"), callback_data=ShopCb(action="open"))
-    return kb.as_markup()
+    return keyboard(t, ("credits.buy_button", ShopCb(action="open")))
 
 
 async def not_enough_credits(

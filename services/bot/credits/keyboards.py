@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from services.bot.app.keyboards import keyboard
 from services.bot.app.main_menu import MenuCb
 from services.bot.app.pricing import Package
 from services.bot.app.texts import Translator
@@ -42,16 +43,13 @@ def shop(
 
 
 def refund_confirm(t: Translator, seq: int) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    kb.button(
-        text=t.plain("credits.refund_yes"), callback_data=ShopCb(action="refund_yes", seq=seq)
+    return keyboard(
+        t,
+        ("credits.refund_yes", ShopCb(action="refund_yes", seq=seq)),
+        ("credits.back", ShopCb(action="open")),
+        rows=(1,),
     )
-    kb.button(text=t.plain("credits.back"), callback_data=ShopCb(action="open"))
-    kb.adjust(1)
-    return kb.as_markup()
 
 
 def back_to_shop(t: Translator) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    kb.button(text=t.plain("credits.back"), callback_data=ShopCb(action="open"))
-    return kb.as_markup()
+    return keyboard(t, ("credits.back", ShopCb(action="open")))

@@ -7,6 +7,7 @@ from uuid import UUID
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from services.bot.app.keyboards import keyboard
 from services.bot.app.main_menu import MenuCb
 from services.bot.app.texts import Translator
 from services.bot.gallery.callbacks import GalleryCb, GalleryMenuCb, ImageCb
@@ -77,29 +78,18 @@ def image(t: Translator, item: ImageItem) -> InlineKeyboardMarkup:
 
 
 def confirm_delete(t: Translator, image_id: UUID) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    kb.button(
-        text=t.plain("gallery.delete_yes"),
-        callback_data=ImageCb(action="del_yes", image_id=image_id),
+    return keyboard(
+        t,
+        ("gallery.delete_yes", ImageCb(action="del_yes", image_id=image_id)),
+        ("gallery.delete_no", ImageCb(action="del_no", image_id=image_id)),
+        rows=(2,),
     )
-    kb.button(
-        text=t.plain("gallery.delete_no"), callback_data=ImageCb(action="del_no", image_id=image_id)
-    )
-    kb.adjust(2)
-    return kb.as_markup()
 
 
 def shared(t: Translator, image_id: UUID) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    kb.button(
-        text=t.plain("share.revoke_button"),
-        callback_data=ImageCb(action="unshare", image_id=image_id),
-    )
-    return kb.as_markup()
+    return keyboard(t, ("share.revoke_button", ImageCb(action="unshare", image_id=image_id)))
 
 
 def join(t: Translator) -> InlineKeyboardMarkup:
     """Under a picture opened from someone's link: an invitation, nothing about the owner."""
-    kb = InlineKeyboardBuilder()
-    kb.button(text=t.plain("share.try_button"), callback_data=MenuCb(action="main"))
-    return kb.as_markup()
+    return keyboard(t, ("share.try_button", MenuCb(action="main")))

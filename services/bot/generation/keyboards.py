@@ -8,6 +8,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from services.bot.app.keyboards import keyboard
 from services.bot.app.main_menu import MenuCb
 from services.bot.app.models import Avatar
 from services.bot.app.texts import Translator
@@ -39,12 +40,13 @@ def avatar_picker(
 
 
 def no_avatar(t: Translator) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    kb.button(text=t.plain("generate.quick_button"), callback_data=GenCb(action="quick"))
-    kb.button(text=t.plain("menu.create"), callback_data=MenuCb(action="create"))
-    kb.button(text=t.plain("menu.back"), callback_data=MenuCb(action="main"))
-    kb.adjust(1)
-    return kb.as_markup()
+    return keyboard(
+        t,
+        ("generate.quick_button", GenCb(action="quick")),
+        ("menu.create", MenuCb(action="create")),
+        ("menu.back", MenuCb(action="main")),
+        rows=(1,),
+    )
 
 
 def source(t: Translator, catalogue: Catalogue) -> InlineKeyboardMarkup:
@@ -88,44 +90,36 @@ def settings(t: Translator, draft: Draft) -> InlineKeyboardMarkup:
 
 
 def described(t: Translator) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    kb.button(text=t.plain("generate.use_prompt_button"), callback_data=GenCb(action="cfg"))
-    kb.button(text=t.plain("generate.edit_prompt_button"), callback_data=GenCb(action="edit"))
-    kb.button(text=t.plain("menu.back"), callback_data=GenCb(action="src"))
-    kb.adjust(2, 1)
-    return kb.as_markup()
+    return keyboard(
+        t,
+        ("generate.use_prompt_button", GenCb(action="cfg")),
+        ("generate.edit_prompt_button", GenCb(action="edit")),
+        ("menu.back", GenCb(action="src")),
+        rows=(2, 1),
+    )
 
 
 def back_to_source(t: Translator) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    kb.button(text=t.plain("menu.back"), callback_data=GenCb(action="src"))
-    return kb.as_markup()
+    return keyboard(t, ("menu.back", GenCb(action="src")))
 
 
 def results(t: Translator, generation_id: UUID, gallery: CallbackData) -> InlineKeyboardMarkup:
     """Under the delivered pictures: again, more like this, the gallery (`gallery` comes from
     the caller: the gallery keyboards import this module), the menu."""
-    kb = InlineKeyboardBuilder()
-    kb.button(
-        text=t.plain("generate.again_button"),
-        callback_data=GenRunCb(action="again", generation_id=generation_id),
+    return keyboard(
+        t,
+        ("generate.again_button", GenRunCb(action="again", generation_id=generation_id)),
+        ("generate.more_button", GenRunCb(action="more", generation_id=generation_id)),
+        ("gallery.open_button", gallery),
+        ("generate.menu_short", MenuCb(action="main")),
+        rows=(2, 2),
     )
-    kb.button(
-        text=t.plain("generate.more_button"),
-        callback_data=GenRunCb(action="more", generation_id=generation_id),
-    )
-    kb.button(text=t.plain("gallery.open_button"), callback_data=gallery)
-    kb.button(text=t.plain("generate.menu_short"), callback_data=MenuCb(action="main"))
-    kb.adjust(2, 2)
-    return kb.as_markup()
 
 
 def failed(t: Translator, generation_id: UUID) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    kb.button(
-        text=t.plain("generate.again_button"),
-        callback_data=GenRunCb(action="again", generation_id=generation_id),
+    return keyboard(
+        t,
+        ("generate.again_button", GenRunCb(action="again", generation_id=generation_id)),
+        ("generate.menu_short", MenuCb(action="main")),
+        rows=(2,),
     )
-    kb.button(text=t.plain("generate.menu_short"), callback_data=MenuCb(action="main"))
-    kb.adjust(2)
-    return kb.as_markup()

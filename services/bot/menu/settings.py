@@ -8,9 +8,9 @@ from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from services.bot.app import main_menu as menu
+from services.bot.app.keyboards import keyboard
 from services.bot.app.main_menu import MenuCb
 from services.bot.app.models import User
 from services.bot.app.routing import FeatureRouter
@@ -24,12 +24,13 @@ class LangCb(CallbackData, prefix="lang"):
 
 
 def languages(t: Translator) -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    kb.button(text=t.plain("settings.lang_en"), callback_data=LangCb(code="en"))
-    kb.button(text=t.plain("settings.lang_ru"), callback_data=LangCb(code="ru"))
-    kb.button(text=t.plain("menu.back"), callback_data=MenuCb(action="main"))
-    kb.adjust(2, 1)
-    return kb.as_markup()
+    return keyboard(
+        t,
+        ("settings.lang_en", LangCb(code="en")),
+        ("settings.lang_ru", LangCb(code="ru")),
+        ("menu.back", MenuCb(action="main")),
+        rows=(2, 1),
+    )
 
 
 async def cmd_settings(message: Message, t: Translator) -> None:
