@@ -6,11 +6,12 @@ after recording the choice, so it lives in one module both can import.
 
 from __future__ import annotations
 
-from aiogram.types import InlineKeyboardMarkup
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from services.bot.app.main_menu import MenuCb
-from services.bot.app.models import Avatar, AvatarStatus
+from services.bot.app.models import Avatar, AvatarStatus, User
+from services.bot.app.screens import edit_or_send
 from services.bot.app.texts import Translator
 from services.bot.avatars.callbacks import AvatarCb
 from services.bot.generation.callbacks import GenCb
@@ -74,3 +75,11 @@ def avatar_details(t: Translator, avatar: Avatar, is_main: bool) -> InlineKeyboa
     kb.button(text=t.plain("menu.back"), callback_data=MenuCb(action="avatars"))
     kb.adjust(1)
     return kb.as_markup()
+
+
+async def show_details(callback: CallbackQuery, t: Translator, avatar: Avatar, user: User) -> None:
+    """Put the avatar's screen in place of the pressed message, marked main if it is `user`'s."""
+    is_main = user.main_avatar_id == avatar.id
+    await edit_or_send(
+        callback, details_text(t, avatar, is_main), avatar_details(t, avatar, is_main)
+    )

@@ -22,7 +22,7 @@ from services.bot.app.screens import edit_or_send, not_found
 from services.bot.app.texts import Translator
 from services.bot.avatars import keyboards as kb
 from services.bot.avatars.callbacks import AvatarCb
-from services.bot.avatars.details import avatar_details, details_text
+from services.bot.avatars.details import show_details
 from services.bot.avatars.photo_intake import PhotoIntake
 from services.bot.avatars.service import AvatarService
 from services.bot.avatars.states import Rename, Upload
@@ -49,10 +49,7 @@ async def show(
     if avatar is None:
         await not_found(callback, t)
         return
-    is_main = user.main_avatar_id == avatar.id
-    await edit_or_send(
-        callback, details_text(t, avatar, is_main), avatar_details(t, avatar, is_main)
-    )
+    await show_details(callback, t, avatar, user)
     await callback.answer()
 
 

@@ -25,7 +25,7 @@ from services.bot.gallery import views
 from services.bot.gallery.callbacks import GalleryCb, GalleryMenuCb, ImageCb
 from services.bot.gallery.export import Exporter
 from services.bot.gallery.image_files import as_upload, file_id_of, load, send_photo
-from services.bot.gallery.service import ImageService
+from services.bot.gallery.service import ImageItem, ImageService
 from services.bot.generation.prompts import Catalogue
 
 
@@ -117,9 +117,7 @@ async def ask_delete(
     callback: CallbackQuery, callback_data: ImageCb, user: User, t: Translator,
     images: ImageService,
 ) -> None:  # fmt: skip
-    item = await images.get(user.id, callback_data.image_id)
-    if item is None:
-        await stale(callback, t.plain("gallery.not_found"))
+    if (item := await _picture_or_gone(callback, user, t, images, callback_data)) is None:
         return
     await _set_markup(callback, kb.confirm_delete(t, item.id))
     await callback.answer(t.plain("gallery.delete_confirm"), show_alert=True)
@@ -129,9 +127,7 @@ async def keep(
     callback: CallbackQuery, callback_data: ImageCb, user: User, t: Translator,
     images: ImageService,
 ) -> None:  # fmt: skip
-    item = await images.get(user.id, callback_data.image_id)
-    if item is None:
-        await stale(callback, t.plain("gallery.not_found"))
+    if (item := await _picture_or_gone(callback, user, t, images, callback_data)) is None:
         return
     await _set_markup(callback, kb.image(t, item))
     await callback.answer()
@@ -192,3 +188,13 @@ def build() -> Router:
     cb.register(keep, ImageCb.filter(F.action == "del_no"))
     cb.register(delete, ImageCb.filter(F.action == "del_yes"))
     return router
+
+
+async def _picture_or_gone(
+    callback: CallbackQuery, user: User, t: Translator, images: ImageService, data: ImageCb
+) -> ImageItem | None:
+    """The pressed picture if it is still the presser's; else the "not found" alert."""
+    item = await images.get(user.id, data.image_id)
+    if item is None:
+        await stale(callback, t.plain("gallery.not_found"))
+    return item

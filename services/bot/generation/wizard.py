@@ -158,26 +158,20 @@ async def show_settings(
     await _to_settings(callback, state, t, styles, draft)
 
 
-async def set_aspect(
-    callback: CallbackQuery, callback_data: GenAspectCb, state: FSMContext, t: Translator,
-    styles: Catalogue,
+async def set_format(
+    callback: CallbackQuery, callback_data: GenAspectCb | GenCountCb, state: FSMContext,
+    t: Translator, styles: Catalogue,
 ) -> None:  # fmt: skip
+    """The settings screen's aspect and count buttons: change that one value of the draft."""
     draft = await load_draft(state)
     if draft is None:
         await stale(callback, t.plain("common.stale"))
         return
-    await _to_settings(callback, state, t, styles, draft.with_format(aspect=callback_data.aspect))
-
-
-async def set_count(
-    callback: CallbackQuery, callback_data: GenCountCb, state: FSMContext, t: Translator,
-    styles: Catalogue,
-) -> None:  # fmt: skip
-    draft = await load_draft(state)
-    if draft is None:
-        await stale(callback, t.plain("common.stale"))
-        return
-    await _to_settings(callback, state, t, styles, draft.with_format(count=callback_data.count))
+    if isinstance(callback_data, GenAspectCb):
+        draft = draft.with_format(aspect=callback_data.aspect)
+    else:
+        draft = draft.with_format(count=callback_data.count)
+    await _to_settings(callback, state, t, styles, draft)
 
 
 async def _to_settings(
@@ -269,8 +263,8 @@ def build() -> Router:
     )
     router.message.register(not_a_prompt, StateFilter(Generate.prompt), Is(~F.text.startswith("/")))
     cb.register(show_settings, IN_FLOW, GenCb.filter(F.action == "cfg"))
-    cb.register(set_aspect, StateFilter(Generate.settings), GenAspectCb.filter())
-    cb.register(set_count, StateFilter(Generate.settings), GenCountCb.filter())
+    cb.register(set_format, StateFilter(Generate.settings), GenAspectCb.filter())
+    cb.register(set_format, StateFilter(Generate.settings), GenCountCb.filter())
     cb.register(confirm, StateFilter(Generate.settings), GenCb.filter(F.action == "go"))
     cb.register(follow_up, GenRunCb.filter())
     return router

@@ -13,7 +13,7 @@ from services.bot.app.models import AvatarStatus, User
 from services.bot.app.routing import FeatureRouter
 from services.bot.app.screens import edit_or_send, not_found
 from services.bot.app.texts import Translator
-from services.bot.avatars.details import avatar_details, details_text
+from services.bot.avatars.details import show_details
 from services.bot.avatars.service import AvatarService
 from services.bot.privacy.callbacks import KeepPhotosCb, PrivacyCb
 from services.bot.privacy.keyboards import erase_confirm
@@ -60,10 +60,7 @@ async def keep_photos(
     else:
         hours = f"{config.photo_retention_hours:g}"
         await callback.answer(t.plain("privacy.keep_unset", hours=hours))
-    is_main = user.main_avatar_id == avatar.id
-    await edit_or_send(
-        callback, details_text(t, avatar, is_main), avatar_details(t, avatar, is_main)
-    )
+    await show_details(callback, t, avatar, user)
 
 
 def build() -> Router:
