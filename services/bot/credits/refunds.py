@@ -9,7 +9,7 @@ and `resume` retries pending ones at start-up and then periodically.
 
 A purchase is refundable only within `STARS_REFUND_DAYS`, when nothing was spent since it
 (no charge entry after its own) and the balance still holds its credits. Kept apart from
-`billing.py` (crediting payments), which only shares the Telegram call and its
+`service.py` (crediting payments), which only shares the Telegram call and its
 "already refunded" answer.
 """
 
@@ -69,7 +69,7 @@ SELECT EXISTS (SELECT 1 FROM credit_entries
 
 
 class StarsApi(Protocol):
-    """The one Bot API call refunds (and `billing.py`) make themselves; aiogram's `Bot`
+    """The one Bot API call refunds (and `service.py`) make themselves; aiogram's `Bot`
     has this signature, so these modules need no aiogram types."""
 
     async def refund_star_payment(

@@ -10,7 +10,7 @@ transaction as the row it pays for, so a payment and its credits commit or vanis
   is never credited: the Stars go straight back (`refundStarPayment`).
 * **Lost payments**: a `successful_payment` whose crediting failed is not sent again;
   `reconcile.py` finds it in Telegram's ledger and brings it through `credit_payment`.
-* **Refunds the user asks for** live in `star_refunds.py` (`Billing.refunds`).
+* **Refunds the user asks for** live in `refunds.py` (`Billing.refunds`).
 
 The Telegram side is `StarsApi` (aiogram's `Bot` fits it), so this module has no aiogram
 types in its signatures; it knows aiogram's exceptions only to tell a refusal from an outage.
@@ -72,8 +72,8 @@ class PaymentResult:
     balance: int = 0
 
 
-# What an entry is about, from its key's prefix (the keys `credits`, `billing` and
-# `star_refunds` write), and what it names: the trained avatar (a charge's subject is its
+# What an entry is about, from its key's prefix (the keys `services/kit/credits.py`, this module and
+# `refunds.py` write), and what it names: the trained avatar (a charge's subject is its
 # id; gone after deletion) or the Stars payment (the charge id ends the key). One query for
 # the page; the joins hit primary keys.
 _HISTORY = """

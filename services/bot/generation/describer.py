@@ -5,7 +5,7 @@ pixels), stored normalized as `refs/<request_id>.jpg` in the images bucket, and 
 is `DescribeRequested` written to the outbox, so the backend never gets a key to nothing.
 The reference is deleted once the description came back (whether or not the user still
 waits for it): it was only needed for that. `/delete_me` deletes the user's references at
-once (found through their `DescribeRequested` in the outbox, see `privacy.py`), and the
+once (found through their `DescribeRequested` in the outbox, see `privacy/service.py`), and the
 retention sweep deletes any older than an hour (an answer lost, a crash in between).
 """
 

@@ -1,5 +1,5 @@
 """Photo to prompt: the user sends a reference picture, the vision model describes it, and
-the proposed prompt comes back (via `generation_events`) with Generate / Edit buttons."""
+the proposed prompt comes back (via `generation/events.py`) with Generate / Edit buttons."""
 
 from __future__ import annotations
 
