@@ -1,9 +1,10 @@
 """Generation submission: one FAL job per generation id, whatever crashes or redeliveries.
 
-The discipline of `training.py`: the ledger row `generation:<id>` is committed in state
-`submitting` before FAL is called, and FAL's answer is committed with the generation's
-trainer columns and `generation.submitted` in one transaction. A redelivered request finds
-the row and never submits again. Everything that can refuse a request without FAL (an
+The ledger row `generation:<id>` is committed in state `submitting` (no `preparing`: there
+is nothing to upload) together with the credits' charge, before FAL is called; FAL's answer
+is committed with the generation's trainer columns and `generation.submitted` in one
+transaction, and a redelivered request finds the row and never submits again — the step
+both kinds share (`submission.py`). Everything that can refuse a request without FAL (an
 avatar that is not the user's completed one, an unknown aspect ratio, the daily spend
 limit) is checked after the reservation, so a refusal is also reported exactly once.
 """
@@ -11,10 +12,10 @@ limit) is checked after the reservation, so a refusal is also reported exactly o
 from __future__ import annotations
 
 import contextlib
-import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import ClassVar
 
 import asyncpg
 
@@ -28,7 +29,7 @@ from contracts import (
 )
 from services.kit import credits
 from services.kit.consumer import Delivery, Reject
-from services.kit.db import UnitOfWork
+from services.trainer import ledger
 from services.trainer.config import TrainerConfig
 from services.trainer.fal_gateway import (
     FalGateway,
@@ -43,15 +44,23 @@ from services.trainer.generation_plan import (
     estimate_cost,
     plan_generation,
 )
-from services.trainer.ledger import charge, refuse_unpaid
 from services.trainer.metrics import TrainerMetrics
-from services.trainer.orphans import claim_orphan, orphan_request_id
-from services.trainer.training import TryLater
+from services.trainer.submission import Submitter
 
-log = logging.getLogger(__name__)
 #: How long a redelivery waits for an unknown submission outcome (in practice bounded by
 #: the consumer's max_deliver, about two minutes: a generation's webhook comes in seconds).
 RECONCILE_WINDOW = timedelta(minutes=10)
+
+_RESERVE = """
+INSERT INTO fal_submissions (kind, subject_id, attempt, idempotency_key, endpoint, state)
+VALUES ('generation', $1, 1, $2, $3, 'submitting')
+ON CONFLICT (idempotency_key) DO NOTHING RETURNING id
+"""
+_GENERATION_SUBMITTED = """
+UPDATE generations SET fal_request_id = $2, fal_endpoint = $3, submitted_at = now(),
+    cost_usd = $4
+WHERE id = $1
+"""
 
 
 def idempotency_key(generation_id: str) -> str:
@@ -59,11 +68,14 @@ def idempotency_key(generation_id: str) -> str:
 
 
 @dataclass
-class GenerationService:
+class GenerationService(Submitter[GenerationRequested]):
     pool: asyncpg.Pool
     fal: FalGateway
     config: TrainerConfig
     metrics: TrainerMetrics
+    KIND: ClassVar[str] = "generation"
+    SUBJECT: ClassVar[str] = "generation_id"
+    RECORDS_MOVED_ON: ClassVar[bool] = False
 
     async def on_requested(self, event: GenerationRequested, delivery: Delivery) -> None:
         try:
@@ -75,7 +87,7 @@ class GenerationService:
         try:
             existing = await self._reserve(key, event, endpoint)
         except credits.InsufficientCredits as exc:
-            await self._refuse_unpaid(key, event, endpoint, exc)
+            await self._refuse_unpaid(event, endpoint, exc)
             return
         if existing is not None:
             await self._resume(existing, event, delivery)
@@ -85,22 +97,16 @@ class GenerationService:
             webhook = f"{self.config.webhook_url}?key={key}"
             request_id = await self.fal.submit(endpoint, arguments, webhook)
         except Refused as exc:
-            await self._fail(key, event, exc.reason, str(exc))
+            await self._fail(event, exc.reason, str(exc))
             return
         except FalRejected as exc:
-            await self._fail(key, event, FailureReason.FAL_REJECTED_INPUT, str(exc))
+            await self._fail(event, FailureReason.FAL_REJECTED_INPUT, str(exc))
             return
         except FalOutcomeUnknown as exc:
-            # Keep `submitting`: the redelivery adopts the job from its webhook, or fails
-            # it (refunded) when the window or the deliveries run out; never a 2nd submit.
-            self.metrics.unanswered_submits.inc()
-            if delivery.last:
-                await self._fail(key, event, FailureReason.FAL_ERROR, str(exc))
-                return
-            raise TryLater(str(exc)) from exc
+            await self._unanswered(event, delivery, exc)
+            return
         except FalRetryable as exc:
-            if delivery.last:
-                await self._fail(key, event, FailureReason.FAL_ERROR, str(exc))
+            if await self._gave_up(event, delivery, exc):
                 return
             await self._release(key)
             raise
@@ -108,7 +114,13 @@ class GenerationService:
             with contextlib.suppress(asyncpg.PostgresError, OSError):
                 await self._release(key)
             raise
-        await self._record(key, event, endpoint, request_id, cost)
+
+        async def write(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                _GENERATION_SUBMITTED, event.generation_id, request_id, endpoint, cost
+            )
+
+        await self._record(event, endpoint, request_id, cost, write)
 
     async def _reserve(
         self, key: str, event: GenerationRequested, endpoint: str
@@ -116,15 +128,8 @@ class GenerationService:
         """Insert the ledger row and charge the quoted credits in one transaction; returns
         the existing row when this generation was seen (and charged) before."""
         async with self.pool.acquire() as conn, conn.transaction():
-            inserted = await conn.fetchval(
-                "INSERT INTO fal_submissions (kind, subject_id, attempt, idempotency_key,"
-                " endpoint, state) VALUES ('generation', $1, 1, $2, $3, 'submitting')"
-                " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-                event.generation_id,
-                key,
-                endpoint,
-            )
-            if inserted is not None and await charge(
+            inserted = await conn.fetchval(_RESERVE, event.generation_id, key, endpoint)
+            if inserted is not None and await ledger.charge(
                 conn,
                 user_id=event.user_id,
                 kind=credits.Kind.GENERATION_CHARGE,
@@ -135,154 +140,39 @@ class GenerationService:
                 self.metrics.credits_charged.labels("generation").inc(event.credits)
         if inserted is not None:
             return None
-        row: asyncpg.Record | None = await self.pool.fetchrow(
-            "SELECT state, request_id, endpoint, created_at FROM fal_submissions"
-            " WHERE idempotency_key = $1",
-            key,
-        )
-        return row
-
-    async def _refuse_unpaid(
-        self,
-        key: str,
-        event: GenerationRequested,
-        endpoint: str,
-        exc: credits.InsufficientCredits,
-    ) -> None:
-        failed = GenerationFailed(
-            event_id=derived_event_id("generation.failed", event.generation_id),
-            occurred_at=utcnow(),
-            generation_id=event.generation_id,
-            user_id=event.user_id,
-            reason=FailureReason.INSUFFICIENT_CREDITS,
-            detail=str(exc),
-        )
-        if await refuse_unpaid(
-            self.pool,
-            kind="generation",
-            subject_id=event.generation_id,
-            attempt=1,
-            key=key,
-            endpoint=endpoint,
-            failed=failed,
-        ):
-            self.metrics.charges_refused.labels("generation").inc()
+        return await ledger.existing(self.pool, key)
 
     async def _release(self, key: str) -> None:
         """Nothing reached FAL: forget the reservation so the retry may submit."""
         await self.pool.execute("DELETE FROM fal_submissions WHERE idempotency_key = $1", key)
 
-    async def _resume(
-        self, row: asyncpg.Record, event: GenerationRequested, delivery: Delivery
-    ) -> None:
-        if row["state"] == "submitted":
-            self.metrics.duplicate_generation_requests.inc()
-            async with UnitOfWork(self.pool, "trainer") as uow:
-                uow.publish(self._submitted_event(event, row["endpoint"], row["request_id"]))
-            return
-        if row["state"] != "submitting":
-            return
-        # Another delivery is submitting, or one died after FAL accepted: never submit again.
-        key = idempotency_key(event.generation_id)
-        orphan = await orphan_request_id(self.pool, key)
-        if orphan is not None:
-            await self._adopt(key, event, row["endpoint"], orphan)
-            return
-        if utcnow() - row["created_at"] < RECONCILE_WINDOW and not delivery.last:
-            raise TryLater("submission outcome unknown; waiting for its webhook")
-        await self._fail(key, event, FailureReason.INTERNAL, "submission outcome unknown")
+    # What `Submitter` needs to know about a generation.
 
-    async def _adopt(
-        self, key: str, event: GenerationRequested, endpoint: str, request_id: str
-    ) -> None:
-        """Take the job FAL accepted before a crash (its webhook carried our key, see
-        `orphans.py`) as this generation's submission, as if the submit had answered."""
-        cost = estimate_cost(
-            event.aspect_ratio, event.num_images, self.config.generation_cost_per_megapixel_usd
-        )
-        async with UnitOfWork(self.pool, "trainer") as uow:
-            if not await claim_orphan(uow.conn, key, request_id):
-                return
-            await _write_submission(uow.conn, event.generation_id, request_id, endpoint, cost)
-            uow.publish(self._submitted_event(event, endpoint, request_id))
-        self.metrics.generations_submitted.labels(endpoint).inc()
-        self.metrics.spend_usd.labels("generation").inc(cost)
-        log.warning(
-            "adopted orphan generation job",
-            extra={"generation_id": event.generation_id, "request_id": request_id},
-        )
+    def _key(self, event: GenerationRequested) -> str:
+        return idempotency_key(event.generation_id)
 
-    async def _record(
-        self, key: str, event: GenerationRequested, endpoint: str, request_id: str, cost: float
-    ) -> None:
-        async with UnitOfWork(self.pool, "trainer") as uow:
-            still_wanted = await uow.conn.fetchval(
-                "UPDATE fal_submissions SET state = 'submitted', request_id = $2,"
-                " submitted_at = now(), updated_at = now()"
-                " WHERE idempotency_key = $1 AND state = 'submitting' RETURNING 1",
-                key,
-                request_id,
-            )
-            adopted = False
-            if still_wanted is not None:
-                await _write_submission(uow.conn, event.generation_id, request_id, endpoint, cost)
-                uow.publish(self._submitted_event(event, endpoint, request_id))
-            else:  # a redelivery adopted this very job, or gave up on it meanwhile
-                adopted = bool(
-                    await uow.conn.fetchval(
-                        "SELECT 1 FROM fal_submissions WHERE idempotency_key = $1"
-                        " AND state = 'submitted' AND request_id = $2",
-                        key,
-                        request_id,
-                    )
-                )
-                if not adopted:
-                    await uow.conn.execute(
-                        "UPDATE fal_submissions SET request_id = $2, updated_at = now()"
-                        " WHERE idempotency_key = $1",
-                        key,
-                        request_id,
-                    )
-        if still_wanted is None:
-            if not adopted:  # the user was told it failed: do not let it run (and bill) on
-                with contextlib.suppress(FalRejected, FalRetryable):
-                    await self.fal.cancel(endpoint, request_id)
-            return
-        self.metrics.generations_submitted.labels(endpoint).inc()
-        self.metrics.spend_usd.labels("generation").inc(cost)
-        log.info(
-            "generation submitted",
-            extra={"generation_id": event.generation_id, "request_id": request_id},
-        )
+    def _subject(self, event: GenerationRequested) -> tuple[str, int]:
+        return event.generation_id, 1
 
-    async def _fail(
-        self, key: str, event: GenerationRequested, reason: FailureReason, detail: str
-    ) -> None:
-        async with UnitOfWork(self.pool, "trainer") as uow:
-            await uow.conn.execute(
-                "UPDATE fal_submissions SET state = 'failed', error = $2, updated_at = now()"
-                " WHERE idempotency_key = $1",
-                key,
-                detail[:500],
-            )
-            uow.publish(
-                GenerationFailed(
-                    event_id=derived_event_id("generation.failed", event.generation_id),
-                    occurred_at=utcnow(),
-                    generation_id=event.generation_id,
-                    user_id=event.user_id,
-                    reason=reason,
-                    detail=detail[:200],
-                )
-            )
-        self.metrics.generations_not_submitted.labels(reason.value).inc()
-        log.warning(
-            "generation not submitted: %s", detail, extra={"generation_id": event.generation_id}
-        )
+    def _cost(self, event: GenerationRequested) -> float:
+        usd_per_megapixel = self.config.generation_cost_per_megapixel_usd
+        return estimate_cost(event.aspect_ratio, event.num_images, usd_per_megapixel)
 
-    @staticmethod
+    def _reconcile_window(self) -> timedelta:
+        return RECONCILE_WINDOW
+
+    async def _write_adopted(
+        self,
+        conn: asyncpg.Connection,
+        event: GenerationRequested,
+        endpoint: str,
+        request_id: str,
+        cost: float,
+    ) -> None:
+        await conn.execute(_GENERATION_SUBMITTED, event.generation_id, request_id, endpoint, cost)
+
     def _submitted_event(
-        event: GenerationRequested, endpoint: str, request_id: str
+        self, event: GenerationRequested, endpoint: str, request_id: str
     ) -> GenerationSubmitted:
         return GenerationSubmitted(
             event_id=derived_event_id("generation.submitted", event.generation_id),
@@ -293,16 +183,27 @@ class GenerationService:
             endpoint=endpoint,
         )
 
+    def _failed_event(
+        self, event: GenerationRequested, reason: FailureReason, detail: str, retry: bool
+    ) -> GenerationFailed:
+        return GenerationFailed(
+            event_id=derived_event_id("generation.failed", event.generation_id),
+            occurred_at=utcnow(),
+            generation_id=event.generation_id,
+            user_id=event.user_id,
+            reason=reason,
+            detail=detail,
+        )
 
-async def _write_submission(
-    conn: asyncpg.Connection, generation_id: str, request_id: str, endpoint: str, cost: float
-) -> None:
-    """What was sent to FAL, in the generation's trainer-owned columns."""
-    await conn.execute(
-        "UPDATE generations SET fal_request_id = $2, fal_endpoint = $3, submitted_at = now(),"
-        " cost_usd = $4 WHERE id = $1",
-        generation_id,
-        request_id,
-        endpoint,
-        cost,
-    )
+    def _count_submitted(self, event: GenerationRequested, endpoint: str, *, adopted: bool) -> None:
+        self.metrics.generations_submitted.labels(endpoint).inc()
+
+    def _count_not_submitted(self, event: GenerationRequested, reason: FailureReason) -> None:
+        self.metrics.generations_not_submitted.labels(reason.value).inc()
+
+    def _count_duplicate(self) -> None:
+        self.metrics.duplicate_generation_requests.inc()
+
+    def _count_orphan(self, outcome: str) -> None:
+        if outcome == "unanswered":  # generations count no waits nor give-ups
+            self.metrics.unanswered_submits.inc()

@@ -1,21 +1,21 @@
 """Training submission: one FAL job per (avatar, attempt), whatever crashes or redeliveries.
 
-The `fal_submissions` ledger (`ledger.py`) is the idempotency key store. A row is
-committed in state `preparing` before the archive is built, moved to `submitting` just
-*before* FAL is called, and FAL's answer is committed with the avatar's trainer columns
-and the `training.submitted` event in one transaction. A delivery that died while
-preparing is simply taken over. One that died after the move finds `submitting` and does
-not submit again: it waits for FAL's webhook (the webhook URL carries the idempotency
-key, which the status service stores), adopts the orphan job it names, and only gives
-up, telling the user, after `TRAINER_RECONCILE_MINUTES`.
+A training's ledger row is committed in state `preparing` before the archive is built,
+moved to `submitting` just *before* FAL is called (`training_ledger.py`), and FAL's answer
+is committed with the avatar's trainer columns and the `training.submitted` event in one
+transaction. A delivery that died while preparing is simply taken over. One that died
+after the move finds `submitting` and does not submit again: it waits for FAL's webhook
+(the webhook URL carries the idempotency key, which the status service stores), adopts the
+orphan job it names, and only gives up, telling the user, after
+`TRAINER_RECONCILE_MINUTES` — the step both kinds share (`submission.py`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import ClassVar
 
 import asyncpg
 from nats.js.object_store import ObjectStore
@@ -34,7 +34,7 @@ from services.kit import credits
 from services.kit.consumer import Delivery
 from services.kit.crashpoints import crashpoint
 from services.kit.db import UnitOfWork
-from services.trainer import ledger
+from services.trainer import ledger, training_ledger
 from services.trainer.archive import build_archive
 from services.trainer.config import TrainerConfig
 from services.trainer.fal_gateway import (
@@ -46,15 +46,10 @@ from services.trainer.fal_gateway import (
 from services.trainer.metrics import TrainerMetrics
 from services.trainer.presets import TrainingPlan, plan_training
 from services.trainer.spend import spent_last_day
+from services.trainer.submission import Submitter, TryLater
 
 log = logging.getLogger(__name__)
 CONSUMER = "trainer-avatar"
-#: Generations' wait for an unknown submission outcome (trainings use reconcile_minutes).
-RECONCILE_WINDOW = timedelta(minutes=10)
-
-
-class TryLater(Exception):
-    """Not now (limits, or an unfinished earlier attempt): the consumer naks with backoff."""
 
 
 class Superseded(TryLater):
@@ -65,28 +60,35 @@ def idempotency_key(avatar_id: str, attempt: int) -> str:
     return f"training:{avatar_id}:{attempt}"
 
 
+def _plan(event: TrainingRequested) -> TrainingPlan:
+    return plan_training(event.training_type, event.priority, event.trigger_word, event.attempt)
+
+
 @dataclass
-class TrainingService:
+class TrainingService(Submitter[TrainingRequested]):
     pool: asyncpg.Pool
     fal: FalGateway
     photos: ObjectStore
     config: TrainerConfig
     metrics: TrainerMetrics
+    KIND: ClassVar[str] = "training"
+    SUBJECT: ClassVar[str] = "avatar_id"
+    RECORDS_MOVED_ON: ClassVar[bool] = True
 
     async def on_requested(self, event: TrainingRequested, delivery: Delivery) -> None:
         key = idempotency_key(event.avatar_id, event.attempt)
-        plan = plan_training(event.training_type, event.priority, event.trigger_word, event.attempt)
+        plan = _plan(event)
         try:
-            lease, charged = await ledger.reserve(self.pool, key, event, plan)
+            lease, charged = await training_ledger.reserve(self.pool, key, event, plan)
         except credits.InsufficientCredits as exc:
-            await self._refuse_unpaid(key, event, plan, exc)
+            await self._refuse_unpaid(event, plan.endpoint, exc)
             return
         if charged:
             self.metrics.credits_charged.labels("training").inc(event.credits)
         if lease is None:
             row = await ledger.existing(self.pool, key)
             if row is not None:
-                await self._resume(row, event, plan, delivery)
+                await self._resume(row, event, delivery)
             return
         try:
             await self._check_limits(event)
@@ -101,102 +103,42 @@ class TrainingService:
                 return  # the attempt is in other hands (or cancelled); this copy is done
             raise
         except FalRejectedSpend as exc:
-            await self._fail(key, event, FailureReason.SPEND_LIMIT, str(exc), True)
+            await self._fail(event, FailureReason.SPEND_LIMIT, str(exc), True)
             return
         except FalRejected as exc:
-            await self._fail(key, event, FailureReason.FAL_REJECTED_INPUT, str(exc), False)
+            await self._fail(event, FailureReason.FAL_REJECTED_INPUT, str(exc), False)
             return
         except FalOutcomeUnknown as exc:
-            # The row stays `submitting`: the redelivery waits for the job's webhook and
-            # adopts it (or gives up after the reconcile window), never submitting again.
-            self.metrics.orphans.labels("unanswered").inc()
-            if delivery.last:
-                await self._fail(key, event, FailureReason.FAL_ERROR, str(exc), True)
-                return
-            raise TryLater(str(exc)) from exc
+            await self._unanswered(event, delivery, exc)
+            return
         except (FalRetryable, TryLater) as exc:
-            if delivery.last:
-                await self._fail(key, event, FailureReason.FAL_ERROR, str(exc), True)
+            if await self._gave_up(event, delivery, exc):
                 return
-            await ledger.release(self.pool, key, lease)
+            await training_ledger.release(self.pool, key, lease)
             raise
-        await self._record(key, event, plan, url, webhook, request_id, count)
-        crashpoint("trainer.after_commit")
 
-    async def _refuse_unpaid(
-        self,
-        key: str,
-        event: TrainingRequested,
-        plan: TrainingPlan,
-        exc: credits.InsufficientCredits,
-    ) -> None:
-        failed = TrainingFailed(
-            event_id=derived_event_id("training.failed", event.avatar_id, event.attempt),
-            occurred_at=utcnow(),
-            avatar_id=event.avatar_id,
-            user_id=event.user_id,
-            attempt=event.attempt,
-            reason=FailureReason.INSUFFICIENT_CREDITS,
-            retryable=True,
-            detail=str(exc),
-        )
-        if await ledger.refuse_unpaid(
-            self.pool,
-            kind="training",
-            subject_id=event.avatar_id,
-            attempt=event.attempt,
-            key=key,
-            endpoint=plan.endpoint,
-            failed=failed,
-        ):
-            self.metrics.charges_refused.labels("training").inc()
+        async def write(conn: asyncpg.Connection) -> None:
+            await training_ledger.write_avatar_submission(
+                conn,
+                event,
+                plan,
+                request_id=request_id,
+                webhook=webhook,
+                images_url=url,
+                comment=f"{plan.finetune_comment}, {count} photos",
+                cost=self._cost(event),
+            )
+
+        await self._record(event, plan.endpoint, request_id, self._cost(event), write)
+        crashpoint("trainer.after_commit")
 
     async def _begin_submit(self, key: str, lease: datetime) -> datetime:
         """Commit `submitting` right before FAL is called; another delivery that took the
         attempt over (or a cancel) wins, and this one backs off without calling FAL."""
-        renewed = await ledger.begin_submit(self.pool, key, lease)
+        renewed = await training_ledger.begin_submit(self.pool, key, lease)
         if renewed is None:
             raise Superseded("this attempt moved on while its archive was prepared")
         return renewed
-
-    async def _resume(
-        self, row: asyncpg.Record, event: TrainingRequested, plan: TrainingPlan, delivery: Delivery
-    ) -> None:
-        if row["state"] == "submitted":
-            self.metrics.duplicate_requests.inc()
-            async with UnitOfWork(self.pool, "trainer") as uow:
-                uow.publish(self._submitted_event(event, row["endpoint"], row["request_id"]))
-            return
-        if row["state"] != "submitting":
-            return
-        # Another delivery is submitting, or one died after FAL accepted: never submit again.
-        key = idempotency_key(event.avatar_id, event.attempt)
-        request_id = await ledger.orphan_request_id(self.pool, key)
-        if request_id is not None:
-            await self._adopt(key, event, plan, request_id)
-            return
-        window = timedelta(minutes=self.config.reconcile_minutes)
-        if utcnow() - row["created_at"] < window and not delivery.last:
-            self.metrics.orphans.labels("waiting").inc()
-            raise TryLater("submission outcome unknown; waiting for its webhook")
-        self.metrics.orphans.labels("given_up").inc()
-        await self._fail(key, event, FailureReason.INTERNAL, "submission outcome unknown", True)
-
-    async def _adopt(
-        self, key: str, event: TrainingRequested, plan: TrainingPlan, request_id: str
-    ) -> None:
-        """Take the orphan job as this attempt's submission (see `orphans.py`)."""
-        cost = self._cost(plan)
-        submitted = self._submitted_event(event, plan.endpoint, request_id)
-        webhook = f"{self.config.webhook_url}?key={key}"
-        if not await ledger.adopt(self.pool, event, plan, submitted, key, webhook, cost):
-            return
-        self.metrics.orphans.labels("adopted").inc()
-        self.metrics.trainings_submitted.labels(event.training_type.value).inc()
-        self.metrics.spend_usd.labels("training").inc(cost)
-
-    def _cost(self, plan: TrainingPlan) -> float:
-        return round(plan.steps / 1000 * self.config.training_cost_per_1000_steps_usd, 4)
 
     async def _check_limits(self, event: TrainingRequested) -> None:
         running = await self.pool.fetchval(
@@ -209,105 +151,6 @@ class TrainingService:
         spent = await spent_last_day(self.pool)
         if spent >= self.config.daily_spend_limit_usd:
             raise FalRejectedSpend(f"daily spend {spent} reached")
-
-    async def _record(
-        self,
-        key: str,
-        event: TrainingRequested,
-        plan: TrainingPlan,
-        images_url: str,
-        webhook: str,
-        request_id: str,
-        photo_count: int,
-    ) -> None:
-        cost = self._cost(plan)
-        async with UnitOfWork(self.pool, "trainer") as uow:
-            still_wanted = await uow.conn.fetchval(
-                "UPDATE fal_submissions SET state = 'submitted', request_id = $2,"
-                " submitted_at = now(), updated_at = now()"
-                " WHERE idempotency_key = $1 AND state = 'submitting' RETURNING 1",
-                key,
-                request_id,
-            )
-            if still_wanted is None:  # cancelled (or adopted) while we were submitting
-                if await uow.conn.fetchval(
-                    "SELECT 1 FROM fal_submissions WHERE idempotency_key = $1"
-                    " AND state = 'submitted' AND request_id = $2",
-                    key,
-                    request_id,
-                ):
-                    return  # a redelivery adopted this very job from its webhook: all done
-                await uow.conn.execute(
-                    "UPDATE fal_submissions SET request_id = $2, updated_at = now()"
-                    " WHERE idempotency_key = $1",
-                    key,
-                    request_id,
-                )
-            await ledger.write_avatar_submission(
-                uow.conn,
-                event,
-                plan,
-                request_id=request_id,
-                webhook=webhook,
-                images_url=images_url,
-                comment=f"{plan.finetune_comment}, {photo_count} photos",
-                cost=cost,
-            )
-            if still_wanted is not None:
-                uow.publish(self._submitted_event(event, plan.endpoint, request_id))
-        if still_wanted is None:
-            with contextlib.suppress(FalRejected, FalRetryable):
-                await self.fal.cancel(plan.endpoint, request_id)
-            return
-        self.metrics.trainings_submitted.labels(event.training_type.value).inc()
-        self.metrics.training_submit_delay.labels(event.training_type.value).observe(
-            max(0.0, (utcnow() - event.occurred_at).total_seconds())
-        )
-        self.metrics.spend_usd.labels("training").inc(cost)
-        log.info(
-            "training submitted", extra={"avatar_id": event.avatar_id, "request_id": request_id}
-        )
-
-    async def _fail(
-        self, key: str, event: TrainingRequested, reason: FailureReason, detail: str, retry: bool
-    ) -> None:
-        async with UnitOfWork(self.pool, "trainer") as uow:
-            await uow.conn.execute(
-                "UPDATE fal_submissions SET state = 'failed', error = $2, updated_at = now()"
-                " WHERE idempotency_key = $1",
-                key,
-                detail[:500],
-            )
-            uow.publish(
-                TrainingFailed(
-                    event_id=derived_event_id("training.failed", event.avatar_id, event.attempt),
-                    occurred_at=utcnow(),
-                    avatar_id=event.avatar_id,
-                    user_id=event.user_id,
-                    attempt=event.attempt,
-                    reason=reason,
-                    retryable=retry,
-                    detail=detail[:200],
-                )
-            )
-        kind = event.training_type.value
-        self.metrics.trainings_failed_to_submit.labels(kind, reason.value).inc()
-        log.warning("training not submitted: %s", detail, extra={"avatar_id": event.avatar_id})
-
-    @staticmethod
-    def _submitted_event(
-        event: TrainingRequested, endpoint: str, request_id: str
-    ) -> TrainingSubmitted:
-        return TrainingSubmitted(
-            event_id=derived_event_id("training.submitted", event.avatar_id, event.attempt),
-            occurred_at=utcnow(),
-            avatar_id=event.avatar_id,
-            user_id=event.user_id,
-            attempt=event.attempt,
-            training_type=event.training_type,
-            request_id=request_id,
-            endpoint=endpoint,
-        )
 
     async def on_cancel(self, event: TrainingCancelRequested, delivery: Delivery) -> None:
         """Cancel at FAL if submitted; an unsubmitted attempt is simply marked cancelled."""
@@ -344,6 +187,90 @@ class TrainingService:
                     request_id=row["request_id"] if row else None,
                 )
             )
+
+    # What `Submitter` needs to know about a training.
+
+    def _key(self, event: TrainingRequested) -> str:
+        return idempotency_key(event.avatar_id, event.attempt)
+
+    def _subject(self, event: TrainingRequested) -> tuple[str, int]:
+        return event.avatar_id, event.attempt
+
+    def _cost(self, event: TrainingRequested) -> float:
+        steps = _plan(event).steps
+        return round(steps / 1000 * self.config.training_cost_per_1000_steps_usd, 4)
+
+    def _reconcile_window(self) -> timedelta:
+        return timedelta(minutes=self.config.reconcile_minutes)
+
+    async def _write_adopted(
+        self,
+        conn: asyncpg.Connection,
+        event: TrainingRequested,
+        endpoint: str,
+        request_id: str,
+        cost: float,
+    ) -> None:
+        plan = _plan(event)
+        photos = await training_ledger.accepted_photos(conn, event.avatar_id)
+        await training_ledger.write_avatar_submission(
+            conn,
+            event,
+            plan,
+            request_id=request_id,
+            webhook=f"{self.config.webhook_url}?key={self._key(event)}",
+            images_url=None,  # the archive's URL died with the process that uploaded it
+            comment=f"{plan.finetune_comment}, {photos} photos, adopted after a crash",
+            cost=cost,
+        )
+
+    def _submitted_event(
+        self, event: TrainingRequested, endpoint: str, request_id: str
+    ) -> TrainingSubmitted:
+        return TrainingSubmitted(
+            event_id=derived_event_id("training.submitted", event.avatar_id, event.attempt),
+            occurred_at=utcnow(),
+            avatar_id=event.avatar_id,
+            user_id=event.user_id,
+            attempt=event.attempt,
+            training_type=event.training_type,
+            request_id=request_id,
+            endpoint=endpoint,
+        )
+
+    def _failed_event(
+        self, event: TrainingRequested, reason: FailureReason, detail: str, retry: bool
+    ) -> TrainingFailed:
+        return TrainingFailed(
+            event_id=derived_event_id("training.failed", event.avatar_id, event.attempt),
+            occurred_at=utcnow(),
+            avatar_id=event.avatar_id,
+            user_id=event.user_id,
+            attempt=event.attempt,
+            reason=reason,
+            retryable=retry,
+            detail=detail,
+        )
+
+    def _count_submitted(self, event: TrainingRequested, endpoint: str, *, adopted: bool) -> None:
+        kind = event.training_type.value
+        self.metrics.trainings_submitted.labels(kind).inc()
+        if adopted:
+            self.metrics.orphans.labels("adopted").inc()
+        else:
+            self.metrics.training_submit_delay.labels(kind).observe(
+                max(0.0, (utcnow() - event.occurred_at).total_seconds())
+            )
+
+    def _count_not_submitted(self, event: TrainingRequested, reason: FailureReason) -> None:
+        kind = event.training_type.value
+        self.metrics.trainings_failed_to_submit.labels(kind, reason.value).inc()
+
+    def _count_duplicate(self) -> None:
+        self.metrics.duplicate_requests.inc()
+
+    def _count_orphan(self, outcome: str) -> None:
+        self.metrics.orphans.labels(outcome).inc()
 
 
 class FalRejectedSpend(FalRejected):
