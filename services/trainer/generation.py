@@ -15,7 +15,7 @@ import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import asyncpg
 
@@ -31,12 +31,7 @@ from services.kit import credits
 from services.kit.consumer import Delivery, Reject
 from services.trainer import ledger
 from services.trainer.config import TrainerConfig
-from services.trainer.fal_gateway import (
-    FalGateway,
-    FalOutcomeUnknown,
-    FalRejected,
-    FalRetryable,
-)
+from services.trainer.fal_gateway import FalGateway, FalOutcomeUnknown, FalRejected, FalRetryable
 from services.trainer.generation_plan import (
     FLUX_DEV,
     FLUX_LORA,
@@ -65,6 +60,16 @@ WHERE id = $1
 
 def idempotency_key(generation_id: str) -> str:
     return f"generation:{generation_id}"
+
+
+def _about(event: GenerationRequested, name: str) -> dict[str, Any]:
+    """The fields every event about a generation carries; its id derives from `name`."""
+    return {
+        "event_id": derived_event_id(name, event.generation_id),
+        "occurred_at": utcnow(),
+        "generation_id": event.generation_id,
+        "user_id": event.user_id,
+    }
 
 
 @dataclass
@@ -175,10 +180,7 @@ class GenerationService(Submitter[GenerationRequested]):
         self, event: GenerationRequested, endpoint: str, request_id: str
     ) -> GenerationSubmitted:
         return GenerationSubmitted(
-            event_id=derived_event_id("generation.submitted", event.generation_id),
-            occurred_at=utcnow(),
-            generation_id=event.generation_id,
-            user_id=event.user_id,
+            **_about(event, "generation.submitted"),
             request_id=request_id,
             endpoint=endpoint,
         )
@@ -187,10 +189,7 @@ class GenerationService(Submitter[GenerationRequested]):
         self, event: GenerationRequested, reason: FailureReason, detail: str, retry: bool
     ) -> GenerationFailed:
         return GenerationFailed(
-            event_id=derived_event_id("generation.failed", event.generation_id),
-            occurred_at=utcnow(),
-            generation_id=event.generation_id,
-            user_id=event.user_id,
+            **_about(event, "generation.failed"),
             reason=reason,
             detail=detail,
         )

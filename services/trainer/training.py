@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import asyncpg
 from nats.js.object_store import ObjectStore
@@ -37,12 +37,7 @@ from services.kit.db import UnitOfWork
 from services.trainer import ledger, training_ledger
 from services.trainer.archive import build_archive
 from services.trainer.config import TrainerConfig
-from services.trainer.fal_gateway import (
-    FalGateway,
-    FalOutcomeUnknown,
-    FalRejected,
-    FalRetryable,
-)
+from services.trainer.fal_gateway import FalGateway, FalOutcomeUnknown, FalRejected, FalRetryable
 from services.trainer.metrics import TrainerMetrics
 from services.trainer.presets import TrainingPlan, plan_training
 from services.trainer.spend import spent_last_day
@@ -58,6 +53,18 @@ class Superseded(TryLater):
 
 def idempotency_key(avatar_id: str, attempt: int) -> str:
     return f"training:{avatar_id}:{attempt}"
+
+
+def _about(event: TrainingRequested | TrainingCancelRequested, name: str) -> dict[str, Any]:
+    """The fields every event about an attempt carries; its id derives from `name`, so
+    a repeat of the same step publishes the same event (deduplicated downstream)."""
+    return {
+        "event_id": derived_event_id(name, event.avatar_id, event.attempt),
+        "occurred_at": utcnow(),
+        "avatar_id": event.avatar_id,
+        "user_id": event.user_id,
+        "attempt": event.attempt,
+    }
 
 
 def _plan(event: TrainingRequested) -> TrainingPlan:
@@ -179,11 +186,7 @@ class TrainingService(Submitter[TrainingRequested]):
             )
             uow.publish(
                 TrainingCancelled(
-                    event_id=derived_event_id("training.cancelled", event.avatar_id, event.attempt),
-                    occurred_at=utcnow(),
-                    avatar_id=event.avatar_id,
-                    user_id=event.user_id,
-                    attempt=event.attempt,
+                    **_about(event, "training.cancelled"),
                     request_id=row["request_id"] if row else None,
                 )
             )
@@ -228,11 +231,7 @@ class TrainingService(Submitter[TrainingRequested]):
         self, event: TrainingRequested, endpoint: str, request_id: str
     ) -> TrainingSubmitted:
         return TrainingSubmitted(
-            event_id=derived_event_id("training.submitted", event.avatar_id, event.attempt),
-            occurred_at=utcnow(),
-            avatar_id=event.avatar_id,
-            user_id=event.user_id,
-            attempt=event.attempt,
+            **_about(event, "training.submitted"),
             training_type=event.training_type,
             request_id=request_id,
             endpoint=endpoint,
@@ -242,11 +241,7 @@ class TrainingService(Submitter[TrainingRequested]):
         self, event: TrainingRequested, reason: FailureReason, detail: str, retry: bool
     ) -> TrainingFailed:
         return TrainingFailed(
-            event_id=derived_event_id("training.failed", event.avatar_id, event.attempt),
-            occurred_at=utcnow(),
-            avatar_id=event.avatar_id,
-            user_id=event.user_id,
-            attempt=event.attempt,
+            **_about(event, "training.failed"),
             reason=reason,
             retryable=retry,
             detail=detail,
