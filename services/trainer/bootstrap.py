@@ -24,9 +24,9 @@ from services.kit.runtime import open_runtime
 from services.trainer.config import TrainerConfig
 from services.trainer.describe import DescribeService
 from services.trainer.fal_gateway import FalGateway
-from services.trainer.generation import GenerationService
+from services.trainer.generation_submission import GenerationService
 from services.trainer.metrics import TrainerMetrics
-from services.trainer.training import TrainingService
+from services.trainer.training_submission import TrainingService
 
 
 async def run(config: TrainerConfig, stop: asyncio.Event) -> None:

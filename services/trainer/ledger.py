@@ -5,8 +5,9 @@ just before FAL is called, then `submitted` with FAL's request id (or `failed`,
 `cancelled`). A delivery that finds `submitting` cannot know whether FAL accepted the job —
 an orphan — and must not submit again; it waits for the job's webhook (`orphans.py`).
 A training passes through `preparing` first, under a lease (`training_ledger.py`); a
-generation is inserted straight in `submitting` (`generation.py`). This module holds the
-statements that are the same for both; the step that runs them is `submission.py`.
+generation is inserted straight in `submitting` (`generation_submission.py`). This module
+holds the statements that are the same for both; the step that runs them is
+`submission.py`.
 """
 
 from __future__ import annotations
