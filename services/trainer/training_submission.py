@@ -124,6 +124,8 @@ class TrainingService(Submitter[TrainingRequested]):
             await training_ledger.release(self.pool, key, lease)
             raise
 
+        cost = self._cost(event)
+
         async def write(conn: asyncpg.Connection) -> None:
             await training_ledger.write_avatar_submission(
                 conn,
@@ -133,10 +135,10 @@ class TrainingService(Submitter[TrainingRequested]):
                 webhook=webhook,
                 images_url=url,
                 comment=f"{plan.finetune_comment}, {count} photos",
-                cost=self._cost(event),
+                cost=cost,
             )
 
-        await self._record(event, plan.endpoint, request_id, self._cost(event), write)
+        await self._record(event, plan.endpoint, request_id, cost, write)
         crashpoint("trainer.after_commit")
 
     async def _begin_submit(self, key: str, lease: datetime) -> datetime:
