@@ -16,14 +16,14 @@ from services.kit.falmetrics import ObservedFalClient
 from services.kit.outbox import OutboxShortcut
 from services.kit.runtime import open_runtime
 from services.status.config import StatusConfig
-from services.status.generation import GenerationTracker
+from services.status.generation_tracking import GenerationTracker
 from services.status.images import ImageStore
 from services.status.inflight import InFlightGauges
 from services.status.metrics import StatusMetrics
 from services.status.poller import Poller, TokenBucket
 from services.status.retention import WebhookRetention
 from services.status.signature import JwksVerifier
-from services.status.tracking import Tracker
+from services.status.training_tracking import Tracker
 from services.status.webhooks import WebhookReceiver
 
 

@@ -15,7 +15,9 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import fal_client
@@ -24,11 +26,11 @@ import httpx
 from services.kit.db import DB_ERRORS
 from services.kit.logs import log_context
 from services.kit.waiting import pause
-from services.status.generation import GenerationTracker
+from services.status.generation_tracking import GenerationTracker
 from services.status.images import ResultsUnavailable
 from services.status.metrics import StatusMetrics
 from services.status.progress import format_logs, progress_from_logs
-from services.status.tracking import Tracker
+from services.status.training_tracking import Tracker
 from services.status.webhooks import WebhookReceiver
 
 log = logging.getLogger(__name__)
@@ -119,36 +121,27 @@ class Poller:
             jobs = []
             if self.generations is not None:
                 jobs = await conn.fetch(_CLAIM_GENERATIONS, self.batch, self.interval)
-        for row in rows:
-            await self.budget.take()
-            with log_context(avatar_id=str(row["id"]), request_id=row["fal_request_id"]):
-                await self._poll(row)
-        for job in jobs:
-            await self.budget.take()
-            with log_context(generation_id=str(job["id"]), request_id=job["fal_request_id"]):
-                await self._poll_generation(job)
+        for claimed, subject, poll in (
+            (rows, "avatar_id", self._poll),
+            (jobs, "generation_id", self._poll_generation),
+        ):
+            for row in claimed:
+                await self.budget.take()
+                with log_context(**{subject: str(row["id"])}, request_id=row["fal_request_id"]):
+                    await poll(row)
         return len(rows) + len(jobs)
 
     async def _poll(self, row: asyncpg.Record) -> None:
-        request_id, endpoint = row["fal_request_id"], row["fal_endpoint"]
+        """A training: progress from its logs while it runs; its outcome applied once."""
+        request_id = row["fal_request_id"]
         try:
-            status = await self.fal.status(endpoint, request_id, with_logs=True)
+            status = await self.fal.status(row["fal_endpoint"], request_id, with_logs=True)
             if isinstance(status, fal_client.Completed):
                 if status.error_type == CANCELLED_AT_FAL:
                     self.metrics.polls.labels("cancelled").inc()
                     return  # polled again later, until `on_cancelled` finishes the attempt
                 logs = format_logs(status.logs or [])
-                if status.error:
-                    await self.tracker.finish(
-                        request_id, ok=False, payload=None, error=status.error, logs=logs
-                    )
-                else:
-                    await self.budget.take()  # the result is a FAL request too
-                    result = await self.fal.result(endpoint, request_id)
-                    await self.tracker.finish(
-                        request_id, ok=True, payload=dict(result), error=None, logs=logs
-                    )
-                self.metrics.polls.labels("completed").inc()
+                await self._finish(row, status, self.tracker.finish, logs=logs)
                 return
         except _FAL_ERRORS as exc:
             self.metrics.polls.labels("error").inc()
@@ -177,27 +170,14 @@ class Poller:
         self.metrics.polls.labels("ok").inc()
 
     async def _poll_generation(self, row: asyncpg.Record) -> None:
-        """Queue state while it runs; on completion the same `finish` a webhook uses."""
+        """A generation: queue state while it runs; its outcome applied as a webhook's is."""
         assert self.generations is not None
-        request_id, endpoint = row["fal_request_id"], row["fal_endpoint"]
+        request_id = row["fal_request_id"]
         try:
-            status = await self.fal.status(endpoint, request_id, with_logs=False)
+            status = await self.fal.status(row["fal_endpoint"], request_id, with_logs=False)
             if isinstance(status, fal_client.Completed):
-                if status.error:
-                    await self.generations.finish(
-                        request_id,
-                        ok=False,
-                        payload=None,
-                        error=status.error,
-                        error_type=status.error_type,
-                    )
-                else:
-                    await self.budget.take()  # the result is a FAL request too
-                    result = await self.fal.result(endpoint, request_id)
-                    await self.generations.finish(
-                        request_id, ok=True, payload=dict(result), error=None
-                    )
-                self.metrics.polls.labels("completed").inc()
+                finish = self.generations.finish
+                await self._finish(row, status, finish, error_type=status.error_type)
                 return
             running = isinstance(status, fal_client.InProgress)
             await self.generations.progress(request_id, "IN_PROGRESS" if running else "IN_QUEUE")
@@ -206,6 +186,24 @@ class Poller:
             await self._back_off(row, exc, "generations")
             return
         self.metrics.polls.labels("ok").inc()
+
+    async def _finish(
+        self,
+        row: asyncpg.Record,
+        status: fal_client.Completed,
+        finish: Callable[..., Awaitable[bool]],
+        **extra: Any,
+    ) -> None:
+        """A completed job, either kind: FAL's error, or its result (a FAL request too, so
+        it waits for the budget), applied by the tracker's `finish` like a webhook's."""
+        request_id = row["fal_request_id"]
+        if status.error:
+            await finish(request_id, ok=False, payload=None, error=status.error, **extra)
+        else:
+            await self.budget.take()
+            result = await self.fal.result(row["fal_endpoint"], request_id)
+            await finish(request_id, ok=True, payload=dict(result), error=None, **extra)
+        self.metrics.polls.labels("completed").inc()
 
     async def _back_off(self, row: asyncpg.Record, exc: Exception, table: str = "avatars") -> None:
         delay = min(300.0, self.interval * 2 ** min(row["poll_count"], 8))

@@ -31,11 +31,11 @@ import asyncpg
 from aiohttp import web
 
 from services.kit.crashpoints import crashpoint
-from services.status.generation import GenerationTracker
+from services.status.generation_tracking import GenerationTracker
 from services.status.images import ResultsUnavailable
 from services.status.metrics import StatusMetrics
 from services.status.signature import JwksVerifier, WebhookRejected
-from services.status.tracking import Tracker, Webhook
+from services.status.training_tracking import Tracker, Webhook
 
 log = logging.getLogger(__name__)
 #: How long an orphan's webhook waits for the trainer to adopt its job (the trainer waits

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 from contracts import (
     DescribeRequested,
+    Event,
     GenerationRequested,
     TrainingCancelRequested,
     TrainingRequested,
 )
-from contracts.jetstream import OBJ_IMAGES, OBJ_PHOTOS, TRAINER_GENERATIONS, TRAINER_REQUESTS
-from services.kit.consumer import EventConsumer
+from contracts.jetstream import (
+    OBJ_IMAGES,
+    OBJ_PHOTOS,
+    TRAINER_GENERATIONS,
+    TRAINER_REQUESTS,
+    ConsumerSpec,
+)
+from services.kit.consumer import EventConsumer, Handler
 from services.kit.runtime import open_runtime
 from services.trainer.config import TrainerConfig
 from services.trainer.describe import DescribeService
 from services.trainer.fal_gateway import FalGateway
-from services.trainer.generation import GenerationService
+from services.trainer.generation_submission import GenerationService
 from services.trainer.metrics import TrainerMetrics
-from services.trainer.training import TrainingService
+from services.trainer.training_submission import TrainingService
 
 
 async def run(config: TrainerConfig, stop: asyncio.Event) -> None:
@@ -26,44 +34,28 @@ async def run(config: TrainerConfig, stop: asyncio.Event) -> None:
     metrics.daily_spend_limit.set(config.daily_spend_limit_usd)
     async with open_runtime(config.common, metrics, db_role="aisha_trainer", stop=stop) as rt:
         fal = FalGateway(config.fal_key, metrics=metrics)
-        service = TrainingService(
-            pool=rt.pool,
-            fal=fal,
-            photos=await rt.js.object_store(OBJ_PHOTOS.name),
-            config=config,
-            metrics=metrics,
-        )
-        rt.run_consumer(
-            EventConsumer(
-                rt.js,
+        photos = await rt.js.object_store(OBJ_PHOTOS.name)
+        images = await rt.js.object_store(OBJ_IMAGES.name)
+        trainings = TrainingService(rt.pool, fal, photos, config, metrics)
+        generations = GenerationService(rt.pool, fal, config, metrics)
+        describer = DescribeService(rt.pool, fal, images, config, metrics)
+        consumers: list[tuple[ConsumerSpec, Mapping[type[Event], Handler]]] = [
+            (
                 TRAINER_REQUESTS,
                 {
-                    TrainingRequested: service.on_requested,
-                    TrainingCancelRequested: service.on_cancel,
+                    TrainingRequested: trainings.on_requested,
+                    TrainingCancelRequested: trainings.on_cancel,
                 },
-                metrics,
-                concurrency=8,
-            )
-        )
-        generations = GenerationService(pool=rt.pool, fal=fal, config=config, metrics=metrics)
-        describer = DescribeService(
-            pool=rt.pool,
-            fal=fal,
-            images=await rt.js.object_store(OBJ_IMAGES.name),
-            config=config,
-            metrics=metrics,
-        )
-        rt.run_consumer(
-            EventConsumer(
-                rt.js,
+            ),
+            (
                 TRAINER_GENERATIONS,
                 {
                     GenerationRequested: generations.on_requested,
                     DescribeRequested: describer.on_describe,
                 },
-                metrics,
-                concurrency=8,
-            )
-        )
+            ),
+        ]
+        for spec, handlers in consumers:
+            rt.run_consumer(EventConsumer(rt.js, spec, handlers, metrics, concurrency=8))
         await rt.start_http()
         await rt.wait()

@@ -5,7 +5,7 @@ be asked "which job has this key?" (its queue API looks jobs up by request id on
 witness is the job's webhook: our webhook URL carries `?key=<idempotency key>`, and the
 status service stores every webhook with its key and keeps an unknown one unapplied
 (`services/status/webhooks.py`). A redelivered request looks its key up here and adopts
-the request id as if the submit had answered; see `ledger.py` for trainings.
+the request id as if the submit had answered (`submission.py`).
 """
 
 from __future__ import annotations

@@ -28,14 +28,15 @@ from services.kit.consumer import Delivery
 from services.kit.db import create_pool
 from services.status.metrics import StatusMetrics
 from services.status.signature import JwksVerifier
-from services.status.tracking import Tracker
+from services.status.training_tracking import Tracker
 from services.status.webhooks import ORPHAN_TTL_SECONDS, WebhookReceiver
-from services.trainer import ledger
+from services.trainer import training_ledger as ledger
 from services.trainer.config import TrainerConfig
 from services.trainer.fal_gateway import FalGateway
 from services.trainer.metrics import TrainerMetrics
 from services.trainer.presets import plan_training
-from services.trainer.training import TrainingService, TryLater, idempotency_key
+from services.trainer.submission import TryLater
+from services.trainer.training_submission import TrainingService, idempotency_key
 
 pytestmark = pytest.mark.faults
 ENV = {

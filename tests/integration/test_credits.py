@@ -29,7 +29,7 @@ from services.kit.consumer import Delivery
 from services.kit.db import create_pool
 from services.trainer.config import TrainerConfig
 from services.trainer.fal_gateway import FalGateway
-from services.trainer.generation import GenerationService
+from services.trainer.generation_submission import GenerationService
 from services.trainer.metrics import TrainerMetrics
 
 

@@ -35,7 +35,7 @@ from services.kit.outbox import OutboxShortcut
 from services.kit.schema import STATUS
 from services.status.metrics import StatusMetrics
 from services.status.signature import JwksVerifier
-from services.status.tracking import Tracker
+from services.status.training_tracking import Tracker
 from services.status.webhooks import WebhookReceiver
 from tests.botkit import eventually, jetstream
 from tests.hostile.jwks import JwksServer

@@ -19,7 +19,7 @@ from PIL import Image
 
 from contracts import FailureReason, GenerationRequested, new_event_id, utcnow
 from services.kit.config import ConfigError, Env
-from services.status.generation import failure_reason
+from services.status.generation_tracking import failure_reason
 from services.status.images import (
     ImageStore,
     ResultsLost,

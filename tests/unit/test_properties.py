@@ -38,7 +38,7 @@ from services.kit.db import create_pool
 from services.status.metrics import StatusMetrics
 from services.status.progress import format_logs, progress_from_logs
 from services.status.signature import JwksVerifier, WebhookRejected
-from services.status.tracking import Tracker
+from services.status.training_tracking import Tracker
 from services.status.webhooks import WebhookReceiver
 from tests.hostile.harness import callback_factories
 from tests.hostile.jwks import JwksServer

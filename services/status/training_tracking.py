@@ -8,7 +8,6 @@ finishes once, progress never goes down, and an older attempt never overwrites a
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,11 +34,10 @@ from services.kit.crashpoints import crashpoint
 from services.kit.db import OUTBOX_CHANNEL, UnitOfWork
 from services.kit.outbox import OutboxShortcut
 from services.status.metrics import StatusMetrics
+from services.status.status_cache import write_status
 
 log = logging.getLogger(__name__)
 CONSUMER = "status-training"
-#: How long a status cache write may wait for its ack before it is given up (and logged).
-_CACHE_ACK_SECONDS = 5.0
 PRODUCER = "status"
 
 #: The final outcome from the poller, or from a recorded webhook (`$9`, marked processed in
@@ -145,16 +143,6 @@ class Finished:
     webhook_id: int | None
     stored: bool = False
     generation: bool = False
-
-
-class StatusCache(msgspec.Struct, frozen=True):
-    """What the KV cache holds per avatar: enough to show status without a DB query."""
-
-    avatar_id: str
-    fal_status: str
-    progress: int
-    queue_position: int | None
-    updated_at: datetime
 
 
 @dataclass
@@ -351,22 +339,7 @@ class Tracker:
     async def _cache(
         self, avatar_id: str, fal_status: str, progress: int, queue_position: int | None
     ) -> None:
-        """Write the status cache without waiting for JetStream's ack: the message is on
-        its way, in call order, when this returns (a waited-for `KeyValue.put` costs a whole
-        request/response on every finish); a failure is logged, never raised."""
-        value = msgspec.json.encode(
-            StatusCache(avatar_id, fal_status, progress, queue_position, utcnow())
-        )
-        try:
-            # KeyValue.put is this publish, awaited: same subject, same bucket.
-            ack = await self.cache._js.publish_async(
-                f"{self.cache._pre}{avatar_id}", value, wait_stall=0.5
-            )
-        except Exception as exc:  # noqa: BLE001 - the cache is an optimisation, never a failure
-            log.warning("status cache write failed: %s", exc)
-            return
-        timer = asyncio.get_running_loop().call_later(_CACHE_ACK_SECONDS, ack.cancel)
-        ack.add_done_callback(functools.partial(_cache_written, timer))
+        await write_status(self.cache, avatar_id, fal_status, progress, queue_position)
 
 
 @dataclass(frozen=True)
@@ -391,37 +364,28 @@ class _Outcome:
         return "COMPLETED" if self.ok else "ERROR"
 
     def event(self, request_id: str, avatar: KnownTraining) -> TrainingCompleted | TrainingFailed:
+        about: dict[str, Any] = {
+            "occurred_at": utcnow(),
+            "avatar_id": avatar.avatar_id,
+            "user_id": avatar.user_id,
+            "attempt": avatar.attempt,
+            "request_id": request_id,
+        }
         if self.ok:
             assert self.lora is not None
             return TrainingCompleted(
                 event_id=derived_event_id("training.completed", request_id),
-                occurred_at=utcnow(),
-                avatar_id=avatar.avatar_id,
-                user_id=avatar.user_id,
-                attempt=avatar.attempt,
-                request_id=request_id,
+                **about,
                 lora_url=self.lora,
                 config_url=self.config,
             )
         return TrainingFailed(
             event_id=derived_event_id("training.failed", request_id),
-            occurred_at=utcnow(),
-            avatar_id=avatar.avatar_id,
-            user_id=avatar.user_id,
-            attempt=avatar.attempt,
-            request_id=request_id,
+            **about,
             reason=FailureReason.FAL_ERROR,
             retryable=True,
             detail=(self.error or "")[:200],
         )
-
-
-def _cache_written(timer: asyncio.TimerHandle, ack: asyncio.Future[Any]) -> None:
-    timer.cancel()
-    if ack.cancelled():
-        log.warning("status cache write failed: no ack from JetStream")
-    elif (exc := ack.exception()) is not None:
-        log.warning("status cache write failed: %s", exc)
 
 
 def _url(payload: dict[str, Any] | None, key: str) -> str | None:

@@ -1,0 +1,208 @@
+"""Generation submission: one FAL job per generation id, whatever crashes or redeliveries.
+
+The ledger row `generation:<id>` is committed in state `submitting` (no `preparing`: there
+is nothing to upload) together with the credits' charge, before FAL is called; FAL's answer
+is committed with the generation's trainer columns and `generation.submitted` in one
+transaction, and a redelivered request finds the row and never submits again — the step
+both kinds share (`submission.py`). Everything that can refuse a request without FAL (an
+avatar that is not the user's completed one, an unknown aspect ratio, the daily spend
+limit) is checked after the reservation, so a refusal is also reported exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, ClassVar
+
+import asyncpg
+
+from contracts import (
+    FailureReason,
+    GenerationFailed,
+    GenerationRequested,
+    GenerationSubmitted,
+    derived_event_id,
+    utcnow,
+)
+from services.kit import credits
+from services.kit.consumer import Delivery, Reject
+from services.trainer import ledger
+from services.trainer.config import TrainerConfig
+from services.trainer.fal_gateway import FalGateway, FalOutcomeUnknown, FalRejected, FalRetryable
+from services.trainer.generation_plan import (
+    FLUX_DEV,
+    FLUX_LORA,
+    Refused,
+    estimate_cost,
+    plan_generation,
+)
+from services.trainer.metrics import TrainerMetrics
+from services.trainer.submission import Submitter
+
+#: How long a redelivery waits for an unknown submission outcome (in practice bounded by
+#: the consumer's max_deliver, about two minutes: a generation's webhook comes in seconds).
+RECONCILE_WINDOW = timedelta(minutes=10)
+
+_RESERVE = """
+INSERT INTO fal_submissions (kind, subject_id, attempt, idempotency_key, endpoint, state)
+VALUES ('generation', $1, 1, $2, $3, 'submitting')
+ON CONFLICT (idempotency_key) DO NOTHING RETURNING id
+"""
+_GENERATION_SUBMITTED = """
+UPDATE generations SET fal_request_id = $2, fal_endpoint = $3, submitted_at = now(),
+    cost_usd = $4
+WHERE id = $1
+"""
+
+
+def idempotency_key(generation_id: str) -> str:
+    return f"generation:{generation_id}"
+
+
+def _about(event: GenerationRequested, name: str) -> dict[str, Any]:
+    """The fields every event about a generation carries; its id derives from `name`."""
+    return {
+        "event_id": derived_event_id(name, event.generation_id),
+        "occurred_at": utcnow(),
+        "generation_id": event.generation_id,
+        "user_id": event.user_id,
+    }
+
+
+@dataclass
+class GenerationService(Submitter[GenerationRequested]):
+    pool: asyncpg.Pool
+    fal: FalGateway
+    config: TrainerConfig
+    metrics: TrainerMetrics
+    KIND: ClassVar[str] = "generation"
+    SUBJECT: ClassVar[str] = "generation_id"
+    RECORDS_MOVED_ON: ClassVar[bool] = False
+
+    async def on_requested(self, event: GenerationRequested, delivery: Delivery) -> None:
+        try:
+            uuid.UUID(event.generation_id)
+        except ValueError:
+            raise Reject(f"generation id {event.generation_id!r} is not a uuid") from None
+        key = idempotency_key(event.generation_id)
+        endpoint = FLUX_LORA if event.avatar_id else FLUX_DEV
+        try:
+            existing = await self._reserve(key, event, endpoint)
+        except credits.InsufficientCredits as exc:
+            await self._refuse_unpaid(event, endpoint, exc)
+            return
+        if existing is not None:
+            await self._resume(existing, event, delivery)
+            return
+        try:
+            arguments, cost = await plan_generation(self.pool, event, self.config)
+            webhook = f"{self.config.webhook_url}?key={key}"
+            request_id = await self.fal.submit(endpoint, arguments, webhook)
+        except Refused as exc:
+            await self._fail(event, exc.reason, str(exc))
+            return
+        except FalRejected as exc:
+            await self._fail(event, FailureReason.FAL_REJECTED_INPUT, str(exc))
+            return
+        except FalOutcomeUnknown as exc:
+            await self._unanswered(event, delivery, exc)
+            return
+        except FalRetryable as exc:
+            if await self._gave_up(event, delivery, exc):
+                return
+            await self._release(key)
+            raise
+        except (asyncpg.PostgresError, OSError):
+            with contextlib.suppress(asyncpg.PostgresError, OSError):
+                await self._release(key)
+            raise
+
+        async def write(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                _GENERATION_SUBMITTED, event.generation_id, request_id, endpoint, cost
+            )
+
+        await self._record(event, endpoint, request_id, cost, write)
+
+    async def _reserve(
+        self, key: str, event: GenerationRequested, endpoint: str
+    ) -> asyncpg.Record | None:
+        """Insert the ledger row and charge the quoted credits in one transaction; returns
+        the existing row when this generation was seen (and charged) before."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(_RESERVE, event.generation_id, key, endpoint)
+            if inserted is not None and await ledger.charge(
+                conn,
+                user_id=event.user_id,
+                kind=credits.Kind.GENERATION_CHARGE,
+                amount=event.credits,
+                key=credits.generation_charge_key(event.generation_id),
+                subject=event.generation_id,
+            ):
+                self.metrics.credits_charged.labels("generation").inc(event.credits)
+        if inserted is not None:
+            return None
+        return await ledger.existing(self.pool, key)
+
+    async def _release(self, key: str) -> None:
+        """Nothing reached FAL: forget the reservation so the retry may submit."""
+        await self.pool.execute("DELETE FROM fal_submissions WHERE idempotency_key = $1", key)
+
+    # What `Submitter` needs to know about a generation.
+
+    def _key(self, event: GenerationRequested) -> str:
+        return idempotency_key(event.generation_id)
+
+    def _subject(self, event: GenerationRequested) -> tuple[str, int]:
+        return event.generation_id, 1
+
+    def _cost(self, event: GenerationRequested) -> float:
+        usd_per_megapixel = self.config.generation_cost_per_megapixel_usd
+        return estimate_cost(event.aspect_ratio, event.num_images, usd_per_megapixel)
+
+    def _reconcile_window(self) -> timedelta:
+        return RECONCILE_WINDOW
+
+    async def _write_adopted(
+        self,
+        conn: asyncpg.Connection,
+        event: GenerationRequested,
+        endpoint: str,
+        request_id: str,
+        cost: float,
+    ) -> None:
+        await conn.execute(_GENERATION_SUBMITTED, event.generation_id, request_id, endpoint, cost)
+
+    def _submitted_event(
+        self, event: GenerationRequested, endpoint: str, request_id: str
+    ) -> GenerationSubmitted:
+        return GenerationSubmitted(
+            **_about(event, "generation.submitted"),
+            request_id=request_id,
+            endpoint=endpoint,
+        )
+
+    def _failed_event(
+        self, event: GenerationRequested, reason: FailureReason, detail: str, retry: bool
+    ) -> GenerationFailed:
+        return GenerationFailed(
+            **_about(event, "generation.failed"),
+            reason=reason,
+            detail=detail,
+        )
+
+    def _count_submitted(self, event: GenerationRequested, endpoint: str, *, adopted: bool) -> None:
+        self.metrics.generations_submitted.labels(endpoint).inc()
+
+    def _count_not_submitted(self, event: GenerationRequested, reason: FailureReason) -> None:
+        self.metrics.generations_not_submitted.labels(reason.value).inc()
+
+    def _count_duplicate(self) -> None:
+        self.metrics.duplicate_generation_requests.inc()
+
+    def _count_orphan(self, outcome: str) -> None:
+        if outcome == "unanswered":  # generations count no waits nor give-ups
+            self.metrics.unanswered_submits.inc()
