@@ -44,7 +44,13 @@ async def run(config: StatusConfig, stop: asyncio.Event) -> None:
         )
         generations = GenerationTracker(rt.pool, images, metrics)
         receiver = WebhookReceiver(
-            rt.pool, verifier, tracker, metrics, config.webhook_max_bytes, generations
+            rt.pool,
+            verifier,
+            tracker,
+            metrics,
+            config.webhook_max_bytes,
+            generations,
+            config.webhook_read_timeout_seconds,
         )
         poller = Poller(
             pool=rt.pool,
