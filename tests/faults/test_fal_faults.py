@@ -98,6 +98,14 @@ async def test_fal_faults_every_flow_ends_and_is_paid_once(shared: Product) -> N
 
 
 REFUSALS = ("forged", "truncated", "read_timeout", "too_large", "malformed")
+#: Genuine deliveries each flow's fault makes (default 1; forged and stale are not genuine).
+GENUINE_DELIVERIES = {
+    "webhook_lost": 0,
+    "webhook_duplicate": 2,
+    "webhook_out_of_order": 2,
+    "webhook_bad_signature": 0,
+    "webhook_stale_timestamp": 0,
+}
 
 
 async def refusals(p: Product) -> dict[str, float]:
@@ -117,14 +125,20 @@ async def genuine_webhooks_all_accepted(
         for job in p.fal.jobs
         if any(f.trigger in json.dumps(job.arguments) for f in flows)
     }
-    window = p.fal.webhook_deliveries[first:]
     suspect = {"webhook_bad_signature", "webhook_stale_timestamp"}
-    genuine = [d for d in window if d.request_id in ours and not suspect & set(d.faults)]
-    segmented = [d for d in genuine if len(d.body) > WEBHOOK_SEGMENTING.size]
-    answered = [d for d in genuine if d.status is not None or d.error is not None]
+    expected = sum(GENUINE_DELIVERIES.get(fault, 1) for fault, _ in JOB_FAULTS)
+    for _ in range(100):  # a late or replayed copy may still be on its way
+        window = p.fal.webhook_deliveries[first:]
+        genuine = [d for d in window if d.request_id in ours and not suspect & set(d.faults)]
+        answered = [d for d in genuine if d.status is not None or d.error is not None]
+        if len(answered) >= expected:
+            break
+        await asyncio.sleep(0.2)
+    long = [d for d in answered if len(d.body) > WEBHOOK_SEGMENTING.size]
     refused = [(d.request_id, d.status, d.error) for d in answered if not d.ok]
-    print(f"fal_faults webhooks: {len(answered)} genuine, {len(segmented)} long, refused {refused}")
-    assert len(segmented) >= 3, "too few webhooks long enough to be segmented"
+    print(f"fal_faults webhooks: {len(answered)} genuine, {len(long)} segmented, refused {refused}")
+    assert len(answered) == expected
+    assert len(long) >= expected - 1  # all but the failed job's short ERROR body
     assert refused == []
     after = await refusals(p)
     forged = [d for d in window if "webhook_bad_signature" in d.faults]
