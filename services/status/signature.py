@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Mapping
@@ -21,6 +22,9 @@ from collections.abc import Mapping
 import httpx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from prometheus_client import Counter
+
+log = logging.getLogger(__name__)
 
 # Unix seconds as FAL sends them; a bound on the length keeps absurd values (a 400-digit
 # "timestamp" overflows float arithmetic) a plain rejection rather than a 500.
@@ -60,6 +64,7 @@ class JwksVerifier:
         tolerance_seconds: int,
         ttl_seconds: float = 3600.0,
         min_refresh_seconds: float = 1.0,
+        fetches: Counter | None = None,
     ):
         self._url = jwks_url
         self._tolerance = tolerance_seconds
@@ -68,6 +73,7 @@ class JwksVerifier:
         self._keys: list[Ed25519PublicKey] = []
         self._fetched_at = 0.0  # when the last successful fetch *started*
         self._refreshing = asyncio.Lock()
+        self._fetches = fetches  # labels: reason (expired, no_match), outcome (ok, error)
         self._client = httpx.AsyncClient(timeout=10.0)
 
     async def close(self) -> None:
@@ -103,15 +109,15 @@ class JwksVerifier:
         except UnicodeEncodeError:  # undecodable header bytes (aiohttp keeps them escaped)
             raise WebhookRejected("malformed") from None
         if not self._keys or time.monotonic() - self._fetched_at > self._ttl:
-            await self._load_since(arrived)
+            await self._load_since(arrived, "expired")
         if self._matches(signature, message):
             return request_id, ts
-        await self._load_since(arrived)  # keys may have rotated
+        await self._load_since(arrived, "no_match")  # keys may have rotated
         if self._matches(signature, message):
             return request_id, ts
         raise WebhookRejected("forged")
 
-    async def _load_since(self, arrived: float) -> None:
+    async def _load_since(self, arrived: float, reason: str) -> None:
         """Keys fetched after `arrived`: one fetch at a time, the waiting webhooks share it,
         and fetches start at least `min_refresh_seconds` apart."""
         async with self._refreshing:
@@ -123,7 +129,15 @@ class JwksVerifier:
             try:
                 await self._refresh()
             except (httpx.HTTPError, ValueError) as exc:
+                self._count(reason, "error")
+                log.warning("FAL JWKS fetch failed (%s): %s", reason, exc)
                 raise WebhookRejected("jwks_unavailable") from exc
+            self._count(reason, "ok")
+            log.info("FAL JWKS fetched (%s): %d keys", reason, len(self._keys))
+
+    def _count(self, reason: str, outcome: str) -> None:
+        if self._fetches is not None:
+            self._fetches.labels(reason, outcome).inc()
 
     def _matches(self, signature: bytes, message: bytes) -> bool:
         for key in self._keys:

@@ -66,13 +66,15 @@ async def running_status(
         await asyncio.wait_for(task, 15)
 
 
-async def metric(url: str, outcome: str) -> float:
-    """`aisha_status_webhooks_total{outcome}` as the service's /metrics shows it."""
+async def metric(url: str, outcome: str, family: str = "aisha_status_webhooks_total") -> float:
+    """`family{outcome}` as the service's /metrics shows it; `outcome` holding an `=` is the
+    whole label set, names sorted as the exposition prints them (`a="x",b="y"`)."""
     metrics_url = url.rsplit("/fal/", 1)[0] + "/metrics"
     async with aiohttp.ClientSession() as session, session.get(metrics_url) as response:
         text = await response.text()
-    family = f'aisha_status_webhooks_total{{outcome="{outcome}"}} '
+    labels = outcome if "=" in outcome else f'outcome="{outcome}"'
+    sample = f"{family}{{{labels}}} "
     for line in text.splitlines():
-        if line.startswith(family):
-            return float(line[len(family) :])
+        if line.startswith(sample):
+            return float(line[len(sample) :])
     return 0.0

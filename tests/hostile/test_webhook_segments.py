@@ -175,3 +175,6 @@ async def test_keys_rotated_at_fal_are_fetched_at_once(hostile_db: str, nats_url
         )
         assert {(a.status, a.error) for a in forgeries} == {(401, "forged")}
         assert jwks.fetches - fetches <= 2  # coalesced, at most one per interval
+        family = "aisha_status_jwks_fetches_total"
+        refreshed = await metric(url, 'outcome="ok",reason="no_match"', family)
+        assert refreshed == jwks.fetches - 1  # every fetch but the first was for a rotation
