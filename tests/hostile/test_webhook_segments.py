@@ -133,10 +133,10 @@ async def test_a_slow_loris_gets_408_and_holds_nothing(
     hostile_db: str, nats_url: str, pool: asyncpg.Pool
 ) -> None:
     """Thirty clients send headers and then nothing. Each is answered 408 once the read
-    timeout passes; meanwhile a genuine webhook is accepted at once."""
+    timeout (3 s here) passes; meanwhile a genuine webhook is accepted, well before."""
     async with (
         JwksServer() as jwks,
-        running_status(hostile_db, nats_url, jwks.url, webhook_read_timeout_seconds=1.0) as url,
+        running_status(hostile_db, nats_url, jwks.url, webhook_read_timeout_seconds=3.0) as url,
     ):
         data = completed("req-loris")
         headers = jwks.headers(data, "req-loris")
@@ -150,10 +150,10 @@ async def test_a_slow_loris_gets_408_and_holds_nothing(
         answer = await send(url, genuine, jwks.headers(genuine, "req-beside-loris"), pause=0)
         served_after = time.monotonic() - started
         assert answer.status == 200
-        assert served_after < 1.0, served_after  # not behind the lorises
+        assert served_after < 2.5, served_after  # not behind the lorises
         answers = await asyncio.gather(*lorises)
         assert {(a.status, a.error) for a in answers} == {(408, "read_timeout")}
-        assert time.monotonic() - started < 4.0
+        assert time.monotonic() - started < 7.0  # 3 s, not the 10 s they would hold
         assert await metric(url, "read_timeout") == 30
     assert await recorded(pool, "req-loris") == 0
 
