@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 
 from sandbox.fal.emulator import FalEmulator
+from sandbox.fal.webhooks import Segmenting
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,6 +26,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--time-scale", type=float, default=1.0)
     parser.add_argument("--fal-key", default="sandbox-key-id:sandbox-key-secret")
     parser.add_argument("--state-dir", type=Path, default=None)
+    wire = Segmenting.from_env()  # FAL_EMU_WEBHOOK_SEGMENT_BYTES / _PAUSE_MS / _CHUNKED
+    parser.add_argument("--webhook-segment-bytes", type=int, default=wire.size)
+    parser.add_argument("--webhook-segment-pause-ms", type=float, default=wire.pause_seconds * 1000)
+    parser.add_argument(
+        "--webhook-chunked", action=argparse.BooleanOptionalAction, default=wire.chunked
+    )
     return parser
 
 
@@ -37,6 +44,9 @@ async def _main(args: argparse.Namespace) -> None:
         concurrency=args.concurrency,
         time_scale=args.time_scale,
         fal_key=args.fal_key,
+        webhook_segmenting=Segmenting(
+            args.webhook_segment_bytes, args.webhook_segment_pause_ms / 1000, args.webhook_chunked
+        ),
         state_dir=args.state_dir,
         host=args.host,
         proxy_port=args.proxy_port,

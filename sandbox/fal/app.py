@@ -59,6 +59,8 @@ class Dispatcher:
     ) -> web.StreamResponse:
         if rule is not None and rule.name == "hang":
             await self.ctx.clock.sleep(float(rule.param("seconds", 30.0)))
+        if rule is not None and rule.name == "status_unknown":
+            return _unknown_status(rule)
         if rule is None or rule.name != "http_error":
             return await handler(request, body)
         if rule.param("after", False):
@@ -185,6 +187,14 @@ class Dispatcher:
 
     async def jwks(self, request: web.Request, body: bytes) -> web.StreamResponse:
         return web.json_response(self.ctx.webhooks.jwks, headers={"Cache-Control": "max-age=3600"})
+
+
+def _unknown_status(rule: FaultRule) -> web.Response:
+    """A status answer fal-client may not know: a new status name, fields nobody documented
+    (and without `queue_position` / `logs` unless `fields` has them)."""
+    fields = rule.param("fields", {"estimated_start": "2026-01-01T00:00:00Z"})
+    data = {"status": str(rule.param("status", "SCHEDULED")), **dict(fields)}
+    return web.json_response(data, status=202)
 
 
 def _fault_response(rule: FaultRule) -> web.Response:

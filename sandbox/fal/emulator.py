@@ -6,6 +6,7 @@ import asyncio
 import shutil
 import ssl
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -22,7 +23,7 @@ from sandbox.fal.proxy import ConnectProxy
 from sandbox.fal.recorder import RecordedRequest, Recorder
 from sandbox.fal.storage import Storage
 from sandbox.fal.tls import CertFiles, make_cert_files
-from sandbox.fal.webhooks import Delivery, WebhookSender
+from sandbox.fal.webhooks import Delivery, Segmenting, WebhookSender
 
 JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
 
@@ -43,6 +44,7 @@ class FalEmulator:
         webhook_retries: int = 10,
         webhook_backoff_seconds: float = 7.0,
         webhook_timeout_seconds: float = 15.0,
+        webhook_segmenting: Segmenting | None = None,
         fal_key: str = "sandbox-key-id:sandbox-key-secret",
         strict_key: bool = False,
         validate_at_submit: bool = False,
@@ -74,6 +76,7 @@ class FalEmulator:
             retries=webhook_retries,
             backoff_seconds=webhook_backoff_seconds,
             timeout_seconds=webhook_timeout_seconds,
+            segmenting=replace(webhook_segmenting or Segmenting.from_env()),  # a copy: configurable
         )
         self._concurrency = concurrency
         self._queue_seconds = queue_seconds
@@ -239,6 +242,7 @@ class FalEmulator:
             "min_training_images": s.min_training_images,
             "result_ttl_seconds": s.result_ttl_seconds,
             "time_scale": self.clock.time_scale,
+            **self.webhook_sender.segmenting.as_dict(),
         }
 
     def configure(self, **changes: Any) -> None:
@@ -250,6 +254,12 @@ class FalEmulator:
                 setattr(self.apps.settings, key, float(value))
             elif key == "min_training_images":
                 self.apps.settings.min_training_images = int(value)
+            elif key == "webhook_segment_bytes":
+                self.webhook_sender.segmenting.size = int(value)
+            elif key == "webhook_segment_pause_ms":
+                self.webhook_sender.segmenting.pause_seconds = float(value) / 1000
+            elif key == "webhook_chunked":
+                self.webhook_sender.segmenting.chunked = bool(value)
             else:
                 raise TypeError(f"unknown setting {key!r}")
 

@@ -26,6 +26,7 @@ HTTP_FAULTS = frozenset(
     {
         "http_error",  # answer `status` (500) with a FAL-like error body
         "hang",  # hold the request `seconds` (30) before handling it
+        "status_unknown",  # a status answer with `status` (a name FAL may add) and `fields`
     }
 )
 OPERATIONS = frozenset(

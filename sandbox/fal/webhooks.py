@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -17,6 +19,43 @@ from sandbox.fal.jobs import Clock, Job
 from sandbox.fal.signing import public_jwk, webhook_headers
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Segmenting:
+    """How a webhook body goes on the wire. An *assumed* behaviour, not a documented one of
+    FAL: any real network may deliver a body in several TCP segments, and a receiver that
+    verified what had arrived so far refused every genuine webhook while our tests (one
+    write per body) passed. `size` 0 writes the body at once; otherwise `size`-byte writes
+    `pause_seconds` apart (real seconds, not scaled by `time_scale`), with a Content-Length
+    or, with `chunked`, as HTTP chunks without one."""
+
+    size: int = 0
+    pause_seconds: float = 0.02
+    chunked: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Segmenting:
+        """`FAL_EMU_WEBHOOK_SEGMENT_BYTES`, `FAL_EMU_WEBHOOK_SEGMENT_PAUSE_MS`,
+        `FAL_EMU_WEBHOOK_CHUNKED` (so a whole suite can be run segmenting)."""
+        return cls(
+            size=int(env.get("FAL_EMU_WEBHOOK_SEGMENT_BYTES", "0")),
+            pause_seconds=float(env.get("FAL_EMU_WEBHOOK_SEGMENT_PAUSE_MS", "20")) / 1000,
+            chunked=env.get("FAL_EMU_WEBHOOK_CHUNKED", "").lower() in {"1", "true", "yes", "on"},
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "webhook_segment_bytes": self.size,
+            "webhook_segment_pause_ms": self.pause_seconds * 1000,
+            "webhook_chunked": self.chunked,
+        }
+
+    async def pieces(self, body: bytes) -> AsyncIterator[bytes]:
+        for start in range(0, len(body), self.size):
+            if start:
+                await asyncio.sleep(self.pause_seconds)
+            yield body[start : start + self.size]
 
 
 @dataclass(slots=True)
@@ -69,8 +108,10 @@ class WebhookSender:
         backoff_seconds: float = 7.0,
         timeout_seconds: float = 15.0,
         late_seconds: float = 30.0,
+        segmenting: Segmenting | None = None,
     ) -> None:
         self._clock = clock
+        self.segmenting = Segmenting() if segmenting is None else segmenting
         self._key = Ed25519PrivateKey.generate()
         self._rogue_key = Ed25519PrivateKey.generate()
         self.kid = f"sandbox-{int(time.time())}"
@@ -176,9 +217,16 @@ class WebhookSender:
     async def _post(self, record: Delivery, body: bytes) -> None:
         assert self._session is not None, "webhook sender not started"
         timeout = aiohttp.ClientTimeout(total=self.timeout_seconds)
+        data: bytes | AsyncIterator[bytes] = body
+        headers = record.headers
+        wire = self.segmenting
+        if wire.size > 0 and (wire.chunked or len(body) > wire.size):
+            data = wire.pieces(body)  # aiohttp writes each piece as it comes (TCP_NODELAY)
+            if not wire.chunked:  # a declared length keeps aiohttp from chunking
+                headers = {**headers, "Content-Length": str(len(body))}
         try:
             async with self._session.post(
-                record.url, data=body, headers=record.headers, timeout=timeout
+                record.url, data=data, headers=headers, timeout=timeout
             ) as resp:
                 await resp.read()
                 record.status = resp.status

@@ -29,7 +29,9 @@ from services.status.webhooks import WebhookReceiver
 
 async def run(config: StatusConfig, stop: asyncio.Event) -> None:
     metrics = StatusMetrics()
-    verifier = JwksVerifier(config.jwks_url, config.webhook_tolerance_seconds)
+    verifier = JwksVerifier(
+        config.jwks_url, config.webhook_tolerance_seconds, fetches=metrics.jwks_fetches
+    )
     async with open_runtime(config.common, metrics, db_role="aisha_status", stop=stop) as rt:
         shortcut = OutboxShortcut(rt.pool, rt.js, metrics)
         rt.spawn("outbox-shortcut", shortcut.run(stop))
@@ -44,7 +46,13 @@ async def run(config: StatusConfig, stop: asyncio.Event) -> None:
         )
         generations = GenerationTracker(rt.pool, images, metrics)
         receiver = WebhookReceiver(
-            rt.pool, verifier, tracker, metrics, config.webhook_max_bytes, generations
+            rt.pool,
+            verifier,
+            tracker,
+            metrics,
+            config.webhook_max_bytes,
+            generations,
+            config.webhook_read_timeout_seconds,
         )
         poller = Poller(
             pool=rt.pool,

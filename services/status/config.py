@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.kit.config import CommonConfig, ConfigError, Env
+from services.status.intake import READ_TIMEOUT_SECONDS
 from services.status.retention import retention_hours
 
 DEFAULT_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
@@ -23,12 +24,16 @@ class StatusConfig:
     image_fetch_attempts: int = 3
     image_fetch_timeout_seconds: float = 30.0
     webhook_retention_hours: float = 72.0
+    webhook_read_timeout_seconds: float = READ_TIMEOUT_SECONDS
 
     @classmethod
     def from_env(cls, env: Env) -> StatusConfig:
         fal_key = env.text("FAL_KEY")
         if ":" not in fal_key:
             raise ConfigError("FAL_KEY: expected '<key id>:<key secret>' as issued by FAL")
+        read_timeout = env.number("FAL_WEBHOOK_READ_TIMEOUT_SECONDS", READ_TIMEOUT_SECONDS)
+        if read_timeout <= 0:
+            raise ConfigError("FAL_WEBHOOK_READ_TIMEOUT_SECONDS: expected a positive number")
         return cls(
             common=CommonConfig.from_env(env, "status", 8083),
             fal_key=fal_key,
@@ -41,6 +46,7 @@ class StatusConfig:
             image_fetch_attempts=env.integer("STATUS_IMAGE_FETCH_ATTEMPTS", 3, minimum=1),
             image_fetch_timeout_seconds=env.number("STATUS_IMAGE_FETCH_TIMEOUT_SECONDS", 30.0),
             webhook_retention_hours=retention_hours(env),
+            webhook_read_timeout_seconds=read_timeout,
         )
 
     def secrets(self) -> tuple[str, ...]:

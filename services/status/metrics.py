@@ -15,6 +15,12 @@ class StatusMetrics(KitMetrics):
             "aisha_status_webhooks", "FAL webhooks received", ["outcome"], registry=r
         )
         self.polls = Counter("aisha_status_polls", "FAL status polls", ["outcome"], registry=r)
+        self.jwks_fetches = Counter(
+            "aisha_status_jwks_fetches",
+            "Fetches of FAL's webhook keys: cache expired, or no cached key verified",
+            ["reason", "outcome"],
+            registry=r,
+        )
         self.trainings_finished = Counter(
             "aisha_status_trainings_finished",
             "Trainings that reached an end state",

@@ -59,6 +59,14 @@ FROM due WHERE g.id = due.id
 RETURNING g.id, g.fal_request_id, g.fal_endpoint, g.poll_count
 """
 
+
+class UnreadableStatus(fal_client.client.FalClientError):
+    """FAL answered a status fal-client cannot read: a status name it does not know (FAL may
+    add one), a missing `queue_position` or `logs`. fal-client raises `ValueError` /
+    `KeyError` for these, which used to end the poller task (and the service with it); now
+    the job is polled again later, like after any failed poll."""
+
+
 _FAL_ERRORS = (fal_client.client.FalClientError, httpx.HTTPError, TimeoutError, OSError)
 #: FAL's `error_type` for a request that was cancelled. Only our trainer cancels (it holds
 #: the key), and it reports the cancellation itself (`TrainingCancelled`, applied by
@@ -135,7 +143,7 @@ class Poller:
         """A training: progress from its logs while it runs; its outcome applied once."""
         request_id = row["fal_request_id"]
         try:
-            status = await self.fal.status(row["fal_endpoint"], request_id, with_logs=True)
+            status = await self._status(row["fal_endpoint"], request_id, with_logs=True)
             if isinstance(status, fal_client.Completed):
                 if status.error_type == CANCELLED_AT_FAL:
                     self.metrics.polls.labels("cancelled").inc()
@@ -144,7 +152,9 @@ class Poller:
                 await self._finish(row, status, self.tracker.finish, logs=logs)
                 return
         except _FAL_ERRORS as exc:
-            self.metrics.polls.labels("error").inc()
+            self.metrics.polls.labels(
+                "unreadable" if isinstance(exc, UnreadableStatus) else "error"
+            ).inc()
             await self._back_off(row, exc)
             return
         if isinstance(status, fal_client.Queued):
@@ -174,7 +184,7 @@ class Poller:
         assert self.generations is not None
         request_id = row["fal_request_id"]
         try:
-            status = await self.fal.status(row["fal_endpoint"], request_id, with_logs=False)
+            status = await self._status(row["fal_endpoint"], request_id, with_logs=False)
             if isinstance(status, fal_client.Completed):
                 finish = self.generations.finish
                 await self._finish(row, status, finish, error_type=status.error_type)
@@ -182,7 +192,9 @@ class Poller:
             running = isinstance(status, fal_client.InProgress)
             await self.generations.progress(request_id, "IN_PROGRESS" if running else "IN_QUEUE")
         except (*_FAL_ERRORS, ResultsUnavailable) as exc:
-            self.metrics.polls.labels("error").inc()
+            self.metrics.polls.labels(
+                "unreadable" if isinstance(exc, UnreadableStatus) else "error"
+            ).inc()
             await self._back_off(row, exc, "generations")
             return
         self.metrics.polls.labels("ok").inc()
@@ -204,6 +216,12 @@ class Poller:
             result = await self.fal.result(row["fal_endpoint"], request_id)
             await finish(request_id, ok=True, payload=dict(result), error=None, **extra)
         self.metrics.polls.labels("completed").inc()
+
+    async def _status(self, endpoint: str, request_id: str, *, with_logs: bool) -> Any:
+        try:
+            return await self.fal.status(endpoint, request_id, with_logs=with_logs)
+        except (ValueError, KeyError, TypeError) as exc:  # not JSON, or not a status we know
+            raise UnreadableStatus(f"unreadable status from FAL: {exc!r}") from exc
 
     async def _back_off(self, row: asyncpg.Record, exc: Exception, table: str = "avatars") -> None:
         delay = min(300.0, self.interval * 2 ** min(row["poll_count"], 8))

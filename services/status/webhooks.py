@@ -33,6 +33,7 @@ from aiohttp import web
 from services.kit.crashpoints import crashpoint
 from services.status.generation_tracking import GenerationTracker
 from services.status.images import ResultsUnavailable
+from services.status.intake import READ_TIMEOUT_SECONDS, BodyRefused, read_body
 from services.status.metrics import StatusMetrics
 from services.status.signature import JwksVerifier, WebhookRejected
 from services.status.training_tracking import Tracker, Webhook
@@ -69,17 +70,17 @@ class WebhookReceiver:
     metrics: StatusMetrics
     max_bytes: int
     generations: GenerationTracker | None = None
+    read_timeout_seconds: float = READ_TIMEOUT_SECONDS
     _background: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/fal/webhook", self.handle)]
 
     async def handle(self, request: web.Request) -> web.Response:
-        if (request.content_length or 0) > self.max_bytes:
-            return self._reject("too_large", 413)
-        body = await request.content.read(self.max_bytes + 1)
-        if len(body) > self.max_bytes:
-            return self._reject("too_large", 413)
+        try:  # whole, before it is judged: a partial body would fail a genuine signature
+            body = await read_body(request, self.max_bytes, self.read_timeout_seconds)
+        except BodyRefused as exc:
+            return self._reject(exc.reason, exc.status, exc.detail)
         try:
             request_id, timestamp = await self.verifier.verify(request.headers, body)
             document = json.loads(body)
@@ -218,9 +219,9 @@ class WebhookReceiver:
             for task in late:
                 task.cancel()
 
-    def _reject(self, reason: str, status: int) -> web.Response:
+    def _reject(self, reason: str, status: int, detail: str = "") -> web.Response:
         self.metrics.webhooks.labels(reason).inc()
-        log.warning("webhook rejected: %s", reason)
+        log.warning("webhook rejected: %s%s", reason, f" ({detail})" if detail else "")
         return web.json_response({"ok": False, "error": reason}, status=status)
 
 

@@ -2,9 +2,20 @@
 
 This is where the seed's FAL fields get their meaning (docs/fal-fields.md has examples):
 the portrait trainer learns a face (subject crop, masks, low learning rate, many steps);
-style avatars use the fast trainer with `is_style` (auto-captioning, no masks). The
-priority is a preset: `speed` trades steps for time, `quality` is the default,
-`high_res_only` trains only on the full-resolution bucket.
+style avatars use the fast trainer with `is_style`, which per FAL's schema "deactivates
+segmentation, captioning" (https://fal.ai/models/fal-ai/flux-lora-fast-training/llms.txt).
+
+A column records only a value FAL was sent: a parameter the endpoint does not take is
+`None` (NULL), never a value we imagine it used — no learning rate, subject crop or
+multiresolution for the fast trainer, no LoRA rank for either (neither takes one), no
+`captioning` for a portrait (no such switch), and `captioning` false for a style
+(`is_style` turns it off).
+
+The priority (`fal_priority`) is our preset, not FAL's queue priority (we never send
+`X-Fal-Queue-Priority`): `speed` trades steps for time, `quality` is the default,
+`high_res_only` trains the portrait only on the full-resolution bucket
+(`multiresolution_training` false); the fast trainer has no such option, so for a style
+it is `quality`.
 """
 
 from __future__ import annotations
@@ -40,12 +51,12 @@ class TrainingPlan:
     finetune_comment: str
     learning_rate: float | None
     steps: int
-    lora_rank: int
+    lora_rank: int | None
     trigger_phrase: str
-    multiresolution_training: bool
-    subject_crop: bool
+    multiresolution_training: bool | None
+    subject_crop: bool | None
     create_masks: bool
-    captioning: bool
+    captioning: bool | None
 
     def arguments(self, images_data_url: str) -> dict[str, Any]:
         if self.endpoint == PORTRAIT_ENDPOINT:
@@ -63,8 +74,8 @@ class TrainingPlan:
             "trigger_word": self.trigger_phrase,
             "steps": self.steps,
             "create_masks": self.create_masks,
-            "is_style": True,
-            "is_input_format_already_preprocessed": not self.captioning,
+            "is_style": True,  # no segmentation, no captioning (see `captioning`)
+            "is_input_format_already_preprocessed": False,  # a zip of plain images
         }
 
 
@@ -80,12 +91,12 @@ def plan_training(
             finetune_comment=comment,
             learning_rate=0.00009,
             steps=steps,
-            lora_rank=16,
+            lora_rank=None,  # not a parameter of the endpoint
             trigger_phrase=trigger_word,
             multiresolution_training=priority is not FalPriority.HIGH_RES_ONLY,
             subject_crop=True,
             create_masks=True,
-            captioning=False,
+            captioning=None,  # the portrait trainer has no captioning switch
         )
     return TrainingPlan(
         endpoint=STYLE_ENDPOINT,
@@ -93,10 +104,10 @@ def plan_training(
         finetune_comment=comment,
         learning_rate=None,
         steps=steps,
-        lora_rank=32,
+        lora_rank=None,
         trigger_phrase=trigger_word,
-        multiresolution_training=priority is not FalPriority.HIGH_RES_ONLY,
-        subject_crop=False,
+        multiresolution_training=None,  # the fast trainer has no such parameter
+        subject_crop=None,  # nor this one
         create_masks=False,
-        captioning=True,
+        captioning=False,  # `is_style` turns captioning off
     )

@@ -83,11 +83,13 @@ def assert_fal_fields(row: asyncpg.Record, training_type: str) -> None:
     assert row["config_file_url"].startswith("https://")
     if training_type == "portrait":
         assert row["learning_rate"] == pytest.approx(0.00009)
-        assert (row["subject_crop"], row["create_masks"], row["captioning"]) == (True, True, False)
+        assert (row["subject_crop"], row["create_masks"], row["captioning"]) == (True, True, None)
         assert row["multiresolution_training"] is True
     else:
-        assert row["learning_rate"] is None
-        assert (row["subject_crop"], row["create_masks"], row["captioning"]) == (False, False, True)
+        assert row["learning_rate"] is None  # the fast trainer takes none: nothing recorded
+        assert (row["subject_crop"], row["create_masks"], row["captioning"]) == (None, False, False)
+        assert row["multiresolution_training"] is None
+    assert row["lora_rank"] is None  # neither endpoint takes a rank
 
 
 @pytest.mark.browser

@@ -146,9 +146,12 @@ async def test_training_request_reaches_completion(stack, js, db_url, fal, train
         assert row["learning_rate"] == pytest.approx(0.00009)
         assert row["subject_crop"] is True
         assert row["create_masks"] is True
-    else:
-        assert row["captioning"] is True
+        assert row["multiresolution_training"] is True
+    else:  # only what the fast trainer was sent; `is_style` turns captioning off
+        assert row["captioning"] is False
         assert row["create_masks"] is False
+        assert (row["subject_crop"], row["multiresolution_training"]) == (None, None)
+    assert row["lora_rank"] is None
     await sub.unsubscribe()
 
 

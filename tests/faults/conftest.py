@@ -25,6 +25,7 @@ from nats.js import JetStreamContext
 
 from sandbox.embedded import EmbeddedNats
 from sandbox.fal import FalEmulator
+from sandbox.fal.webhooks import Segmenting
 from sandbox.stack import SANDBOX_TOKEN
 from sandbox.telegram import TelegramEmulator
 from services.kit.broker import provision
@@ -32,13 +33,17 @@ from tests.conftest import create_database
 from tests.faults.flows import TRAINING_PRICE
 from tests.faults.harness import Services
 
-#: Emulated FAL: a 2 s training, webhook retries 0.5 s apart (FAL's are 7 s apart).
+#: Emulated FAL: a 2 s training, webhook retries 0.5 s apart (FAL's are 7 s apart), each
+#: webhook body sent in 256-byte segments 20 ms apart, as a real network may deliver it
+#: (delivered in one piece, a receiver that verified a half-read body passed this suite).
+WEBHOOK_SEGMENTING = Segmenting(size=256, pause_seconds=0.02)
 FAL_OPTIONS: dict[str, Any] = {
     "training_seconds": 2.0,
     "queue_seconds": 0.2,
     "generation_seconds": 0.5,
     "webhook_backoff_seconds": 0.5,
     "concurrency": 8,
+    "webhook_segmenting": WEBHOOK_SEGMENTING,
 }
 #: The shared product waits only 30 s for an orphan's webhook (90 min in production) so a
 #: user whose attempt cannot be reconciled is told within the scenario (random kills).

@@ -11,7 +11,6 @@ short reason code. Telegram's webhook refuses a missing or wrong secret token wi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import time
@@ -27,15 +26,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sandbox.embedded import free_port
 from sandbox.telegram import TelegramEmulator
 from services.bot.app.config import WEBHOOK_PATH, BotConfig
-from services.kit.config import CommonConfig
-from services.status import bootstrap as status_service
-from services.status.config import StatusConfig
 from tests.botkit import BotUnderTest
 from tests.hostile.harness import new_user, reply
 from tests.hostile.jwks import JwksServer
+from tests.hostile.statusapp import MAX_BYTES, common, running_status
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-MAX_BYTES = 4096
 INTERNALS = ("Traceback", 'File "', "asyncpg", "Error", "/work", "line ", "services.", "SELECT")
 
 
@@ -48,49 +44,6 @@ class Status:
     async def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
         async with self.session.post(self.url, data=body, headers=headers) as response:
             return response.status, await response.text()
-
-
-def common(service: str, db: str, nats_url: str, port: int) -> CommonConfig:
-    return CommonConfig(
-        service=service,
-        database_url=db,
-        nats_url=nats_url,
-        http_host="127.0.0.1",
-        http_port=port,
-        log_format="text",
-        log_level="INFO",
-        shutdown_grace_seconds=2.0,
-    )
-
-
-@contextlib.asynccontextmanager
-async def running_status(db: str, nats_url: str, jwks_url: str) -> AsyncIterator[str]:
-    """The status service in this process, ready; yields its webhook URL."""
-    port = free_port()
-    config = StatusConfig(
-        common=common("status", db, nats_url, port),
-        fal_key="status-test-id:status-test-secret",
-        jwks_url=jwks_url,
-        webhook_tolerance_seconds=300,
-        webhook_max_bytes=MAX_BYTES,
-        poll_interval_seconds=60.0,
-        poll_batch=10,
-        fal_requests_per_second=1.0,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(status_service.run(config, stop))
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(300):
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(f"http://127.0.0.1:{port}/readyz") as ready:
-                        if ready.status == 200:
-                            break
-                await asyncio.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/fal/webhook"
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -180,7 +180,7 @@ def _random_headers() -> st.SearchStrategy[dict[str, str]]:
 async def test_the_verifier_accepts_our_signature_and_rejects_everything_else() -> None:
     loop = asyncio.get_running_loop()
     async with JwksServer() as jwks:
-        verifier = JwksVerifier(jwks.url, tolerance_seconds=300)
+        verifier = JwksVerifier(jwks.url, tolerance_seconds=300, min_refresh_seconds=0.0)
         try:
 
             @HTTP
@@ -215,7 +215,7 @@ async def test_the_webhook_endpoint_never_answers_500(db_url: str, nats_url: str
     pool = await create_pool(db_url, "aisha_status", max_size=4)
     metrics = StatusMetrics()
     async with JwksServer() as jwks, aiohttp.ClientSession() as session:
-        verifier = JwksVerifier(jwks.url, tolerance_seconds=300)
+        verifier = JwksVerifier(jwks.url, tolerance_seconds=300, min_refresh_seconds=0.0)
         tracker = Tracker(pool, await js.key_value(KV_TRAINING_STATUS.name), metrics)
         receiver = WebhookReceiver(pool, verifier, tracker, metrics, max_bytes=2048)
         app = web.Application(client_max_size=4096)
