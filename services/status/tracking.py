@@ -8,7 +8,6 @@ finishes once, progress never goes down, and an older attempt never overwrites a
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +16,6 @@ from uuid import UUID
 
 import asyncpg
 import msgspec
-from nats.js.kv import KeyValue
 
 from contracts import (
     FailureReason,
@@ -38,8 +36,6 @@ from services.status.metrics import StatusMetrics
 
 log = logging.getLogger(__name__)
 CONSUMER = "status-training"
-#: How long a status cache write may wait for its ack before it is given up (and logged).
-_CACHE_ACK_SECONDS = 5.0
 PRODUCER = "status"
 
 #: The final outcome from the poller, or from a recorded webhook (`$9`, marked processed in
@@ -147,20 +143,9 @@ class Finished:
     generation: bool = False
 
 
-class StatusCache(msgspec.Struct, frozen=True):
-    """What the KV cache holds per avatar: enough to show status without a DB query."""
-
-    avatar_id: str
-    fal_status: str
-    progress: int
-    queue_position: int | None
-    updated_at: datetime
-
-
 @dataclass
 class Tracker:
     pool: asyncpg.Pool
-    cache: KeyValue
     metrics: StatusMetrics
     #: Publishes a webhook's event as soon as it commits (else the relay, woken, does).
     shortcut: OutboxShortcut | None = None
@@ -180,7 +165,6 @@ class Tracker:
                 event.avatar_id,
                 event.attempt,
             )
-        await self._cache(event.avatar_id, "IN_QUEUE", 0, None)
 
     async def on_cancelled(self, event: TrainingCancelled, delivery: Delivery) -> None:
         """Stop tracking a cancelled attempt (FAL sends no webhook for a cancelled job)."""
@@ -197,7 +181,6 @@ class Tracker:
             )
         if kind is not None:
             self.metrics.trainings_finished.labels(kind, "cancelled").inc()
-        await self._cache(event.avatar_id, "CANCELLED", 0, None)
 
     async def progress(
         self,
@@ -249,7 +232,6 @@ class Tracker:
                     eta_seconds=eta,
                 )
             )
-        await self._cache(str(row["id"]), fal_status, row["training_progress"], queue_position)
 
     async def finish(
         self,
@@ -332,10 +314,9 @@ class Tracker:
     async def _finished(
         self, request_id: str, avatar: KnownTraining, outcome: _Outcome, row: asyncpg.Record
     ) -> None:
-        """After the commit: the status cache, then metrics and the log line."""
-        await self._cache(avatar.avatar_id, outcome.fal_status, 100 if outcome.ok else 0, None)
-        # Let the NATS client's flusher send what is queued (the event a shortcut published,
-        # the cache write) before the bookkeeping below, not after the whole request.
+        """After the commit: metrics and the log line."""
+        # Let the NATS client's flusher send what is queued (the event a shortcut published)
+        # before the bookkeeping below, not after the whole request.
         await asyncio.sleep(0)
         label = "completed" if outcome.ok else "failed"
         self.metrics.trainings_finished.labels(row["training_type"], label).inc()
@@ -347,26 +328,6 @@ class Tracker:
         log.info(
             "training %s", label, extra={"avatar_id": avatar.avatar_id, "request_id": request_id}
         )
-
-    async def _cache(
-        self, avatar_id: str, fal_status: str, progress: int, queue_position: int | None
-    ) -> None:
-        """Write the status cache without waiting for JetStream's ack: the message is on
-        its way, in call order, when this returns (a waited-for `KeyValue.put` costs a whole
-        request/response on every finish); a failure is logged, never raised."""
-        value = msgspec.json.encode(
-            StatusCache(avatar_id, fal_status, progress, queue_position, utcnow())
-        )
-        try:
-            # KeyValue.put is this publish, awaited: same subject, same bucket.
-            ack = await self.cache._js.publish_async(
-                f"{self.cache._pre}{avatar_id}", value, wait_stall=0.5
-            )
-        except Exception as exc:  # noqa: BLE001 - the cache is an optimisation, never a failure
-            log.warning("status cache write failed: %s", exc)
-            return
-        timer = asyncio.get_running_loop().call_later(_CACHE_ACK_SECONDS, ack.cancel)
-        ack.add_done_callback(functools.partial(_cache_written, timer))
 
 
 @dataclass(frozen=True)
@@ -414,14 +375,6 @@ class _Outcome:
             retryable=True,
             detail=(self.error or "")[:200],
         )
-
-
-def _cache_written(timer: asyncio.TimerHandle, ack: asyncio.Future[Any]) -> None:
-    timer.cancel()
-    if ack.cancelled():
-        log.warning("status cache write failed: no ack from JetStream")
-    elif (exc := ack.exception()) is not None:
-        log.warning("status cache write failed: %s", exc)
 
 
 def _url(payload: dict[str, Any] | None, key: str) -> str | None:
