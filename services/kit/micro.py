@@ -21,11 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
 from nats.micro.request import Handler
-from nats.micro.service import EndpointConfig, Service, ServiceConfig
+from nats.micro.service import EndpointConfig, EndpointStats, Service, ServiceConfig
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,6 +78,7 @@ async def register(nc: NATS, service: str, endpoints: Sequence[Endpoint]) -> Ser
             version=version(),
             description=DESCRIPTIONS.get(service, f"Aisha {service}"),
             metadata={"service": service, "host": socket.gethostname(), "pid": str(os.getpid())},
+            stats_handler=_no_extra_stats,
         ),
     )
     await micro.start()
@@ -90,6 +92,12 @@ async def register(nc: NATS, service: str, endpoints: Sequence[Endpoint]) -> Ser
             )
         )
     return micro
+
+
+def _no_extra_stats(_stats: EndpointStats) -> dict[str, Any]:
+    """An empty object for each endpoint's `data`: without a handler nats-py sends `null`,
+    which the `nats` CLI's schema check of a stats response (`data`: object) rejects."""
+    return {}
 
 
 async def unregister(micro: Service) -> None:

@@ -177,6 +177,8 @@ async def test_every_service_answers_ping_info_and_stats(services: None, nc: NAT
     for s in stats:
         assert s["type"] == "io.nats.micro.v1.stats_response"
         for e in s["endpoints"]:
+            assert isinstance(e["data"], dict)  # the `nats` CLI's schema wants an object
+            assert isinstance(e["last_error"], str)
             requests, errors = per_subject.get(e["subject"], (0, 0))
             per_subject[e["subject"]] = (requests + e["num_requests"], errors + e["num_errors"])
     # The queue group hands each request to exactly one instance of one service.
