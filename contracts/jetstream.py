@@ -100,13 +100,8 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     BOT_GENERATION,
 )
 
-KV_TRAINING_STATUS = BucketSpec(
-    name="aisha_training_status",
-    ttl_seconds=7 * 24 * 3600,
-    description="Latest status of each avatar's training, read by the bot without a DB query.",
-)
 KV_FSM = BucketSpec(name="aisha_fsm", description="aiogram FSM state and data, shared by replicas.")
-KV_BUCKETS: tuple[BucketSpec, ...] = (KV_TRAINING_STATUS, KV_FSM)
+KV_BUCKETS: tuple[BucketSpec, ...] = (KV_FSM,)
 
 OBJ_PHOTOS = BucketSpec(name="aisha_photos", description="Validated training photos.")
 OBJ_IMAGES = BucketSpec(name="aisha_images", description="Generated images fetched from FAL.")

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 
 class ConfigError(ValueError):
@@ -112,6 +112,34 @@ class Env:
             ) from None
 
 
+def read_secret(variable: str, path: str) -> str:
+    """The content of a secret file (a Docker secret), without the trailing newline that
+    `echo secret > file` leaves."""
+    try:
+        return Path(path).read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"{variable}: cannot read {path}: {exc.strerror}") from None
+
+
+def database_url(env: Env) -> str:
+    """`DATABASE_URL`, with the password from `DATABASE_PASSWORD_FILE` when that is set.
+
+    Production passes each service its own login as a URL without a password and the
+    password as a Docker secret, so no container's environment holds a database password."""
+    url = env.url("DATABASE_URL", ("postgresql", "postgres"))
+    path = env.optional("DATABASE_PASSWORD_FILE")
+    if path is None:
+        return url
+    parts = urlsplit(url)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if not at or not userinfo:
+        raise ConfigError("DATABASE_URL: name the login (postgresql://login@host/db)")
+    if ":" in userinfo:
+        raise ConfigError("DATABASE_URL has a password and DATABASE_PASSWORD_FILE is set")
+    password = quote(read_secret("DATABASE_PASSWORD_FILE", path), safe="")
+    return urlunsplit(parts._replace(netloc=f"{userinfo}:{password}@{hostport}"))
+
+
 def _mask(url: str) -> str:
     """Hide the password of each URL of a comma-separated list before it goes into an error
     message."""
@@ -149,7 +177,7 @@ class CommonConfig:
             raise ConfigError(f"LOG_FORMAT: expected text or json, got {log_format!r}")
         return cls(
             service=service,
-            database_url=env.url("DATABASE_URL", ("postgresql", "postgres")),
+            database_url=database_url(env),
             nats_url=env.url("NATS_URL", ("nats", "tls"), "nats://127.0.0.1:4222"),
             http_host=env.text("HTTP_HOST", "127.0.0.1"),
             http_port=env.port(f"{service.upper()}_HTTP_PORT", default_port),

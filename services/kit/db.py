@@ -51,6 +51,11 @@ async def create_pool(
 ) -> asyncpg.Pool:
     """A pool whose sessions run as `role`, so grants enforce one writer per column.
 
+    Two ways to log in, the same code: in production the URL names the service's own login
+    (`aisha_bot_login`, a member of `aisha_bot` and nothing else: `services.kit.logins`), and
+    the role setting only names the role it already acts as; a login wired to another
+    service's role is refused at connect. In the sandbox and the tests the URL is the
+    superuser's and the setting is what confines the session to the role.
     The role is a startup setting, so it survives any `RESET ALL` (see `_release` for why
     the pool sends no reset query between uses).
     """

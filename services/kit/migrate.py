@@ -9,18 +9,29 @@ worker thread::
 
     await asyncio.to_thread(migrate.upgrade, database_url)
 
+`python -m services.kit.migrate` is the deploy's migrate job: upgrade to head as the owner,
+then create or update each service's login (`services.kit.logins`) from the passwords given.
+
 The database URL is a plain `postgresql://` URL as asyncpg/libpq accept it, including a
 Unix socket directory as `?host=/path` (what the embedded PostgreSQL gives).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+
+from services.kit.config import ConfigError, Env, database_url, environment
+from services.kit.logins import ensure_logins, passwords_from_env
 
 ROOT = Path(__file__).resolve().parents[2]
 ALEMBIC_INI = ROOT / "alembic.ini"
@@ -78,3 +89,36 @@ def head() -> str:
     if revision is None:
         raise RuntimeError("no migrations found")
     return revision
+
+
+def setup(values: Mapping[str, str]) -> list[str]:
+    """The migrate job: upgrade, then the logins whose passwords `values` (the environment)
+    gives; returns their names (blocking: from a loop, use `asyncio.to_thread`)."""
+    url = database_url(Env(values))
+    passwords = passwords_from_env(values)
+    upgrade(url)
+
+    async def logins() -> list[str]:
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            return await ensure_logins(conn, passwords)
+        finally:
+            await conn.close()
+
+    return asyncio.run(logins())
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    values = environment()
+    try:
+        done = setup(values)
+    except ConfigError as exc:
+        print(f"aisha-migrate: configuration error: {exc}", file=sys.stderr)
+        return 2
+    print(f"aisha-migrate: at {head()}; logins: {', '.join(done) or 'none given'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

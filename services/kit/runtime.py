@@ -29,6 +29,8 @@ from services.kit.db import create_pool
 from services.kit.http import HttpServer
 from services.kit.logs import setup_logging
 from services.kit.metrics import KitMetrics
+from services.kit.micro import register, unregister
+from services.kit.ops import OpsQueries
 from services.kit.outbox import OutboxRelay
 
 log = logging.getLogger(__name__)
@@ -116,6 +118,9 @@ async def open_runtime(
         await provision(js, replicas=config.stream_replicas)
         pool = await create_pool(config.database_url, db_role)
         stack.push_async_callback(_close_pool, pool, config.shutdown_grace_seconds)
+        # `$SRV.*` and the operator endpoints (`aisha.ops.*`); stopped before the pool closes.
+        micro = await register(nc, config.service, OpsQueries(pool, js).endpoints())
+        stack.push_async_callback(unregister, micro)
 
         async def nats_ok() -> bool:
             return bool(nc.is_connected)

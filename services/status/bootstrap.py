@@ -6,7 +6,6 @@ import asyncio
 
 from contracts import GenerationSubmitted, TrainingCancelled, TrainingSubmitted
 from contracts.jetstream import (
-    KV_TRAINING_STATUS,
     OBJ_IMAGES,
     STATUS_GENERATIONS,
     STATUS_TRAININGS,
@@ -35,9 +34,7 @@ async def run(config: StatusConfig, stop: asyncio.Event) -> None:
     async with open_runtime(config.common, metrics, db_role="aisha_status", stop=stop) as rt:
         shortcut = OutboxShortcut(rt.pool, rt.js, metrics)
         rt.spawn("outbox-shortcut", shortcut.run(stop))
-        tracker = Tracker(
-            rt.pool, await rt.js.key_value(KV_TRAINING_STATUS.name), metrics, shortcut
-        )
+        tracker = Tracker(rt.pool, metrics, shortcut)
         images = ImageStore(
             await rt.js.object_store(OBJ_IMAGES.name),
             metrics,

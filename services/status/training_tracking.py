@@ -16,7 +16,6 @@ from uuid import UUID
 
 import asyncpg
 import msgspec
-from nats.js.kv import KeyValue
 
 from contracts import (
     FailureReason,
@@ -34,7 +33,6 @@ from services.kit.crashpoints import crashpoint
 from services.kit.db import OUTBOX_CHANNEL, UnitOfWork
 from services.kit.outbox import OutboxShortcut
 from services.status.metrics import StatusMetrics
-from services.status.status_cache import write_status
 
 log = logging.getLogger(__name__)
 CONSUMER = "status-training"
@@ -148,7 +146,6 @@ class Finished:
 @dataclass
 class Tracker:
     pool: asyncpg.Pool
-    cache: KeyValue
     metrics: StatusMetrics
     #: Publishes a webhook's event as soon as it commits (else the relay, woken, does).
     shortcut: OutboxShortcut | None = None
@@ -168,7 +165,6 @@ class Tracker:
                 event.avatar_id,
                 event.attempt,
             )
-        await self._cache(event.avatar_id, "IN_QUEUE", 0, None)
 
     async def on_cancelled(self, event: TrainingCancelled, delivery: Delivery) -> None:
         """Stop tracking a cancelled attempt (FAL sends no webhook for a cancelled job)."""
@@ -185,7 +181,6 @@ class Tracker:
             )
         if kind is not None:
             self.metrics.trainings_finished.labels(kind, "cancelled").inc()
-        await self._cache(event.avatar_id, "CANCELLED", 0, None)
 
     async def progress(
         self,
@@ -237,7 +232,6 @@ class Tracker:
                     eta_seconds=eta,
                 )
             )
-        await self._cache(str(row["id"]), fal_status, row["training_progress"], queue_position)
 
     async def finish(
         self,
@@ -320,10 +314,9 @@ class Tracker:
     async def _finished(
         self, request_id: str, avatar: KnownTraining, outcome: _Outcome, row: asyncpg.Record
     ) -> None:
-        """After the commit: the status cache, then metrics and the log line."""
-        await self._cache(avatar.avatar_id, outcome.fal_status, 100 if outcome.ok else 0, None)
-        # Let the NATS client's flusher send what is queued (the event a shortcut published,
-        # the cache write) before the bookkeeping below, not after the whole request.
+        """After the commit: metrics and the log line."""
+        # Let the NATS client's flusher send what is queued (the event a shortcut published)
+        # before the bookkeeping below, not after the whole request.
         await asyncio.sleep(0)
         label = "completed" if outcome.ok else "failed"
         self.metrics.trainings_finished.labels(row["training_type"], label).inc()
@@ -335,11 +328,6 @@ class Tracker:
         log.info(
             "training %s", label, extra={"avatar_id": avatar.avatar_id, "request_id": request_id}
         )
-
-    async def _cache(
-        self, avatar_id: str, fal_status: str, progress: int, queue_position: int | None
-    ) -> None:
-        await write_status(self.cache, avatar_id, fal_status, progress, queue_position)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from nats.js.object_store import ObjectStore
 from prometheus_client import CollectorRegistry
 
 from contracts import FalPriority, TrainingRequested, TrainingType, derived_event_id, utcnow
-from contracts.jetstream import KV_TRAINING_STATUS, TRAINER_REQUESTS
+from contracts.jetstream import TRAINER_REQUESTS
 from services.kit.broker import provision
 from services.kit.config import Env
 from services.kit.consumer import Delivery
@@ -227,7 +227,7 @@ async def test_lease_moves_to_the_delivery_that_took_a_preparing_row_over(traine
 async def receiver(db_url: str, js) -> AsyncIterator[WebhookReceiver]:
     pool = await create_pool(db_url, "aisha_status")
     metrics = StatusMetrics()
-    tracker = Tracker(pool, await js.key_value(KV_TRAINING_STATUS.name), metrics)
+    tracker = Tracker(pool, metrics)
     verifier = JwksVerifier("http://127.0.0.1:9/jwks", 300)
     yield WebhookReceiver(pool, verifier, tracker, metrics, 1 << 20)
     await verifier.close()

@@ -1,5 +1,5 @@
 """`/delete_me`: everything of the user goes (rows in one transaction, then files, FSM state
-and cached statuses, photo-to-prompt reference pictures, published event copies in the
+state, photo-to-prompt reference pictures, published event copies in the
 outbox), a running training is cancelled first, nobody else is touched, financial records
 stay; the erasure is idempotent, and a crash between rows and files leaves only orphans that
 the retention sweep removes."""
@@ -26,7 +26,6 @@ from contracts import (
 from contracts.jetstream import (
     BOT_GENERATION,
     KV_FSM,
-    KV_TRAINING_STATUS,
     OBJ_IMAGES,
     OBJ_PHOTOS,
 )
@@ -94,8 +93,6 @@ async def test_delete_me_erases_everything_of_the_user_and_nothing_else(
     mine = await seed_user_data(pool, js, uid)
     other = await seed_user_data(pool, js, 700_100_001)
     others_before = await user_rows(pool, other.user_id)
-    status_kv = await js.key_value(KV_TRAINING_STATUS.name)
-    await status_kv.put(str(mine.training_avatar_id), b'{"progress": 40}')
     await emu.send_command(uid, "new")  # leaves FSM state behind
     await reply(emu, uid, "1–40")
     fsm_key = f"fsm.{BOT_ID}.{uid}.{uid}.default.state"
@@ -113,7 +110,6 @@ async def test_delete_me_erases_everything_of_the_user_and_nothing_else(
     assert all(rows == [] for rows in (await user_rows(pool, uid)).values())
     assert not seeded_files(mine) & await all_files(js)
     assert not await kv_has(js, KV_FSM.name, fsm_key)
-    assert not await kv_has(js, KV_TRAINING_STATUS.name, str(mine.training_avatar_id))
     [cancel] = await eventually(lambda: cancel_requests(js, str(mine.training_avatar_id)))
     assert (cancel.user_id, cancel.attempt) == (uid, 1)
     assert await user_rows(pool, other.user_id) == others_before

@@ -29,7 +29,6 @@ from nats.aio.msg import Msg
 
 from contracts import TrainingCompleted, TrainingFailed
 from contracts.base import encode
-from contracts.jetstream import KV_TRAINING_STATUS
 from services.kit.db import OUTBOX_CHANNEL, create_pool
 from services.kit.outbox import OutboxShortcut
 from services.kit.schema import STATUS
@@ -79,8 +78,7 @@ async def running(db_url: str, nats_url: str, *, shortcut: bool) -> AsyncIterato
         stop = asyncio.Event()
         fast = OutboxShortcut(pool, js, metrics, mark_delay=0.0) if shortcut else None
         marker = asyncio.create_task(fast.run(stop)) if fast is not None else None
-        cache = await js.key_value(KV_TRAINING_STATUS.name)
-        tracker = Tracker(pool, cache, metrics, fast)
+        tracker = Tracker(pool, metrics, fast)
         verifier = JwksVerifier(jwks.url, tolerance_seconds=300)
         receiver = WebhookReceiver(pool, verifier, tracker, metrics, max_bytes=1 << 20)
         app = web.Application()
@@ -247,7 +245,7 @@ async def test_late_progress_after_the_completion_changes_nothing(
     await status.post(completed(request_id), request_id)
     tracker_pool = status.pool
     before = await admin_pool.fetchrow("SELECT * FROM avatars WHERE id = $1", avatar_id)
-    tracker = Tracker(tracker_pool, None, status.metrics)  # type: ignore[arg-type]
+    tracker = Tracker(tracker_pool, status.metrics)
     await tracker.progress(request_id, "IN_PROGRESS", 40, None, "step 40/100", {})
     after = await admin_pool.fetchrow("SELECT * FROM avatars WHERE id = $1", avatar_id)
     assert dict(after) == dict(before)

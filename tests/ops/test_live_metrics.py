@@ -11,19 +11,24 @@ JSON logs of all three services must let that avatar's story be followed by its 
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
 import re
 from collections.abc import AsyncIterator
 
 import aiohttp
+import asyncpg
+import nats
 import pytest
 import pytest_asyncio
+from nats.aio.msg import Msg
 from PIL import Image, ImageDraw
 from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox.stack import Stack
 from sandbox.telegram import TelegramEmulator
+from services.kit.logins import SERVICE_ROLES, login_name
 from tests.conftest import create_database
 from tests.e2e.services import whole_product
 from tests.ops.promql import (
@@ -169,6 +174,7 @@ async def test_the_metric_catalogue_in_the_docs_is_current(scraped: dict[str, st
     exported |= {f.name for page in scraped.values() for f in text_string_to_metric_families(page)}
     text = (ROOT / "docs" / "operations.md").read_text()
     named = set(re.findall(r"`(aisha_[a-z<>_]+)(?:\{[^`]*\})?`", text))
+    named -= {*SERVICE_ROLES.values(), *map(login_name, SERVICE_ROLES.values())}  # database
     assert len(named) > 40
     for name in named:
         expanded = [name.replace("<service>", s) for s in SERVICES] if "<" in name else [name]
@@ -234,3 +240,45 @@ async def test_logs_follow_one_avatar_across_the_three_services(
     request_id = submitted[0]["request_id"]
     assert any(r.get("request_id") == request_id for r in records["status"])
     assert any(r.get("event_id") for r in records["bot"] if r.get("avatar_id") == avatar_id)
+
+
+async def test_the_three_processes_answer_the_service_api(
+    stack: Stack, scraped: dict[str, str]
+) -> None:
+    """`$SRV.PING` as `nats micro ls` sends it: one answer from each service process; the
+    operator query shows the trained avatar as PostgreSQL holds it."""
+    nc = await nats.connect(stack.urls["NATS"])
+    try:
+        inbox, pongs = nc.new_inbox(), []
+        sub = await nc.subscribe(inbox, cb=functools.partial(_append, pongs))
+        await nc.publish("$SRV.PING", b"", reply=inbox)
+        for _ in range(50):
+            if len(pongs) >= len(SERVICES):
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.3)
+        await sub.unsubscribe()
+        assert sorted(p["name"] for p in pongs) == sorted(f"aisha-{s}" for s in SERVICES)
+        conn = await asyncpg.connect(stack.db_url)  # type: ignore[attr-defined]
+        try:
+            row = await conn.fetchrow("SELECT * FROM avatars")
+        finally:
+            await conn.close()
+        reply = await nc.request("aisha.ops.avatar", json.dumps({"id": str(row["id"])}).encode())
+        avatar = json.loads(reply.data)
+        assert avatar["state"]["status"] == row["status"] == "completed"
+        for field in ("fal_request_id", "steps", "trigger_phrase", "diffusers_lora_file_url"):
+            assert avatar["fal"][field] == row[field], field
+        reply = await nc.request(
+            "aisha.ops.job", json.dumps({"request_id": row["fal_request_id"]}).encode()
+        )
+        job = json.loads(reply.data)
+        assert job["kind"] == "training"
+        assert job["avatar"]["current_attempt"] is True
+        assert job["webhooks"]["received"] == 1
+    finally:
+        await nc.close()
+
+
+async def _append(into: list[dict[str, object]], msg: Msg) -> None:
+    into.append(json.loads(msg.data))

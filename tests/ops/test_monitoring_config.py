@@ -14,6 +14,7 @@ import re
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -162,6 +163,38 @@ def test_compose_wires_every_file_service_and_secret() -> None:
     required = set(re.findall(r"\$\{(\w+):\?", (DEPLOY / "compose.yaml").read_text()))
     assert required <= set(re.findall(r"^(\w+)=", example, re.M))
     assert "PUBLIC_BASE_URL=https://" in example
+
+
+def test_compose_gives_each_service_its_own_database_login() -> None:
+    """Each service: its own login in DATABASE_URL, no password in any environment, only its
+    own password file; the owner login is the migrate job's alone (docs/operations.md)."""
+    compose = load(DEPLOY / "compose.yaml")
+    services = compose["services"]
+    text = (DEPLOY / "compose.yaml").read_text() + (DEPLOY / "env.example").read_text()
+    assert "POSTGRES_PASSWORD=" not in text
+    assert "POSTGRES_PASSWORD:" not in text
+    for name, service in services.items():
+        for value in (service.get("environment") or {}).values():
+            assert urlsplit(str(value)).password is None, name
+    for service in SERVICE_PORTS:
+        env = services[service]["environment"]
+        assert env["DATABASE_URL"] == f"postgresql://aisha_{service}_login@postgres:5432/aisha"
+        assert env["DATABASE_PASSWORD_FILE"] == "/run/secrets/db_password"
+        assert services[service]["secrets"] == [
+            {"source": f"{service}_db_password", "target": "db_password"}
+        ]
+    migrate = services["migrate"]
+    assert migrate["command"] == ["python", "-m", "services.kit.migrate"]
+    assert migrate["environment"]["DATABASE_URL"] == "postgresql://aisha@postgres:5432/aisha"
+    sources = {s if isinstance(s, str) else s["source"] for s in migrate["secrets"]}
+    assert sources == set(compose["secrets"])
+    for service in SERVICE_PORTS:
+        path = migrate["environment"][f"{service.upper()}_DB_PASSWORD_FILE"]
+        assert path == f"/run/secrets/{service}_db_password"
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"] == (
+        "/run/secrets/postgres_password"
+    )
+    assert (DEPLOY / "secrets" / ".gitignore").read_text().startswith("*\n")
 
 
 def test_the_proxy_forwards_exactly_the_two_webhooks() -> None:

@@ -130,6 +130,41 @@ def test_unparseable_url_is_a_config_error() -> None:
     assert "hunter2-secret" not in str(info.value)
 
 
+def test_database_password_file_completes_the_login_url(tmp_path: Path) -> None:
+    """Production: the URL names the service's login, the password is a Docker secret."""
+    secret = tmp_path / "db_password"
+    secret.write_text("p@ss/wörd:1\n")
+    cc = common(
+        {
+            **GOOD,
+            "DATABASE_URL": "postgresql://aisha_bot_login@postgres:5432/aisha",
+            "DATABASE_PASSWORD_FILE": str(secret),
+        }
+    )
+    assert (
+        cc.database_url == "postgresql://aisha_bot_login:p%40ss%2Fw%C3%B6rd%3A1@postgres:5432/aisha"
+    )
+    assert set(cc.secrets()) == {"p%40ss%2Fw%C3%B6rd%3A1", "p@ss/wörd:1"}
+
+
+@pytest.mark.parametrize(
+    ("url", "file", "expected"),
+    [
+        ("postgresql://u:pw@h/db", "exists", "has a password and DATABASE_PASSWORD_FILE"),
+        ("postgresql://h/db", "exists", "name the login"),
+        ("postgresql://u@h/db", "missing", "DATABASE_PASSWORD_FILE: cannot read"),
+    ],
+)
+def test_database_password_file_errors_name_the_variable(
+    tmp_path: Path, url: str, file: str, expected: str
+) -> None:
+    secret = tmp_path / "db_password"
+    if file == "exists":
+        secret.write_text("pw\n")
+    with pytest.raises(ConfigError, match=expected):
+        common({**GOOD, "DATABASE_URL": url, "DATABASE_PASSWORD_FILE": str(secret)})
+
+
 def test_load_dotenv_parsing(tmp_path: Path) -> None:
     dotenv = tmp_path / ".env"
     dotenv.write_text(

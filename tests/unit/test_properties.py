@@ -32,7 +32,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic.fields import FieldInfo
 
-from contracts.jetstream import KV_TRAINING_STATUS
 from services.kit.broker import provision
 from services.kit.db import create_pool
 from services.status.metrics import StatusMetrics
@@ -216,7 +215,7 @@ async def test_the_webhook_endpoint_never_answers_500(db_url: str, nats_url: str
     metrics = StatusMetrics()
     async with JwksServer() as jwks, aiohttp.ClientSession() as session:
         verifier = JwksVerifier(jwks.url, tolerance_seconds=300, min_refresh_seconds=0.0)
-        tracker = Tracker(pool, await js.key_value(KV_TRAINING_STATUS.name), metrics)
+        tracker = Tracker(pool, metrics)
         receiver = WebhookReceiver(pool, verifier, tracker, metrics, max_bytes=2048)
         app = web.Application(client_max_size=4096)
         app.add_routes(receiver.routes())

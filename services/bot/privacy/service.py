@@ -27,11 +27,10 @@ from uuid import UUID
 import asyncpg
 import msgspec
 from nats.errors import Error as NatsError
-from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
 from contracts import DescribeRequested, TrainingCancelRequested, derived_event_id, utcnow
-from contracts.jetstream import KV_TRAINING_STATUS, OBJ_IMAGES, OBJ_PHOTOS
+from contracts.jetstream import OBJ_IMAGES, OBJ_PHOTOS
 from services.bot.app.config import BotConfig
 from services.bot.avatars.service import PRODUCER
 from services.bot.generation.describer import REFERENCE_PREFIX
@@ -83,13 +82,11 @@ class PrivacyService:
         pool: asyncpg.Pool,
         photo_store: ObjectStore,
         image_store: ObjectStore,
-        status_cache: KeyValue | None = None,
         forget_user: Callable[[int], None] | None = None,
     ):
         self.pool = pool
         self.photo_store = photo_store
         self.image_store = image_store
-        self.status_cache = status_cache
         self.forget_user = forget_user  # AvatarService.forget: its cached row is gone
 
     async def summary(self, user_id: int) -> DataSummary:
@@ -164,7 +161,7 @@ class PrivacyService:
         )
 
     async def remove_objects(self, erasure: Erasure) -> int:
-        """Delete the files and cached statuses; ones already gone are skipped."""
+        """Delete the files; ones already gone are skipped."""
         removed = 0
         for store, names in (
             (self.photo_store, erasure.photo_objects),
@@ -175,10 +172,6 @@ class PrivacyService:
                 with contextlib.suppress(NatsError):
                     await store.delete(name)
                     removed += 1
-        if self.status_cache is not None:
-            for avatar_id in erasure.avatars:
-                with contextlib.suppress(NatsError):
-                    await self.status_cache.purge(str(avatar_id))
         return removed
 
     async def set_keep_photos(self, user_id: int, avatar_id: UUID, keep: bool) -> int | None:
@@ -232,5 +225,4 @@ async def wire_privacy(
         interval=config.retention_interval_seconds,
     )
     rt.spawn("retention", sweeper.run(rt.stop))
-    status = await rt.js.key_value(KV_TRAINING_STATUS.name)
-    return PrivacyService(rt.pool, photos, images, status, forget_user)
+    return PrivacyService(rt.pool, photos, images, forget_user)
