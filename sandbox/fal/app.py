@@ -131,6 +131,8 @@ class Dispatcher:
             if job is None:
                 return error(404, f"Request {request_id} not found")
             if op == "status":
+                if self.ctx.outcomes.status_gone(job, self.ctx.clock):
+                    return error(404, f"Request {request_id} not found")
                 return web.json_response(self._status(request, job))
             if op == "cancel":
                 return self._cancel(job)
@@ -158,6 +160,8 @@ class Dispatcher:
         return data
 
     def _cancel(self, job: Job) -> web.Response:
+        if job.state != COMPLETED and self.ctx.outcomes.ignores_cancel(job):
+            return web.json_response({"status": "CANCELLATION_REQUESTED"}, status=202)
         if self.ctx.runner.cancel(job):
             return web.json_response({"status": "CANCELLATION_REQUESTED"}, status=202)
         return web.json_response({"status": "ALREADY_COMPLETED"}, status=400)
@@ -165,6 +169,8 @@ class Dispatcher:
     def _result(self, job: Job) -> web.Response:
         if job.state != COMPLETED:
             return error(400, "Request is still in progress")
+        if self.ctx.outcomes.expired(job, self.ctx.clock):
+            return error(404, f"Request {job.request_id} not found")
         if job.failure is not None:
             return error(
                 job.failure.status,
@@ -198,8 +204,15 @@ def _unknown_status(rule: FaultRule) -> web.Response:
 
 
 def _fault_response(rule: FaultRule) -> web.Response:
+    """`body`: "empty", "html" (as `ingress`) or a JSON value answered as it is; else FAL's
+    `{"detail": detail or message}` with `error_type` in the body and `X-Fal-Error-Type`."""
     status = int(rule.param("status", 500))
-    if rule.param("ingress", False):
+    body = rule.param("body", None)
+    if body == "empty":
+        return web.Response(status=status, body=b"")
+    if body is not None and body != "html":
+        return web.json_response(body, status=status)
+    if rule.param("ingress", False) or body == "html":
         html = (
             "<html><head><title>502 Bad Gateway</title></head>"
             "<body><center>nginx</center></body></html>"
@@ -209,7 +222,15 @@ def _fault_response(rule: FaultRule) -> web.Response:
         return error(
             429, "Rate limit exceeded", **{"Retry-After": str(rule.param("retry_after", 1))}
         )
-    return error(status, str(rule.param("message", "Internal Server Error")))
+    detail = rule.param("detail", str(rule.param("message", "Internal Server Error")))
+    error_type = rule.param("error_type", None)
+    if error_type is None:
+        return error(status, detail)
+    return web.json_response(
+        {"detail": detail, "error_type": error_type},
+        status=status,
+        headers={"X-Fal-Error-Type": str(error_type)},
+    )
 
 
 def build_app(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from sandbox.fal.faults import FaultBook
 from sandbox.fal.jobs import Clock, JobRunner
+from sandbox.fal.outcomes import Outcomes
 from sandbox.fal.recorder import Recorder
 from sandbox.fal.storage import Storage
 from sandbox.fal.webhooks import WebhookSender
@@ -30,6 +31,7 @@ class Context:
     fal_key: str
     strict_key: bool = False
     validate_at_submit: bool = False
+    outcomes: Outcomes = field(default_factory=Outcomes)
 
 
 def error(status: int, detail: Any, **headers: str) -> web.Response:

@@ -19,6 +19,7 @@ from sandbox.fal.control import control_routes
 from sandbox.fal.endpoints import Apps, AppSettings
 from sandbox.fal.faults import FaultBook, FaultRule
 from sandbox.fal.jobs import Clock, Job, JobRunner
+from sandbox.fal.outcomes import Outcomes
 from sandbox.fal.proxy import ConnectProxy
 from sandbox.fal.recorder import RecordedRequest, Recorder
 from sandbox.fal.storage import Storage
@@ -45,6 +46,7 @@ class FalEmulator:
         webhook_backoff_seconds: float = 7.0,
         webhook_timeout_seconds: float = 15.0,
         webhook_segmenting: Segmenting | None = None,
+        outcomes: Outcomes | None = None,
         fal_key: str = "sandbox-key-id:sandbox-key-secret",
         strict_key: bool = False,
         validate_at_submit: bool = False,
@@ -78,6 +80,7 @@ class FalEmulator:
             timeout_seconds=webhook_timeout_seconds,
             segmenting=replace(webhook_segmenting or Segmenting.from_env()),  # a copy: configurable
         )
+        self.outcomes = replace(outcomes or Outcomes.from_env())
         self._concurrency = concurrency
         self._queue_seconds = queue_seconds
         self.fal_key = fal_key
@@ -112,6 +115,7 @@ class FalEmulator:
             self.fal_key,
             self._strict_key,
             self._validate_at_submit,
+            self.outcomes,
         )
         self._web = web.AppRunner(
             build_app(ctx, control_routes(self)), access_log=None, shutdown_timeout=0.5
@@ -156,7 +160,7 @@ class FalEmulator:
         await self.stop()
 
     def _on_done(self, job: Job) -> None:
-        if not job.cancelled:
+        if not job.cancelled or self.outcomes.cancel_webhook:
             self.webhook_sender.dispatch(job)
 
     # -- addresses ------------------------------------------------------------------------------
@@ -243,6 +247,7 @@ class FalEmulator:
             "result_ttl_seconds": s.result_ttl_seconds,
             "time_scale": self.clock.time_scale,
             **self.webhook_sender.segmenting.as_dict(),
+            **self.outcomes.as_dict(),
         }
 
     def configure(self, **changes: Any) -> None:
@@ -260,7 +265,7 @@ class FalEmulator:
                 self.webhook_sender.segmenting.pause_seconds = float(value) / 1000
             elif key == "webhook_chunked":
                 self.webhook_sender.segmenting.chunked = bool(value)
-            else:
+            elif not self.outcomes.configure(key, value):
                 raise TypeError(f"unknown setting {key!r}")
 
 

@@ -19,12 +19,14 @@ JOB_FAULTS = frozenset(
         "webhook_out_of_order",  # held until another job's webhook went out, then replayed
         "webhook_bad_signature",  # signed with a key that is not in the JWKS
         "webhook_stale_timestamp",  # timestamp `seconds` (600) in the past, validly signed
+        "result_expired",  # the result answers 404 `seconds` (0) after completion
+        "cancel_ignored",  # a cancel is answered 202, but the app runs to its end
     }
 )
 # HTTP faults hit requests of one operation.
 HTTP_FAULTS = frozenset(
     {
-        "http_error",  # answer `status` (500) with a FAL-like error body
+        "http_error",  # answer `status` (500) with a FAL-like error body (or `body`)
         "hang",  # hold the request `seconds` (30) before handling it
         "status_unknown",  # a status answer with `status` (a name FAL may add) and `fields`
     }

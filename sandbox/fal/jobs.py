@@ -161,8 +161,9 @@ class JobRunner:
         if job.state == COMPLETED or task is None:
             return False
         job.cancelled = True
+        # FAL's own SDK ends a cancelled run with 499 ("client closed request").
         job.failure = JobFailure(
-            400, "Request was cancelled", "request_cancelled", "Request was cancelled"
+            499, "Request was cancelled", "request_cancelled", "Request was cancelled"
         )
         task.cancel()
         return True

@@ -8,6 +8,7 @@ and "this input will never work" so callers can decide without parsing messages.
 from __future__ import annotations
 
 import logging
+from enum import Enum
 from typing import Any
 
 import fal_client
@@ -51,15 +52,19 @@ _UNANSWERED = (
 
 
 def _classify(exc: Exception) -> Exception:
+    """FAL's documented errors (fal.md "Errors"): 422 with `detail` a list or a string is the
+    input's fault (`FalRejected`); 5xx infrastructure errors (`X-Fal-Error-Type`) and the
+    edge's 408/409/429 pass (`FalRetryable`); 504 and a lost answer may have queued a job."""
     if isinstance(exc, _UNANSWERED):
         return FalOutcomeUnknown(f"no answer from FAL: {type(exc).__name__}")
     if isinstance(exc, fal_client.client.FalClientHTTPError):
         status = exc.status_code
+        kind = f" {exc.error_type}" if exc.error_type else ""
         if status == 504:
-            return FalOutcomeUnknown("FAL's gateway timed out (504)")
+            return FalOutcomeUnknown(f"FAL's gateway timed out (504{kind})")
         if status in (408, 409, 429) or status >= 500:
-            return FalRetryable(f"FAL answered {status}")
-        return FalRejected(f"FAL answered {status}: {exc.message[:300]}")
+            return FalRetryable(f"FAL answered {status}{kind}")
+        return FalRejected(f"FAL answered {status}{kind}: {_detail(exc.message)}")
     if isinstance(exc, httpx.HTTPStatusError):
         status = exc.response.status_code
         if status in (408, 409, 429) or status >= 500:
@@ -68,7 +73,30 @@ def _classify(exc: Exception) -> Exception:
     return FalRetryable(f"{type(exc).__name__}: {exc}")
 
 
+def _detail(detail: Any) -> str:
+    """FAL's `detail`: a list of `{loc, msg, type}` or (some apps) a plain string."""
+    if isinstance(detail, list):
+        parts = [
+            f"{'.'.join(map(str, item.get('loc', [])))}: {item.get('msg', '')}"
+            if isinstance(item, dict)
+            else str(item)
+            for item in detail
+        ]
+        return "; ".join(parts)[:300]
+    return str(detail)[:300]
+
+
 _ERRORS = (fal_client.client.FalClientError, httpx.HTTPError, TimeoutError, OSError)
+#: A 2xx answer that is not FAL's JSON (HTML from a proxy, an empty body, no request id).
+_UNREADABLE = (ValueError, KeyError, TypeError)
+
+
+class CancelOutcome(Enum):
+    """FAL's documented answers to a cancel (fal.md "Cancel")."""
+
+    REQUESTED = "requested"  # 202 CANCELLATION_REQUESTED (or 200 OK)
+    ALREADY_COMPLETED = "already_completed"  # 400: the job finished before the cancel
+    NOT_FOUND = "not_found"  # 404: FAL does not know the request (any more)
 
 
 class FalGateway:
@@ -99,6 +127,8 @@ class FalGateway:
             )
         except _ERRORS as exc:
             raise _classify(exc) from exc
+        except _UNREADABLE as exc:  # a 2xx we cannot read: FAL may have queued the job
+            raise FalOutcomeUnknown(f"unreadable submit answer from FAL: {exc!r}") from exc
         return str(handle.request_id)
 
     async def run_queued(
@@ -117,10 +147,20 @@ class FalGateway:
             raise FalTimeout(f"{endpoint} did not finish within {limit_seconds:.0f}s") from exc
         except _ERRORS as exc:
             raise _classify(exc) from exc
+        except _UNREADABLE as exc:
+            raise FalRetryable(f"unreadable answer from FAL: {exc!r}") from exc
         return dict(result)
 
-    async def cancel(self, endpoint: str, request_id: str) -> None:
+    async def cancel(self, endpoint: str, request_id: str) -> CancelOutcome:
+        """Ask FAL to cancel; 400 `ALREADY_COMPLETED` and 404 are answers, not errors."""
         try:
             await self._client.cancel(endpoint, request_id)
+        except fal_client.client.FalClientHTTPError as exc:
+            if exc.status_code == 404:
+                return CancelOutcome.NOT_FOUND
+            if exc.status_code == 400 and "ALREADY_COMPLETED" in exc.response.text:
+                return CancelOutcome.ALREADY_COMPLETED
+            raise _classify(exc) from exc
         except _ERRORS as exc:
             raise _classify(exc) from exc
+        return CancelOutcome.REQUESTED

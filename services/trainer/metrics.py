@@ -96,6 +96,12 @@ class TrainerMetrics(KitMetrics):
             ["kind"],
             registry=r,
         )
+        self.cancels = Counter(
+            "aisha_trainer_fal_cancels",
+            "FAL's answers to our cancels: requested (202), already_completed (400), not_found",
+            ["outcome"],
+            registry=r,
+        )
         self.spend_usd = Counter(
             "aisha_trainer_estimated_spend_usd",
             "Estimated FAL spend in US dollars",
