@@ -67,6 +67,19 @@ class UnreadableStatus(fal_client.client.FalClientError):
     the job is polled again later, like after any failed poll."""
 
 
+class RequestGone(Exception):
+    """FAL no longer holds a request it accepted: the result of a completed job answers
+    404/410 (kept 1 h after completion, 6 min when 10 KB or larger — fal.md "Results"), or
+    the status does so `GONE_AFTER_POLLS` polls in a row. The job ends as a failure with
+    this reason (refunded), instead of being polled again for ever."""
+
+
+#: Status 404/410s in a row before a request counts as gone (one may be a new request not
+#: yet visible everywhere at FAL).
+GONE_AFTER_POLLS = 3
+_GONE = (404, 410)
+#: What an unreadable FAL answer raises in fal-client (not JSON, or not a status we know).
+_UNREADABLE = (ValueError, KeyError, TypeError)
 _FAL_ERRORS = (fal_client.client.FalClientError, httpx.HTTPError, TimeoutError, OSError)
 #: FAL's `error_type` for a request that was cancelled. Only our trainer cancels (it holds
 #: the key), and it reports the cancellation itself (`TrainingCancelled`, applied by
@@ -143,7 +156,7 @@ class Poller:
         """A training: progress from its logs while it runs; its outcome applied once."""
         request_id = row["fal_request_id"]
         try:
-            status = await self._status(row["fal_endpoint"], request_id, with_logs=True)
+            status = await self._status(row, with_logs=True)
             if isinstance(status, fal_client.Completed):
                 if status.error_type == CANCELLED_AT_FAL:
                     self.metrics.polls.labels("cancelled").inc()
@@ -151,6 +164,9 @@ class Poller:
                 logs = format_logs(status.logs or [])
                 await self._finish(row, status, self.tracker.finish, logs=logs)
                 return
+        except RequestGone as exc:
+            await self._gone(row, exc, self.tracker.finish)
+            return
         except _FAL_ERRORS as exc:
             self.metrics.polls.labels(
                 "unreadable" if isinstance(exc, UnreadableStatus) else "error"
@@ -184,13 +200,16 @@ class Poller:
         assert self.generations is not None
         request_id = row["fal_request_id"]
         try:
-            status = await self._status(row["fal_endpoint"], request_id, with_logs=False)
+            status = await self._status(row, with_logs=False)
             if isinstance(status, fal_client.Completed):
                 finish = self.generations.finish
                 await self._finish(row, status, finish, error_type=status.error_type)
                 return
             running = isinstance(status, fal_client.InProgress)
             await self.generations.progress(request_id, "IN_PROGRESS" if running else "IN_QUEUE")
+        except RequestGone as exc:
+            await self._gone(row, exc, self.generations.finish)
+            return
         except (*_FAL_ERRORS, ResultsUnavailable) as exc:
             self.metrics.polls.labels(
                 "unreadable" if isinstance(exc, UnreadableStatus) else "error"
@@ -213,14 +232,37 @@ class Poller:
             await finish(request_id, ok=False, payload=None, error=status.error, **extra)
         else:
             await self.budget.take()
-            result = await self.fal.result(row["fal_endpoint"], request_id)
+            try:
+                result = await self.fal.result(row["fal_endpoint"], request_id)
+            except fal_client.client.FalClientHTTPError as exc:
+                if exc.status_code in _GONE:
+                    raise RequestGone(
+                        f"FAL result expired before it was fetched ({exc.status_code})"
+                    ) from exc
+                raise
+            except _UNREADABLE as exc:  # HTML or an empty body where the result should be
+                raise UnreadableStatus(f"unreadable result from FAL: {exc!r}") from exc
             await finish(request_id, ok=True, payload=dict(result), error=None, **extra)
         self.metrics.polls.labels("completed").inc()
 
-    async def _status(self, endpoint: str, request_id: str, *, with_logs: bool) -> Any:
+    async def _gone(
+        self, row: asyncpg.Record, exc: RequestGone, finish: Callable[..., Awaitable[bool]]
+    ) -> None:
+        log.warning("FAL no longer holds %s: %s", row["fal_request_id"], exc)
+        await finish(row["fal_request_id"], ok=False, payload=None, error=str(exc))
+        self.metrics.polls.labels("gone").inc()
+
+    async def _status(self, row: asyncpg.Record, *, with_logs: bool) -> Any:
+        endpoint, request_id = row["fal_endpoint"], row["fal_request_id"]
         try:
             return await self.fal.status(endpoint, request_id, with_logs=with_logs)
-        except (ValueError, KeyError, TypeError) as exc:  # not JSON, or not a status we know
+        except fal_client.client.FalClientHTTPError as exc:
+            if exc.status_code in _GONE and row["poll_count"] >= GONE_AFTER_POLLS:
+                raise RequestGone(
+                    f"FAL no longer knows the request ({exc.status_code} on status)"
+                ) from exc
+            raise
+        except _UNREADABLE as exc:  # not JSON, or not a status we know
             raise UnreadableStatus(f"unreadable status from FAL: {exc!r}") from exc
 
     async def _back_off(self, row: asyncpg.Record, exc: Exception, table: str = "avatars") -> None:

@@ -40,6 +40,9 @@ PRODUCER = "status"
 
 #: The final outcome from the poller, or from a recorded webhook (`$9`, marked processed in
 #: the same statement: a data-modifying CTE always runs, whether the avatar changes or not).
+#: Neither finishes a job the user cancelled (its ledger row `cancelled`, marked before FAL
+#: was asked): a 499, or a run FAL let finish, is not the training's outcome — the
+#: `TrainingCancelled` event is (`on_cancelled`); docs/fal-outcomes.md.
 _FINISH = """
 WITH mark AS (
     UPDATE fal_webhooks SET processed_at = now() WHERE id = $9 AND processed_at IS NULL
@@ -51,6 +54,7 @@ UPDATE avatars SET fal_status = $2, training_progress = CASE WHEN $3 THEN 100
     training_logs = coalesce($8, training_logs)
 WHERE fal_request_id = $1
   AND (training_finished_at IS NULL OR tracked_attempt IS DISTINCT FROM submitted_attempt)
+  AND NOT EXISTS (SELECT 1 FROM fal_submissions WHERE request_id = $1 AND state = 'cancelled')
 RETURNING id, user_id, submitted_attempt, training_type::text AS training_type,
     training_started_at, submitted_at
 """
@@ -85,6 +89,8 @@ fin AS (
         last_status_check = now(), tracked_attempt = submitted_attempt, queue_position = NULL
     WHERE fal_request_id = $1 AND NOT (SELECT yes FROM stored)
       AND (training_finished_at IS NULL OR tracked_attempt IS DISTINCT FROM submitted_attempt)
+      AND NOT EXISTS (SELECT 1 FROM fal_submissions WHERE request_id = $1
+        AND state = 'cancelled')
     RETURNING id, user_id, submitted_attempt, training_type::text AS training_type,
         training_started_at, submitted_at
 ),
@@ -167,7 +173,8 @@ class Tracker:
             )
 
     async def on_cancelled(self, event: TrainingCancelled, delivery: Delivery) -> None:
-        """Stop tracking a cancelled attempt (FAL sends no webhook for a cancelled job)."""
+        """Stop tracking a cancelled attempt (whether FAL sends a webhook for it is
+        undocumented; one that comes finishes nothing, see `_FINISH`)."""
         async with UnitOfWork(self.pool, PRODUCER) as uow:
             if not await uow.claim(CONSUMER, event.event_id):
                 return

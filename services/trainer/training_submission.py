@@ -37,7 +37,13 @@ from services.kit.db import UnitOfWork
 from services.trainer import ledger, training_ledger
 from services.trainer.archive import build_archive
 from services.trainer.config import TrainerConfig
-from services.trainer.fal_gateway import FalGateway, FalOutcomeUnknown, FalRejected, FalRetryable
+from services.trainer.fal_gateway import (
+    CancelOutcome,
+    FalGateway,
+    FalOutcomeUnknown,
+    FalRejected,
+    FalRetryable,
+)
 from services.trainer.metrics import TrainerMetrics
 from services.trainer.presets import TrainingPlan, plan_training
 from services.trainer.spend import spent_last_day
@@ -162,36 +168,67 @@ class TrainingService(Submitter[TrainingRequested]):
             raise FalRejectedSpend(f"daily spend {spent} reached")
 
     async def on_cancel(self, event: TrainingCancelRequested, delivery: Delivery) -> None:
-        """Cancel at FAL if submitted; an unsubmitted attempt is simply marked cancelled."""
+        """Cancel at FAL if submitted; an unsubmitted attempt is simply marked cancelled.
+
+        The ledger row is marked `cancelled` *before* FAL is asked, so whatever FAL does next
+        (ends the run as 499, or lets it finish; with a webhook or without) the status
+        service takes no outcome of this job as the training's (`training_tracking.py`).
+        FAL's answers (docs/fal-outcomes.md): 202 and 404 cancel; 400 `ALREADY_COMPLETED`
+        means the job finished first, so its outcome stands and nothing is cancelled."""
         key = idempotency_key(event.avatar_id, event.attempt)
         row = await self.pool.fetchrow(
             "SELECT state, request_id, endpoint FROM fal_submissions WHERE idempotency_key = $1",
             key,
         )
-        if row is not None and row["state"] == "submitted":
-            try:
-                await self.fal.cancel(row["endpoint"], row["request_id"])
-            except FalRejected as exc:
-                log.info("FAL refused cancel (job probably finished): %s", exc)
-        async with UnitOfWork(self.pool, "trainer") as uow:
+        request_id = row["request_id"] if row is not None else None
+        before = row["state"] if row is not None else None
+        await self.pool.execute(
             # Without a ledger row the request has not been handled yet: leave a cancelled
             # row so that, when it is, it is not submitted.
-            await uow.conn.execute(
-                "INSERT INTO fal_submissions (kind, subject_id, attempt, idempotency_key,"
-                " endpoint, state) VALUES ('training', $2, $3, $1, '', 'cancelled')"
-                " ON CONFLICT (idempotency_key) DO UPDATE SET state = 'cancelled',"
-                " updated_at = clock_timestamp()"
-                " WHERE fal_submissions.state IN ('preparing', 'submitting', 'submitted')",
-                key,
-                event.avatar_id,
-                event.attempt,
-            )
-            uow.publish(
-                TrainingCancelled(
-                    **_about(event, "training.cancelled"),
-                    request_id=row["request_id"] if row else None,
+            "INSERT INTO fal_submissions (kind, subject_id, attempt, idempotency_key,"
+            " endpoint, state) VALUES ('training', $2, $3, $1, '', 'cancelled')"
+            " ON CONFLICT (idempotency_key) DO UPDATE SET state = 'cancelled',"
+            " updated_at = clock_timestamp()"
+            " WHERE fal_submissions.state IN ('preparing', 'submitting', 'submitted')",
+            key,
+            event.avatar_id,
+            event.attempt,
+        )
+        if request_id is not None and before in ("submitted", "cancelled"):
+            assert row is not None
+            if await self._cancel_at_fal(row["endpoint"], request_id, delivery) is (
+                CancelOutcome.ALREADY_COMPLETED
+            ):
+                await self.pool.execute(
+                    "UPDATE fal_submissions SET state = 'submitted',"
+                    " updated_at = clock_timestamp()"
+                    " WHERE idempotency_key = $1 AND state = 'cancelled'",
+                    key,
                 )
+                log.info("cancel came after FAL completed the job; its outcome stands")
+                return
+        async with UnitOfWork(self.pool, "trainer") as uow:
+            uow.publish(
+                TrainingCancelled(**_about(event, "training.cancelled"), request_id=request_id)
             )
+
+    async def _cancel_at_fal(
+        self, endpoint: str, request_id: str, delivery: Delivery
+    ) -> CancelOutcome | None:
+        """FAL's answer to the cancel; None when FAL refused it or kept failing (the user's
+        cancel stands on our side either way: its outcome is not taken)."""
+        try:
+            outcome = await self.fal.cancel(endpoint, request_id)
+        except FalRejected as exc:
+            log.info("FAL refused cancel: %s", exc)
+            return None
+        except FalRetryable as exc:
+            if not delivery.last:
+                raise
+            log.warning("FAL did not answer the cancel; cancelled on our side only: %s", exc)
+            return None
+        self.metrics.cancels.labels(outcome.value).inc()
+        return outcome
 
     # What `Submitter` needs to know about a training.
 
