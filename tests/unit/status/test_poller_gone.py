@@ -16,6 +16,7 @@ import fal_client
 import pytest
 
 from sandbox.fal import FalEmulator
+from sandbox.fal.images import training_archive
 from services.kit.db import create_pool
 from services.status.metrics import StatusMetrics
 from services.status.poller import Poller, TokenBucket
@@ -55,8 +56,6 @@ def polls(metrics: StatusMetrics, outcome: str) -> float:
 async def test_an_expired_result_fails_the_job_and_html_is_a_failed_poll(
     emu: FalEmulator, db_url: str, fault: str, params: dict[str, Any], finished: bool
 ) -> None:
-    from sandbox.fal.images import training_archive
-
     fal = fal_client.AsyncClient()
     archive = emu.put_file(training_archive(2), "application/zip", "a.zip")
     emu.add_fault(fault, times=1, **params)
@@ -95,7 +94,8 @@ async def test_an_expired_result_fails_the_job_and_html_is_a_failed_poll(
         if finished:
             assert polls(metrics, "gone") == 1
             [call] = tracker.calls
-            assert call["ok"] is False and "expired" in call["error"]
+            assert call["ok"] is False
+            assert "expired" in call["error"]
         else:
             assert polls(metrics, "unreadable") == 1
             assert tracker.calls == []
