@@ -22,6 +22,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-rate-limits", action="store_true", help="disable flood control")
     parser.add_argument("--callback-timeout", type=float, default=15.0)
     parser.add_argument(
+        "--no-not-modified",
+        action="store_true",
+        help='an edit that changes nothing succeeds instead of 400 "message is not modified"',
+    )
+    parser.add_argument(
         "--pre-checkout-timeout", type=float, default=10.0, help="answerPreCheckoutQuery deadline"
     )
     return parser
@@ -32,6 +37,7 @@ async def _run(args: argparse.Namespace) -> None:
         enabled=not args.no_rate_limits,
         callback_timeout=args.callback_timeout,
         pre_checkout_timeout=args.pre_checkout_timeout,
+        not_modified=not args.no_not_modified,
     )
     emulator = TelegramEmulator(
         token=None if args.token_any else args.token,

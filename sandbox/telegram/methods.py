@@ -88,7 +88,8 @@ def _apply_edit(call: Call, record: MessageRecord, new: Json) -> Json:
     if markup:
         new["reply_markup"] = markup
     keys = ("text", "entities", "caption", "caption_entities", "reply_markup")
-    if all(new.get(k) == record.message.get(k) for k in keys):
+    unchanged = all(new.get(k) == record.message.get(k) for k in keys)
+    if unchanged and call.world.limits.not_modified:
         raise bad_request(NOT_MODIFIED, "not_modified")
     if call.world.limits.limit_edits:
         call.world.rate.acquire(new["chat"]["id"])

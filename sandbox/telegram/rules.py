@@ -140,6 +140,9 @@ class Limits:
     callback_timeout: float = 15.0
     limit_edits: bool = True
     pre_checkout_timeout: float = 10.0
+    #: Whether an edit that changes nothing answers 400 "message is not modified" (what
+    #: Telegram is widely seen to do; the Bot API page does not list it): off, it succeeds.
+    not_modified: bool = True
 
 
 @dataclass(slots=True)

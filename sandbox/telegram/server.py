@@ -303,7 +303,7 @@ class TelegramEmulator:
             setattr(
                 self.world.limits,
                 key,
-                bool(value) if key in ("enabled", "limit_edits") else float(value),
+                bool(value) if key in ("enabled", "limit_edits", "not_modified") else float(value),
             )
         self.world.rate.reset()
 
