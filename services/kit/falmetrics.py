@@ -22,7 +22,8 @@ CDN = "cdn"
 
 
 def fal_outcome(exc: BaseException) -> str:
-    """ok / client_error / rate_limited / server_error / timeout / network_error / error."""
+    """ok / client_error / rate_limited / server_error / timeout / network_error /
+    unreadable (a 2xx that is not FAL's JSON: HTML, an empty body, a missing field) / error."""
     status: int | None = None
     if isinstance(exc, fal_client.client.FalClientHTTPError):
         status = exc.status_code
@@ -38,6 +39,8 @@ def fal_outcome(exc: BaseException) -> str:
         return "timeout"
     if isinstance(exc, httpx.HTTPError | OSError):
         return "network_error"
+    if isinstance(exc, ValueError | KeyError | TypeError):
+        return "unreadable"
     return "error"
 
 
