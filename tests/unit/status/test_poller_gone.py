@@ -7,7 +7,6 @@ the FAL emulator, real PostgreSQL; the tracker is a recorder (its SQL is tested 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,7 +18,7 @@ from sandbox.fal import FalEmulator
 from sandbox.fal.images import training_archive
 from services.kit.db import create_pool
 from services.status.metrics import StatusMetrics
-from services.status.poller import Poller, TokenBucket
+from tests.unit.status.pollkit import insert_training, make_poller, polls
 
 APP = "fal-ai/flux-lora-fast-training"
 
@@ -39,11 +38,6 @@ class Finishes:
     async def finish(self, request_id: str, **kwargs: Any) -> bool:
         self.calls.append({"request_id": request_id, **kwargs})
         return True
-
-
-def polls(metrics: StatusMetrics, outcome: str) -> float:
-    value = metrics.registry.get_sample_value("aisha_status_polls_total", {"outcome": outcome})
-    return value or 0.0
 
 
 @pytest.mark.parametrize(
@@ -66,29 +60,9 @@ async def test_an_expired_result_fails_the_job_and_html_is_a_failed_poll(
     pool = await create_pool(db_url, "aisha_status", max_size=2)
     admin = await asyncpg.connect(db_url)
     try:
-        user_id, avatar_id = uuid.uuid4().int % 10**12, uuid.uuid4()
-        await admin.execute("INSERT INTO users (id, first_name) VALUES ($1, 'U')", user_id)
-        await admin.execute(
-            "INSERT INTO avatars (id, user_id, name, gender, status, training_type, trigger_word,"
-            " training_attempt, fal_request_id, fal_endpoint, submitted_attempt, submitted_at,"
-            " tracked_attempt, fal_status, next_poll_at) VALUES ($1, $2, 'U', 'female',"
-            " 'training', 'style', 'ohwx', 1, $3, $4, 1, now(), 1, 'IN_PROGRESS', now())",
-            avatar_id,
-            user_id,
-            handle.request_id,
-            APP,
-        )
+        await insert_training(admin, handle.request_id, APP, "IN_PROGRESS")
         metrics, tracker = StatusMetrics(), Finishes()
-        poller = Poller(
-            pool=pool,
-            fal=fal,
-            tracker=tracker,  # type: ignore[arg-type]
-            webhooks=None,  # type: ignore[arg-type]
-            metrics=metrics,
-            interval=5.0,
-            batch=10,
-            budget=TokenBucket(100.0),
-        )
+        poller = make_poller(pool, fal, tracker, metrics)
         assert await poller.poll_once() == 1  # returns instead of raising
         assert job.failure is None, job.failure
         if finished:

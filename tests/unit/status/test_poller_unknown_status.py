@@ -6,7 +6,6 @@ to a known status are simply read. Real fal-client, the FAL emulator, real Postg
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 from sandbox.fal import FalEmulator
 from services.kit.db import create_pool
 from services.status.metrics import StatusMetrics
-from services.status.poller import Poller, TokenBucket
+from tests.unit.status.pollkit import insert_training, make_poller, polls
 
 APP = "fal-ai/flux-lora-fast-training"
 
@@ -40,11 +39,6 @@ class Progress:
         self.reports.append((request_id, *args))
 
 
-def polls(metrics: StatusMetrics, outcome: str) -> float:
-    value = metrics.registry.get_sample_value("aisha_status_polls_total", {"outcome": outcome})
-    return value or 0.0
-
-
 @pytest.mark.parametrize(
     ("status", "fields", "outcome"),
     [
@@ -62,29 +56,9 @@ async def test_an_unreadable_status_is_a_failed_poll_not_a_crash(
     pool = await create_pool(db_url, "aisha_status", max_size=2)
     admin = await asyncpg.connect(db_url)
     try:
-        user_id, avatar_id = uuid.uuid4().int % 10**12, uuid.uuid4()
-        await admin.execute("INSERT INTO users (id, first_name) VALUES ($1, 'U')", user_id)
-        await admin.execute(
-            "INSERT INTO avatars (id, user_id, name, gender, status, training_type, trigger_word,"
-            " training_attempt, fal_request_id, fal_endpoint, submitted_attempt, submitted_at,"
-            " tracked_attempt, fal_status, next_poll_at) VALUES ($1, $2, 'U', 'female',"
-            " 'training', 'style', 'ohwx', 1, $3, $4, 1, now(), 1, 'IN_QUEUE', now())",
-            avatar_id,
-            user_id,
-            handle.request_id,
-            APP,
-        )
+        avatar_id = await insert_training(admin, handle.request_id, APP, "IN_QUEUE")
         metrics, tracker = StatusMetrics(), Progress()
-        poller = Poller(
-            pool=pool,
-            fal=fal,
-            tracker=tracker,  # type: ignore[arg-type]
-            webhooks=None,  # type: ignore[arg-type]
-            metrics=metrics,
-            interval=5.0,
-            batch=10,
-            budget=TokenBucket(100.0),
-        )
+        poller = make_poller(pool, fal, tracker, metrics)
         assert await poller.poll_once() == 1  # returns instead of raising
         assert polls(metrics, outcome) == 1
         assert polls(metrics, "error") == 0
