@@ -24,6 +24,7 @@ import fal_client
 import httpx
 
 from services.kit.db import DB_ERRORS
+from services.kit.falmetrics import read_status
 from services.kit.logs import log_context
 from services.kit.waiting import pause
 from services.status.generation_tracking import GenerationTracker
@@ -143,13 +144,13 @@ class Poller:
         """A training: progress from its logs while it runs; its outcome applied once."""
         request_id = row["fal_request_id"]
         try:
-            status = await self._status(row["fal_endpoint"], request_id, with_logs=True)
+            status, body = await self._status(row["fal_endpoint"], request_id, with_logs=True)
             if isinstance(status, fal_client.Completed):
                 if status.error_type == CANCELLED_AT_FAL:
                     self.metrics.polls.labels("cancelled").inc()
                     return  # polled again later, until `on_cancelled` finishes the attempt
                 logs = format_logs(status.logs or [])
-                await self._finish(row, status, self.tracker.finish, logs=logs)
+                await self._finish(row, status, body, self.tracker.finish, logs=logs)
                 return
         except _FAL_ERRORS as exc:
             self.metrics.polls.labels(
@@ -164,7 +165,7 @@ class Poller:
                 0,
                 status.position,
                 None,
-                {"queue_position": status.position},
+                {"status": body},
             )
         elif isinstance(status, fal_client.InProgress):
             entries = status.logs or []
@@ -175,7 +176,7 @@ class Poller:
                 pct,
                 None,
                 format_logs(entries),
-                {"status": "IN_PROGRESS"},
+                {"status": body},
             )
         self.metrics.polls.labels("ok").inc()
 
@@ -184,10 +185,10 @@ class Poller:
         assert self.generations is not None
         request_id = row["fal_request_id"]
         try:
-            status = await self._status(row["fal_endpoint"], request_id, with_logs=False)
+            status, body = await self._status(row["fal_endpoint"], request_id, with_logs=False)
             if isinstance(status, fal_client.Completed):
                 finish = self.generations.finish
-                await self._finish(row, status, finish, error_type=status.error_type)
+                await self._finish(row, status, body, finish, error_type=status.error_type)
                 return
             running = isinstance(status, fal_client.InProgress)
             await self.generations.progress(request_id, "IN_PROGRESS" if running else "IN_QUEUE")
@@ -203,23 +204,35 @@ class Poller:
         self,
         row: asyncpg.Record,
         status: fal_client.Completed,
+        body: dict[str, Any],
         finish: Callable[..., Awaitable[bool]],
         **extra: Any,
     ) -> None:
         """A completed job, either kind: FAL's error, or its result (a FAL request too, so
-        it waits for the budget), applied by the tracker's `finish` like a webhook's."""
+        it waits for the budget), applied by the tracker's `finish` like a webhook's. What
+        is stored as FAL's answer is both, whole: `{"status": <status>, "result": <result>}`
+        (`status` alone for a failure, whose result FAL refuses to serve)."""
         request_id = row["fal_request_id"]
         if status.error:
-            await finish(request_id, ok=False, payload=None, error=status.error, **extra)
+            response = {"status": body}
+            await finish(
+                request_id, ok=False, payload=None, error=status.error, response=response, **extra
+            )
         else:
             await self.budget.take()
-            result = await self.fal.result(row["fal_endpoint"], request_id)
-            await finish(request_id, ok=True, payload=dict(result), error=None, **extra)
+            result = dict(await self.fal.result(row["fal_endpoint"], request_id))
+            response = {"status": body, "result": result}
+            await finish(
+                request_id, ok=True, payload=result, error=None, response=response, **extra
+            )
         self.metrics.polls.labels("completed").inc()
 
-    async def _status(self, endpoint: str, request_id: str, *, with_logs: bool) -> Any:
+    async def _status(
+        self, endpoint: str, request_id: str, *, with_logs: bool
+    ) -> tuple[fal_client.Status, dict[str, Any]]:
+        """fal-client's reading of the status, and FAL's whole answer (`read_status`)."""
         try:
-            return await self.fal.status(endpoint, request_id, with_logs=with_logs)
+            return await read_status(self.fal, endpoint, request_id, with_logs=with_logs)
         except (ValueError, KeyError, TypeError) as exc:  # not JSON, or not a status we know
             raise UnreadableStatus(f"unreadable status from FAL: {exc!r}") from exc
 
