@@ -7,8 +7,8 @@ training still running, so the trainer stops paying for a model nobody will see.
 the commit are the stored files removed: training photos, generated images, our copy of
 each trained LoRA and its config (`kit.loras`; FAL's own copies expire at the lifetime we
 gave them) and the reference pictures of photo to prompt. A reference has no row; it is
-found through the user's `DescribeRequested` still in the outbox (published rows are kept 24 h, and a
-reference older than an hour is deleted by the retention sweep anyway). A crash between
+found through the user's `DescribeRequested` still in the outbox (published rows are kept
+24 h, and a reference older than an hour is deleted by the retention sweep anyway). A crash between
 the two steps leaves nothing but orphan objects that no row points to;
 `retention.RetentionSweeper` removes those. Running it again is harmless: there is nothing
 left to find, and missing objects are skipped.
