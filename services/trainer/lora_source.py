@@ -63,9 +63,9 @@ class LoraSource:
         if not key:
             log.warning("FAL's LoRA looks gone and no copy of ours exists", extra={"url": fal_url})
             return fal_url  # FAL refuses it (422), and the user is told the generation failed
-        return await self._reupload(avatar_id, key, now)
+        return await self._reupload(avatar_id, key)
 
-    async def _reupload(self, avatar_id: object, key: str, now: object) -> str:
+    async def _reupload(self, avatar_id: object, key: str) -> str:
         try:
             found = await self.store.get(key)
         except ObjectNotFoundError:
