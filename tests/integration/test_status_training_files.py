@@ -108,7 +108,8 @@ async def test_a_webhook_only_training_gets_its_logs_and_our_lora_copy(
         assert row["lora_object_key"] == weights
         lora_at_fal = emu.storage.by_url(body["payload"]["diffusers_lora_file"]["url"])
         config_at_fal = emu.storage.by_url(body["payload"]["config_file"]["url"])
-        assert lora_at_fal is not None and config_at_fal is not None
+        assert lora_at_fal is not None
+        assert config_at_fal is not None
         assert (await bucket.get(weights)).data == lora_at_fal.data
         assert (await bucket.get(loras.config_name(weights))).data == config_at_fal.data
         assert kept(metrics, "logs", "ok") == 1

@@ -47,7 +47,8 @@ async def test_an_upload_lives_as_long_as_its_lifecycle_asked(
     waited = await gone_within(http, short, 5.0)
     assert waited <= 3600 * SCALE + 1.0
     stored = fal_emu.storage.get(short.rpartition("/files/")[2])
-    assert stored is not None and stored.data == b""  # the bytes are gone, not hidden
+    assert stored is not None
+    assert stored.data == b""
     # No lifecycle: the assumed default (7 days nominal: 60 s here), still served.
     assert Storage.DEFAULT_UPLOAD_LIFETIME == 7 * 86400
     assert (await http.get(default)).status_code == 200
@@ -71,7 +72,8 @@ async def test_a_jobs_outputs_live_as_long_as_the_submit_asked(
         "expiration_duration_seconds": 3600
     }
     job = fal_emu.job(handle.request_id)
-    assert job is not None and job.output_lifetime == 3600
+    assert job is not None
+    assert job.output_lifetime == 3600
     await gone_within(http, lora, 5.0)
     await gone_within(http, result["config_file"]["url"], 1.0)
 
@@ -83,8 +85,10 @@ async def test_outputs_without_a_lifetime_get_the_default(
     handle = await fal.submit(FAST, {"images_data_url": archive, "steps": 100})
     result = await asyncio.wait_for(handle.get(), 20)
     job = fal_emu.job(handle.request_id)
-    assert job is not None and job.output_lifetime is None
+    assert job is not None
+    assert job.output_lifetime is None
     stored = fal_emu.storage.by_url(result["diffusers_lora_file"]["url"])
-    assert stored is not None and stored.expires_at is not None
+    assert stored is not None
+    assert stored.expires_at is not None
     left = stored.expires_at - time.time()
     assert 0 < left <= fal_emu.apps.settings.result_ttl_seconds  # clock and lifetime scale 1
