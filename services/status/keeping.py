@@ -56,15 +56,16 @@ UPDATE avatars a SET poll_count = a.poll_count + 1,
     next_poll_at = now() + make_interval(secs => $2 * 2 ^ least(a.poll_count, 8))
 FROM due WHERE a.id = due.id
 RETURNING a.id, a.fal_request_id, a.fal_endpoint, a.tracked_attempt,
-    a.training_logs IS NULL
+    a.training_logs IS NULL AND a.fal_request_id IS NOT NULL AND a.fal_endpoint IS NOT NULL
         AND a.training_finished_at > now() - make_interval(secs => $4) AS wants_logs,
-    a.fal_status = 'COMPLETED' AND a.lora_object_key IS NULL AS wants_lora,
+    a.fal_status = 'COMPLETED' AND a.lora_object_key IS NULL
+        AND a.diffusers_lora_file_url IS NOT NULL AS wants_lora,
     a.diffusers_lora_file_url, a.config_file_url
 """
 _KEEP = """
 UPDATE avatars SET training_logs = coalesce(training_logs, $3),
     lora_object_key = coalesce($4, lora_object_key)
-WHERE id = $1 AND tracked_attempt = $2
+WHERE id = $1 AND tracked_attempt IS NOT DISTINCT FROM $2
 """
 
 
@@ -123,7 +124,7 @@ class TrainingFiles:
 
     async def _copy(self, row: asyncpg.Record) -> str | None:
         """Our copy of the LoRA and its config; the weights' name, or None when not copied."""
-        weights = loras.weights_name(str(row["id"]), row["tracked_attempt"])
+        weights = loras.weights_name(str(row["id"]), row["tracked_attempt"] or 0)
         try:
             await self.store.copy(row["diffusers_lora_file_url"], weights)
             if row["config_file_url"]:
