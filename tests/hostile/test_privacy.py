@@ -1,5 +1,5 @@
-"""`/delete_me`: everything of the user goes (rows in one transaction, then files, FSM state
-state, photo-to-prompt reference pictures, published event copies in the
+"""`/delete_me`: everything of the user goes (rows in one transaction, then files — our LoRA
+copies among them —, FSM state, photo-to-prompt reference pictures, published event copies in the
 outbox), a running training is cancelled first, nobody else is touched, financial records
 stay; the erasure is idempotent, and a crash between rows and files leaves only orphans that
 the retention sweep removes."""
@@ -79,7 +79,9 @@ async def kv_has(js: JetStreamContext, bucket: str, key: str) -> bool:
 
 
 def seeded_files(seeded: Seeded) -> set[str]:
-    return {*seeded.photo_objects, *seeded.image_objects}
+    """Every file of the user we hold: photos, generated images, our LoRA copy + config."""
+    assert len(seeded.lora_objects) == 2
+    return {*seeded.photo_objects, *seeded.image_objects, *seeded.lora_objects}
 
 
 async def all_files(js: JetStreamContext) -> set[str]:
@@ -145,7 +147,8 @@ async def test_a_crash_between_rows_and_files_leaves_only_orphans_the_sweep_remo
         privacy = PrivacyService(bot_pool, photos, images)
         erased = await privacy.erase_rows(mine.user_id)  # ... and the process dies here
         assert erased.cancelled == 1
-        assert set(erased.photo_objects) | set(erased.image_objects) == seeded_files(mine)
+        named = {*erased.photo_objects, *erased.image_objects, *erased.lora_objects}
+        assert named == seeded_files(mine)
         assert all(rows == [] for rows in (await user_rows(pool, mine.user_id)).values())
         assert seeded_files(mine) <= await all_files(js)  # orphans now
         sweeper = RetentionSweeper(bot_pool, photos, images, retention_hours=24, interval=60)
