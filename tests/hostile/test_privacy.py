@@ -344,3 +344,27 @@ async def test_after_delete_me_the_user_starts_over_at_once_in_their_new_languag
     emu.users.send_text(uid, "Again")
     await reply(emu, uid, after=mark, button="gender:")
     assert await pool.fetchval("SELECT language FROM users WHERE id = $1", uid) == "en"
+
+
+async def test_deleting_an_avatar_removes_our_copy_of_its_lora(
+    emu: TelegramEmulator, pool: asyncpg.Pool, js: JetStreamContext
+) -> None:
+    """The avatar's row goes, then its photos and our LoRA copy (weights and config); the
+    user's other files stay."""
+    uid = await new_user(emu, "Lora", "en")
+    mine = await seed_user_data(pool, js, uid)
+    assert set(mine.lora_objects) <= await all_files(js)
+    menu = await reply(emu, uid, button="menu:avatars")
+    await press(emu, uid, menu, "menu:avatars")
+    listing = await reply(emu, uid, button="avatar:view")
+    await emu.press_button(uid, listing["message_id"], f"avatar:view:{mine.avatar_id.hex}")
+    details = await reply(emu, uid, "Status:", button="avatar:delete")
+    mark = last_id(emu, uid)
+    await press(emu, uid, details, "avatar:delete")
+    confirm = await reply(emu, uid, after=mark, button="avatar:delete_yes")
+    await press(emu, uid, confirm, "avatar:delete_yes")
+    await reply(emu, uid, "deleted", after=mark)
+    files = await all_files(js)
+    assert not {*mine.lora_objects, *mine.photo_objects} & files
+    assert set(mine.image_objects) <= files  # the gallery is not the avatar's
+    assert await pool.fetchval("SELECT count(*) FROM avatars WHERE id = $1", mine.avatar_id) == 0
