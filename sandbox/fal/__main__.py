@@ -24,6 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--min-training-images", type=int, default=10)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--time-scale", type=float, default=1.0)
+    parser.add_argument(
+        "--lifetime-scale", type=float, default=1.0, help="multiplies every file lifetime"
+    )
     parser.add_argument("--fal-key", default="sandbox-key-id:sandbox-key-secret")
     parser.add_argument("--state-dir", type=Path, default=None)
     wire = Segmenting.from_env()  # FAL_EMU_WEBHOOK_SEGMENT_BYTES / _PAUSE_MS / _CHUNKED
@@ -43,6 +46,7 @@ async def _main(args: argparse.Namespace) -> None:
         min_training_images=args.min_training_images,
         concurrency=args.concurrency,
         time_scale=args.time_scale,
+        lifetime_scale=args.lifetime_scale,
         fal_key=args.fal_key,
         webhook_segmenting=Segmenting(
             args.webhook_segment_bytes, args.webhook_segment_pause_ms / 1000, args.webhook_chunked

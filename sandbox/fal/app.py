@@ -108,7 +108,13 @@ class Dispatcher:
         if self.ctx.validate_at_submit and (problems := validate(app_id, arguments)):
             return error(422, problems)
         faults = self.ctx.faults.for_job(app_id, arguments)
-        job = Job(app_id, arguments, request.query.get("fal_webhook"), faults)
+        job = Job(
+            app_id,
+            arguments,
+            request.query.get("fal_webhook"),
+            faults,
+            output_lifetime=cdn.requested_lifetime(request),
+        )
         self.ctx.runner.submit(job)
         return web.json_response(
             {

@@ -71,15 +71,27 @@ def _file_name(request: web.Request) -> str:
     return "upload" + (mimetypes.guess_extension(content_type) or ".bin")
 
 
-def _ttl(request: web.Request) -> float | None:
-    raw = request.headers.get("X-Fal-Object-Lifecycle")
-    if not raw:
-        return None
-    try:
-        seconds = json.loads(raw).get("expiration_duration_seconds")
-    except (ValueError, AttributeError):
-        return None
-    return float(seconds) if isinstance(seconds, int | float) else None
+def requested_lifetime(request: web.Request) -> float | None:
+    """The lifetime a request asks for its files (seconds), None when it asks for none.
+
+    fal-client sends `X-Fal-Object-Lifecycle` on CDN uploads and
+    `X-Fal-Object-Lifecycle-Preference` elsewhere (both on its storage path); FAL documents
+    the latter on queue submits for the request's outputs."""
+    for header in ("X-Fal-Object-Lifecycle", "X-Fal-Object-Lifecycle-Preference"):
+        raw = request.headers.get(header)
+        if not raw:
+            continue
+        try:
+            seconds = json.loads(raw).get("expiration_duration_seconds")
+        except (ValueError, AttributeError):
+            return None
+        if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds > 0:
+            return float(seconds)
+    return None
+
+
+def _ttl(ctx: Context, request: web.Request) -> float:
+    return ctx.storage.lifetime(requested_lifetime(request))
 
 
 async def token(ctx: Context, request: web.Request, body: bytes) -> web.StreamResponse:
@@ -100,7 +112,7 @@ async def upload(ctx: Context, request: web.Request, body: bytes) -> web.StreamR
     if not _bearer_ok(ctx, request):
         return _unauthorized()
     content_type = request.headers.get("Content-Type", "application/octet-stream")
-    stored = ctx.storage.put(body, content_type, _file_name(request), ttl=_ttl(request))
+    stored = ctx.storage.put(body, content_type, _file_name(request), ttl=_ttl(ctx, request))
     return web.json_response({"access_url": stored.url, **stored.describe()})
 
 

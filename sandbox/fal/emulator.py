@@ -42,6 +42,7 @@ class FalEmulator:
         concurrency: int = 2,
         time_scale: float = 1.0,
         result_ttl_seconds: float = 3600.0,
+        lifetime_scale: float = 1.0,
         webhook_retries: int = 10,
         webhook_backoff_seconds: float = 7.0,
         webhook_timeout_seconds: float = 15.0,
@@ -62,7 +63,7 @@ class FalEmulator:
         self._state_dir = state_dir
         self._own_dir: Path | None = None
         self.clock = Clock(time_scale)
-        self.storage = Storage()
+        self.storage = Storage(lifetime_scale)
         self.faults = FaultBook()
         self.recorder = Recorder()
         self.apps = Apps(
@@ -245,6 +246,7 @@ class FalEmulator:
             "generation_seconds": s.generation_seconds,
             "min_training_images": s.min_training_images,
             "result_ttl_seconds": s.result_ttl_seconds,
+            "lifetime_scale": self.storage.lifetime_scale,
             "time_scale": self.clock.time_scale,
             **self.webhook_sender.segmenting.as_dict(),
             **self.outcomes.as_dict(),
@@ -257,6 +259,8 @@ class FalEmulator:
                 self.clock.time_scale = float(value)
             elif key in ("training_seconds", "generation_seconds", "result_ttl_seconds"):
                 setattr(self.apps.settings, key, float(value))
+            elif key == "lifetime_scale":
+                self.storage.lifetime_scale = float(value)
             elif key == "min_training_images":
                 self.apps.settings.min_training_images = int(value)
             elif key == "webhook_segment_bytes":

@@ -136,9 +136,14 @@ class Apps:
         return await self._caption(job)
 
     def _ttl(self, job: Job) -> tuple[float, int]:
+        """Output files live as long as the submit asked (header), else the assumed default
+        `result_ttl_seconds` (clock-scaled); both times the storage's `lifetime_scale`."""
         rule = job.faults.get("url_expiry")
         if rule is None:
-            return self._clock.seconds(self.settings.result_ttl_seconds), 404
+            if job.output_lifetime is not None:
+                return self._storage.lifetime(job.output_lifetime), 404
+            default = self._clock.seconds(self.settings.result_ttl_seconds)
+            return default * self._storage.lifetime_scale, 404
         return self._clock.seconds(float(rule.param("seconds", 1.0))), int(
             rule.param("status", 404)
         )

@@ -60,6 +60,8 @@ class Job:
     arguments: dict[str, Any]
     webhook_url: str | None = None
     faults: dict[str, FaultRule] = field(default_factory=dict)
+    #: The lifetime the submit asked for its output files (seconds), None: not asked.
+    output_lifetime: float | None = None
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     seq: int = field(default_factory=lambda: next(_SEQ))
     state: str = IN_QUEUE

@@ -1,4 +1,11 @@
-"""In-memory CDN: uploaded archives, trained LoRAs and generated images, with expiry."""
+"""In-memory CDN: uploaded archives, trained LoRAs and generated images, with expiry.
+
+Every file gets a lifetime: the one its upload or its request asked for
+(`X-Fal-Object-Lifecycle[-Preference]: {"expiration_duration_seconds": N}`, documented), or
+a default when none was asked for (assumed, see README). `lifetime_scale` multiplies every
+lifetime, so tests can watch a "7 days" file die in seconds. An expired file is really
+deleted: its bytes are dropped and its URL answers 404 (or the status a fault chose).
+"""
 
 from __future__ import annotations
 
@@ -50,7 +57,12 @@ class _Multipart:
 class Storage:
     """Objects keyed by `<animal>/<token>_<name>`, served at `https://v3.fal.media/files/<key>`."""
 
-    def __init__(self) -> None:
+    #: Assumed: an upload that asks for no lifetime is kept 7 days (FAL's older FAQ: "at
+    #: least 7 days"); FAL's current docs give no default.
+    DEFAULT_UPLOAD_LIFETIME = 7 * 86400.0
+
+    def __init__(self, lifetime_scale: float = 1.0) -> None:
+        self.lifetime_scale = lifetime_scale
         self._files: dict[str, StoredFile] = {}
         self._multipart: dict[str, _Multipart] = {}
         self._tokens: dict[str, float] = {}
@@ -93,8 +105,20 @@ class Storage:
         self._files[stored.key] = stored
         return stored
 
+    def lifetime(self, requested: float | None) -> float:
+        """A file's lifetime in real seconds: the one requested (or the default), scaled."""
+        nominal = self.DEFAULT_UPLOAD_LIFETIME if requested is None else requested
+        return nominal * self.lifetime_scale
+
     def get(self, key: str) -> StoredFile | None:
-        return self._files.get(unquote(key))
+        """The object (an expired one is deleted on the spot: a tombstone without bytes)."""
+        found = self._files.get(unquote(key))
+        if found is not None and found.expires_at is not None and found.expires_at <= time.time():
+            found.data = b""
+        return found
+
+    def alive(self, url: str) -> bool:
+        return self.by_url(url) is not None
 
     def by_url(self, url: str) -> StoredFile | None:
         """The stored object behind an emulator CDN URL (None for any other URL)."""

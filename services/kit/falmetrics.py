@@ -86,3 +86,35 @@ class ObservedFalClient(fal_client.AsyncClient):
 
     async def upload(self, *args: Any, **kwargs: Any) -> str:
         return await self._observe(CDN, "upload", super().upload(*args, **kwargs))
+
+
+async def read_status(
+    client: fal_client.AsyncClient, application: str, request_id: str, *, with_logs: bool
+) -> tuple[fal_client.Status, dict[str, Any]]:
+    """A job's status as fal-client reads it, and the whole answer FAL sent.
+
+    fal-client's `status()` keeps only what its dataclasses name (`logs`, `metrics`,
+    `error`, `error_type`; not `request_id`, the URLs, or any field FAL adds), and
+    `fal_response_data` must hold FAL's answer, not our selection of it. The same request
+    (`GET .../status?logs=`, fal-client's retries and error mapping), kept whole; counted
+    like `status()` by an `ObservedFalClient`. Raises what `status()` raises.
+    """
+
+    async def call() -> tuple[fal_client.Status, dict[str, Any]]:
+        handle = await client.get_handle(application, request_id)
+        response = await fal_client.client._async_maybe_retry_request(
+            handle.client,
+            "GET",
+            handle.status_url,
+            params={"logs": with_logs},
+            timeout=fal_client.client.QUEUE_POLL_TIMEOUT,
+        )
+        fal_client.client._raise_for_status(response)
+        body = response.json()
+        if not isinstance(body, dict):
+            raise TypeError(f"status is not an object: {type(body).__name__}")
+        return handle._parse_status(body), body
+
+    if isinstance(client, ObservedFalClient):
+        return await client._observe(application, "status", call())
+    return await call()

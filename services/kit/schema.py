@@ -174,6 +174,8 @@ avatars = sa.Table(
     sa.Column("submitted_attempt", sa.Integer()),
     sa.Column("submitted_at", TZ),
     sa.Column("cost_usd", sa.Numeric(10, 4)),
+    sa.Column("lora_upload_url", sa.Text()),
+    sa.Column("lora_upload_expires_at", TZ),
     # --- status: what FAL said -------------------------------------------------------------
     sa.Column("fal_status", sa.Text()),
     sa.Column("training_progress", sa.SmallInteger(), nullable=False, server_default="0"),
@@ -189,6 +191,7 @@ avatars = sa.Table(
     sa.Column("tracked_attempt", sa.Integer()),
     sa.Column("next_poll_at", TZ),
     sa.Column("poll_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("lora_object_key", sa.Text()),
     sa.CheckConstraint("char_length(name) BETWEEN 1 AND 64", name="name_length"),
     sa.CheckConstraint("training_progress BETWEEN 0 AND 100", name="training_progress_range"),
     sa.Index("ix_avatars_fal_request_id", "fal_request_id"),
@@ -198,6 +201,14 @@ avatars = sa.Table(
         "ix_avatars_poll_due",
         "next_poll_at",
         postgresql_where=sa.text("fal_request_id IS NOT NULL AND training_finished_at IS NULL"),
+    ),
+    sa.Index(
+        "ix_avatars_files_due",
+        "next_poll_at",
+        postgresql_where=sa.text(
+            "training_finished_at IS NOT NULL AND fal_status IN ('COMPLETED', 'ERROR') AND "
+            "(training_logs IS NULL OR (fal_status = 'COMPLETED' AND lora_object_key IS NULL))"
+        ),
     ),
 )
 
@@ -521,6 +532,8 @@ OWNERS: Final[dict[str, dict[str, frozenset[str]]]] = {
                 "submitted_attempt",
                 "submitted_at",
                 "cost_usd",
+                "lora_upload_url",
+                "lora_upload_expires_at",
             }
         ),
         STATUS: frozenset(
@@ -539,6 +552,7 @@ OWNERS: Final[dict[str, dict[str, frozenset[str]]]] = {
                 "tracked_attempt",
                 "next_poll_at",
                 "poll_count",
+                "lora_object_key",
             }
         ),
     },

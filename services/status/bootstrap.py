@@ -18,6 +18,7 @@ from services.status.config import StatusConfig
 from services.status.generation_tracking import GenerationTracker
 from services.status.images import ImageStore
 from services.status.inflight import InFlightGauges
+from services.status.keeping import TrainingFiles
 from services.status.metrics import StatusMetrics
 from services.status.poller import Poller, TokenBucket
 from services.status.retention import WebhookRetention
@@ -51,16 +52,21 @@ async def run(config: StatusConfig, stop: asyncio.Event) -> None:
             generations,
             config.webhook_read_timeout_seconds,
         )
+        fal = ObservedFalClient(config.fal_key, metrics.fal_requests, metrics.fal_seconds)
+        budget = TokenBucket(config.fal_requests_per_second)  # one FAL budget per replica
         poller = Poller(
             pool=rt.pool,
-            fal=ObservedFalClient(config.fal_key, metrics.fal_requests, metrics.fal_seconds),
+            fal=fal,
             tracker=tracker,
             webhooks=receiver,
             metrics=metrics,
             interval=config.poll_interval_seconds,
             batch=config.poll_batch,
-            budget=TokenBucket(config.fal_requests_per_second),
+            budget=budget,
             generations=generations,
+        )
+        files = TrainingFiles(
+            rt.pool, images, fal, budget, metrics, interval=config.poll_interval_seconds
         )
         rt.run_consumer(
             EventConsumer(
@@ -79,6 +85,7 @@ async def run(config: StatusConfig, stop: asyncio.Event) -> None:
             )
         )
         rt.spawn("poller", poller.run(stop))
+        rt.spawn("training-files", files.run(stop))
         rt.spawn("in-flight", InFlightGauges(rt.pool, metrics).run(stop))
         pruner = WebhookRetention(rt.pool, retention_hours=config.webhook_retention_hours)
         rt.spawn("webhook-retention", pruner.run(stop))

@@ -95,11 +95,14 @@ class GenerationTracker:
         ok: bool,
         payload: dict[str, Any] | None,
         error: str | None,
+        response: dict[str, Any],
         error_type: str | None = None,
         webhook_id: int | None = None,
     ) -> bool:
-        """Apply a final outcome once; False when already applied or unknown. `webhook_id`:
-        the stored webhook it comes from, marked processed in the applying transaction."""
+        """Apply a final outcome once; False when already applied or unknown. `response`:
+        FAL's whole answer, kept as `fal_response_data` (the webhook body, or the polled
+        status and result). `webhook_id`: the stored webhook it comes from, marked processed
+        in the applying transaction."""
         row = await self.pool.fetchrow(
             "SELECT id::text AS id, finished_at FROM generations WHERE fal_request_id = $1",
             request_id,
@@ -118,7 +121,7 @@ class GenerationTracker:
                 ok, lost, error, reason = False, True, str(exc), FailureReason.FAL_ERROR
         async with UnitOfWork(self.pool, "status") as uow:
             done = await uow.conn.fetchrow(
-                _FINISH, generation_id, request_id, fal_status, payload or {}, error, webhook_id
+                _FINISH, generation_id, request_id, fal_status, response, error, webhook_id
             )
             if done is None:
                 return False

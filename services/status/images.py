@@ -136,6 +136,17 @@ class ImageStore:
             )
         return stored
 
+    async def copy(self, url: str, name: str) -> int:
+        """Fetch one file FAL serves (a LoRA, its config) and store it as `name`; returns
+        its size. ResultsLost when FAL no longer has it, ResultsUnavailable when that may
+        pass. The whole file is held in memory once (a FLUX LoRA is tens of MB)."""
+        data = await self._fetch(url)
+        try:
+            await self._bucket.put(name, data)
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise ResultsUnavailable(f"object store: {exc}") from exc
+        return len(data)
+
     async def _fetch(self, url: str) -> bytes:
         """GET with bounded retries; 4xx other than the transient ones means gone for good."""
         problem = ""

@@ -75,6 +75,13 @@ class StatusMetrics(KitMetrics):
             ["outcome"],
             registry=r,
         )
+        self.training_files = Counter(
+            "aisha_status_training_files",
+            "What a finished training left, kept: the LoRA copied (lora), the logs fetched "
+            "(logs); outcome ok, gone (FAL no longer has it) or error (tried again later)",
+            ["kind", "outcome"],
+            registry=r,
+        )
         self.generated_images = Counter(
             "aisha_status_generated_images",
             "Result images stored, by the safety checker's verdict",

@@ -24,6 +24,7 @@ import fal_client
 import httpx
 
 from services.kit.db import DB_ERRORS
+from services.kit.falmetrics import read_status
 from services.kit.logs import log_context
 from services.kit.waiting import pause
 from services.status.generation_tracking import GenerationTracker
@@ -156,13 +157,13 @@ class Poller:
         """A training: progress from its logs while it runs; its outcome applied once."""
         request_id = row["fal_request_id"]
         try:
-            status = await self._status(row, with_logs=True)
+            status, body = await self._status(row, with_logs=True)
             if isinstance(status, fal_client.Completed):
                 if status.error_type == CANCELLED_AT_FAL:
                     self.metrics.polls.labels("cancelled").inc()
                     return  # polled again later, until `on_cancelled` finishes the attempt
                 logs = format_logs(status.logs or [])
-                await self._finish(row, status, self.tracker.finish, logs=logs)
+                await self._finish(row, status, body, self.tracker.finish, logs=logs)
                 return
         except RequestGone as exc:
             await self._gone(row, exc, self.tracker.finish)
@@ -180,7 +181,7 @@ class Poller:
                 0,
                 status.position,
                 None,
-                {"queue_position": status.position},
+                {"status": body},
             )
         elif isinstance(status, fal_client.InProgress):
             entries = status.logs or []
@@ -191,7 +192,7 @@ class Poller:
                 pct,
                 None,
                 format_logs(entries),
-                {"status": "IN_PROGRESS"},
+                {"status": body},
             )
         self.metrics.polls.labels("ok").inc()
 
@@ -200,10 +201,10 @@ class Poller:
         assert self.generations is not None
         request_id = row["fal_request_id"]
         try:
-            status = await self._status(row, with_logs=False)
+            status, body = await self._status(row, with_logs=False)
             if isinstance(status, fal_client.Completed):
                 finish = self.generations.finish
-                await self._finish(row, status, finish, error_type=status.error_type)
+                await self._finish(row, status, body, finish, error_type=status.error_type)
                 return
             running = isinstance(status, fal_client.InProgress)
             await self.generations.progress(request_id, "IN_PROGRESS" if running else "IN_QUEUE")
@@ -222,18 +223,24 @@ class Poller:
         self,
         row: asyncpg.Record,
         status: fal_client.Completed,
+        body: dict[str, Any],
         finish: Callable[..., Awaitable[bool]],
         **extra: Any,
     ) -> None:
         """A completed job, either kind: FAL's error, or its result (a FAL request too, so
-        it waits for the budget), applied by the tracker's `finish` like a webhook's."""
+        it waits for the budget), applied by the tracker's `finish` like a webhook's. What
+        is stored as FAL's answer is both, whole: `{"status": <status>, "result": <result>}`
+        (`status` alone for a failure, whose result FAL refuses to serve)."""
         request_id = row["fal_request_id"]
         if status.error:
-            await finish(request_id, ok=False, payload=None, error=status.error, **extra)
+            response = {"status": body}
+            await finish(
+                request_id, ok=False, payload=None, error=status.error, response=response, **extra
+            )
         else:
             await self.budget.take()
             try:
-                result = await self.fal.result(row["fal_endpoint"], request_id)
+                result = dict(await self.fal.result(row["fal_endpoint"], request_id))
             except fal_client.client.FalClientHTTPError as exc:
                 if exc.status_code in _GONE:
                     raise RequestGone(
@@ -242,20 +249,34 @@ class Poller:
                 raise
             except _UNREADABLE as exc:  # HTML or an empty body where the result should be
                 raise UnreadableStatus(f"unreadable result from FAL: {exc!r}") from exc
-            await finish(request_id, ok=True, payload=dict(result), error=None, **extra)
+            response = {"status": body, "result": result}
+            await finish(
+                request_id, ok=True, payload=result, error=None, response=response, **extra
+            )
         self.metrics.polls.labels("completed").inc()
 
     async def _gone(
         self, row: asyncpg.Record, exc: RequestGone, finish: Callable[..., Awaitable[bool]]
     ) -> None:
+        """FAL no longer holds the request: a refunded failure. What is stored as FAL's
+        answer is the HTTP answer it gave (status code and body), not a dict of ours."""
         log.warning("FAL no longer holds %s: %s", row["fal_request_id"], exc)
-        await finish(row["fal_request_id"], ok=False, payload=None, error=str(exc))
+        cause = exc.__cause__
+        response: dict[str, Any] = {}
+        if isinstance(cause, fal_client.client.FalClientHTTPError):
+            response = {"http_status": cause.status_code, "body": cause.response.text[:4096]}
+        await finish(
+            row["fal_request_id"], ok=False, payload=None, error=str(exc), response=response
+        )
         self.metrics.polls.labels("gone").inc()
 
-    async def _status(self, row: asyncpg.Record, *, with_logs: bool) -> Any:
+    async def _status(
+        self, row: asyncpg.Record, *, with_logs: bool
+    ) -> tuple[fal_client.Status, dict[str, Any]]:
+        """fal-client's reading of the status, and FAL's whole answer (`read_status`)."""
         endpoint, request_id = row["fal_endpoint"], row["fal_request_id"]
         try:
-            return await self.fal.status(endpoint, request_id, with_logs=with_logs)
+            return await read_status(self.fal, endpoint, request_id, with_logs=with_logs)
         except fal_client.client.FalClientHTTPError as exc:
             if exc.status_code in _GONE and row["poll_count"] >= GONE_AFTER_POLLS:
                 raise RequestGone(

@@ -43,6 +43,9 @@ PRODUCER = "status"
 #: Neither finishes a job the user cancelled (its ledger row `cancelled`, marked before FAL
 #: was asked): a 499, or a run FAL let finish, is not the training's outcome — the
 #: `TrainingCancelled` event is (`on_cancelled`); docs/fal-outcomes.md.
+#: `$5` is FAL's whole answer: the webhook body, or `{"status": ..., "result": ...}` polled.
+#: `next_poll_at`/`poll_count` restart for the files step (`keeping.py`): the LoRA copied
+#: into our storage and, when no poll brought them, the logs fetched once.
 _FINISH = """
 WITH mark AS (
     UPDATE fal_webhooks SET processed_at = now() WHERE id = $9 AND processed_at IS NULL
@@ -51,7 +54,7 @@ UPDATE avatars SET fal_status = $2, training_progress = CASE WHEN $3 THEN 100
     ELSE training_progress END, training_error = $4, fal_response_data = $5,
     diffusers_lora_file_url = $6, config_file_url = $7, training_finished_at = now(),
     last_status_check = now(), tracked_attempt = submitted_attempt, queue_position = NULL,
-    training_logs = coalesce($8, training_logs)
+    training_logs = coalesce($8, training_logs), next_poll_at = now(), poll_count = 0
 WHERE fal_request_id = $1
   AND (training_finished_at IS NULL OR tracked_attempt IS DISTINCT FROM submitted_attempt)
   AND NOT EXISTS (SELECT 1 FROM fal_submissions WHERE request_id = $1 AND state = 'cancelled')
@@ -72,7 +75,8 @@ RETURNING id, user_id, submitted_attempt, training_type::text AS training_type,
 #: `encode` makes of the finished event (`/delete_me` finds a user's rows by those bytes).
 #: Each stand-in is replaced with its key, and `"key":` cannot occur inside a JSON string
 #: (its quotes would be escaped), so nothing else is touched. The body is the text FAL sent
-#: (`$3`), not decoded and re-encoded. The relay is woken (`$15`) unless the
+#: (`$3`), not decoded and re-encoded, and it is also `fal_response_data`: FAL's whole
+#: answer, fields we do not read included. The relay is woken (`$15`) unless the
 #: caller publishes the event itself once this commits (`OutboxShortcut`).
 _FINISH_DELIVERY = """
 WITH doc AS (SELECT $3::text::jsonb AS body),
@@ -83,10 +87,10 @@ stored AS (
 fin AS (
     UPDATE avatars SET fal_status = $5, training_progress = CASE WHEN $6 THEN 100
         ELSE training_progress END, training_error = $7,
-        fal_response_data = (SELECT CASE WHEN jsonb_typeof(body -> 'payload') = 'object'
-            THEN body -> 'payload' ELSE '{}'::jsonb END FROM doc),
+        fal_response_data = (SELECT body FROM doc),
         diffusers_lora_file_url = $8, config_file_url = $9, training_finished_at = now(),
-        last_status_check = now(), tracked_attempt = submitted_attempt, queue_position = NULL
+        last_status_check = now(), tracked_attempt = submitted_attempt, queue_position = NULL,
+        next_poll_at = now(), poll_count = 0
     WHERE fal_request_id = $1 AND NOT (SELECT yes FROM stored)
       AND (training_finished_at IS NULL OR tracked_attempt IS DISTINCT FROM submitted_attempt)
       AND NOT EXISTS (SELECT 1 FROM fal_submissions WHERE request_id = $1
@@ -165,7 +169,7 @@ class Tracker:
                 "UPDATE avatars SET tracked_attempt = $2, fal_status = 'IN_QUEUE',"
                 " training_progress = 0, queue_position = NULL, training_error = NULL,"
                 " training_logs = NULL, diffusers_lora_file_url = NULL, config_file_url = NULL,"
-                " fal_response_data = NULL, training_started_at = NULL,"
+                " fal_response_data = NULL, training_started_at = NULL, lora_object_key = NULL,"
                 " training_finished_at = NULL, poll_count = 0, next_poll_at = now()"
                 " WHERE id = $1 AND (tracked_attempt IS NULL OR tracked_attempt < $2)",
                 event.avatar_id,
@@ -247,13 +251,15 @@ class Tracker:
         ok: bool,
         payload: dict[str, Any] | None,
         error: str | None,
+        response: dict[str, Any],
         logs: str | None = None,
         webhook_id: int | None = None,
     ) -> bool:
         """Apply a final outcome once; returns False when it was already applied (or unknown).
 
-        `webhook_id`: the stored webhook this outcome comes from, marked processed in the
-        same transaction (whatever the outcome)."""
+        `response`: FAL's whole answer, stored as `fal_response_data` (the webhook body, or
+        the polled status and result). `webhook_id`: the stored webhook this outcome comes
+        from, marked processed in the same transaction (whatever the outcome)."""
         outcome = _Outcome.of(ok, payload, error)
         async with UnitOfWork(self.pool, PRODUCER) as uow:
             row = await uow.conn.fetchrow(
@@ -262,7 +268,7 @@ class Tracker:
                 outcome.fal_status,
                 outcome.ok,
                 outcome.error,
-                payload or {},
+                response,
                 outcome.lora,
                 outcome.config,
                 logs,

@@ -149,12 +149,22 @@ class WebhookReceiver:
         owner = await self.pool.fetchrow(_OWNER, request_id)
         if owner["training"]:
             applied = await self.tracker.finish(
-                request_id, ok=ok, payload=payload, error=error, webhook_id=webhook_id
+                request_id,
+                ok=ok,
+                payload=payload,
+                error=error,
+                response=document,
+                webhook_id=webhook_id,
             )
             return "ok" if applied else "duplicate"  # marked processed either way
         if self.generations is not None and owner["generation"]:
             applied = await self.generations.finish(
-                request_id, ok=ok, payload=payload, error=error, webhook_id=webhook_id
+                request_id,
+                ok=ok,
+                payload=payload,
+                error=error,
+                response=document,
+                webhook_id=webhook_id,
             )
             if applied:
                 return "ok"  # marked processed in the applying transaction

@@ -25,6 +25,7 @@ from services.trainer.config import TrainerConfig
 from services.trainer.describe import DescribeService
 from services.trainer.fal_gateway import FalGateway
 from services.trainer.generation_submission import GenerationService
+from services.trainer.lora_source import LoraSource
 from services.trainer.metrics import TrainerMetrics
 from services.trainer.training_submission import TrainingService
 
@@ -37,7 +38,9 @@ async def run(config: TrainerConfig, stop: asyncio.Event) -> None:
         photos = await rt.js.object_store(OBJ_PHOTOS.name)
         images = await rt.js.object_store(OBJ_IMAGES.name)
         trainings = TrainingService(rt.pool, fal, photos, config, metrics)
-        generations = GenerationService(rt.pool, fal, config, metrics)
+        generations = GenerationService(
+            rt.pool, fal, config, metrics, LoraSource(rt.pool, fal, images)
+        )
         describer = DescribeService(rt.pool, fal, images, config, metrics)
         consumers: list[tuple[ConsumerSpec, Mapping[type[Event], Handler]]] = [
             (

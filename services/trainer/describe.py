@@ -30,6 +30,7 @@ from contracts import (
 )
 from services.kit.consumer import Delivery
 from services.kit.db import UnitOfWork
+from services.trainer import lifetimes
 from services.trainer.config import TrainerConfig
 from services.trainer.fal_gateway import FalGateway, FalRejected, FalRetryable, FalTimeout
 from services.trainer.metrics import TrainerMetrics
@@ -112,7 +113,9 @@ class DescribeService:
         name = event.object_name.rsplit("/", 1)[-1]
         content_type = mimetypes.guess_type(name)[0] or "image/jpeg"
         try:
-            url = await self.fal.upload(data, content_type, name)
+            url = await self.fal.upload(
+                data, content_type, name, lifetime_seconds=lifetimes.REFERENCE_SECONDS
+            )
             result = await self.fal.run_queued(
                 CAPTIONER, {"image_url": url}, self.config.describe_timeout_seconds
             )

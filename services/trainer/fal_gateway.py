@@ -13,8 +13,10 @@ from typing import Any
 
 import fal_client
 import httpx
+from fal_client.client import StorageSettings
 
 from services.kit.falmetrics import ObservedFalClient
+from services.trainer.lifetimes import output_headers
 from services.trainer.metrics import TrainerMetrics
 
 log = logging.getLogger(__name__)
@@ -108,22 +110,49 @@ class FalGateway:
             else fal_client.AsyncClient(key=key, default_timeout=timeout)
         )
 
-    async def upload(self, data: bytes, content_type: str, file_name: str) -> str:
+        # Plain downloads from FAL's CDN (is a file still there?), through the same proxy.
+        self._cdn = httpx.AsyncClient(timeout=10.0, follow_redirects=True)
+
+    async def upload(
+        self, data: bytes, content_type: str, file_name: str, *, lifetime_seconds: int
+    ) -> str:
+        """Store a file at FAL for `lifetime_seconds` (then FAL deletes it); its URL."""
+        lifecycle = StorageSettings(expires_in=lifetime_seconds)
         try:
-            return await self._client.upload(data, content_type, file_name)
+            return await self._client.upload(data, content_type, file_name, lifecycle=lifecycle)
         except _ERRORS as exc:
             raise _classify(exc) from exc
 
-    async def submit(self, endpoint: str, arguments: dict[str, Any], webhook_url: str) -> str:
+    async def alive(self, url: str) -> bool:
+        """Whether FAL's CDN still serves `url` (a HEAD; any failure counts as gone)."""
+        try:
+            response = await self._cdn.head(url)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    async def submit(
+        self,
+        endpoint: str,
+        arguments: dict[str, Any],
+        webhook_url: str,
+        *,
+        output_lifetime_seconds: int,
+    ) -> str:
         """Queue a job; returns FAL's request id.
 
         fal-client retries a submit that timed out unless the request carries a server-side
         start timeout; a queue submit is not idempotent (FAL may have queued the first one),
         so we always send one and handle the unanswered submit ourselves
-        (`FalOutcomeUnknown`: never submitted again, adopted from its webhook instead)."""
+        (`FalOutcomeUnknown`: never submitted again, adopted from its webhook instead).
+        The job's output files are kept `output_lifetime_seconds` at FAL (`lifetimes.py`)."""
         try:
             handle = await self._client.submit(
-                endpoint, arguments, webhook_url=webhook_url, start_timeout=START_TIMEOUT
+                endpoint,
+                arguments,
+                webhook_url=webhook_url,
+                start_timeout=START_TIMEOUT,
+                headers=output_headers(output_lifetime_seconds),
             )
         except _ERRORS as exc:
             raise _classify(exc) from exc

@@ -14,6 +14,7 @@ import asyncpg
 
 from contracts import FailureReason, GenerationRequested
 from services.trainer.config import TrainerConfig
+from services.trainer.lora_source import AVATAR_COLUMNS, LoraSource
 from services.trainer.spend import spent_last_day
 
 FLUX_LORA = "fal-ai/flux-lora"
@@ -72,9 +73,14 @@ def generation_arguments(
 
 
 async def plan_generation(
-    pool: asyncpg.Pool, event: GenerationRequested, config: TrainerConfig
+    pool: asyncpg.Pool,
+    event: GenerationRequested,
+    config: TrainerConfig,
+    loras: LoraSource | None = None,
 ) -> tuple[dict[str, Any], float]:
-    """Check everything that needs no FAL call; returns the arguments and the cost.
+    """Check everything that needs no FAL call; returns the arguments and the cost. With
+    `loras`, the LoRA's URL is one FAL can still fetch (`lora_source.py`; that may check
+    FAL's CDN or upload our copy); without, the URL FAL gave when the training ended.
 
     Refused when the generation is not this user's, was cancelled, names an avatar that is
     not the user's completed one, asks for a size we do not offer, or the daily spend
@@ -88,7 +94,7 @@ async def plan_generation(
         raise Refused(FailureReason.INTERNAL, "no such generation for this user")
     if row["status"] == "cancelled":
         raise Refused(FailureReason.CANCELLED, "cancelled before submission")
-    lora_url = await _lora_url(pool, event) if event.avatar_id else None
+    lora_url = await _lora_url(pool, event, loras) if event.avatar_id else None
     scale = row["lora_scale"] or config.generation_lora_scale
     arguments = generation_arguments(event, lora_url, round(float(scale), 3))  # REAL → 0.8
     cost = estimate_cost(
@@ -100,14 +106,16 @@ async def plan_generation(
     return arguments, cost
 
 
-async def _lora_url(pool: asyncpg.Pool, event: GenerationRequested) -> str:
+async def _lora_url(
+    pool: asyncpg.Pool, event: GenerationRequested, loras: LoraSource | None
+) -> str:
     """The LoRA of a completed avatar of this user; anything else is refused."""
     try:
         avatar_id = uuid.UUID(event.avatar_id or "")
     except ValueError:
         raise Refused(FailureReason.FAL_REJECTED_INPUT, "avatar id is not a uuid") from None
     avatar = await pool.fetchrow(
-        "SELECT user_id, status, diffusers_lora_file_url FROM avatars WHERE id = $1",
+        f"SELECT user_id, status, {AVATAR_COLUMNS} FROM avatars WHERE id = $1",
         avatar_id,
     )
     if (
@@ -117,4 +125,6 @@ async def _lora_url(pool: asyncpg.Pool, event: GenerationRequested) -> str:
         or not avatar["diffusers_lora_file_url"]
     ):
         raise Refused(FailureReason.FAL_REJECTED_INPUT, "not a completed avatar of this user")
+    if loras is not None:
+        return await loras.url(avatar_id, avatar)
     return str(avatar["diffusers_lora_file_url"])

@@ -29,7 +29,7 @@ from contracts import (
 )
 from services.kit import credits
 from services.kit.consumer import Delivery, Reject
-from services.trainer import ledger
+from services.trainer import ledger, lifetimes
 from services.trainer.config import TrainerConfig
 from services.trainer.fal_gateway import FalGateway, FalOutcomeUnknown, FalRejected, FalRetryable
 from services.trainer.generation_plan import (
@@ -39,6 +39,7 @@ from services.trainer.generation_plan import (
     estimate_cost,
     plan_generation,
 )
+from services.trainer.lora_source import LoraSource
 from services.trainer.metrics import TrainerMetrics
 from services.trainer.submission import Submitter
 
@@ -78,6 +79,8 @@ class GenerationService(Submitter[GenerationRequested]):
     fal: FalGateway
     config: TrainerConfig
     metrics: TrainerMetrics
+    #: Where a LoRA FAL has deleted is re-uploaded from (None: FAL's URL as given).
+    loras: LoraSource | None = None
     KIND: ClassVar[str] = "generation"
     SUBJECT: ClassVar[str] = "generation_id"
     RECORDS_MOVED_ON: ClassVar[bool] = False
@@ -98,9 +101,14 @@ class GenerationService(Submitter[GenerationRequested]):
             await self._resume(existing, event, delivery)
             return
         try:
-            arguments, cost = await plan_generation(self.pool, event, self.config)
+            arguments, cost = await plan_generation(self.pool, event, self.config, self.loras)
             webhook = f"{self.config.webhook_url}?key={key}"
-            request_id = await self.fal.submit(endpoint, arguments, webhook)
+            request_id = await self.fal.submit(
+                endpoint,
+                arguments,
+                webhook,
+                output_lifetime_seconds=lifetimes.GENERATION_OUTPUT_SECONDS,
+            )
         except Refused as exc:
             await self._fail(event, exc.reason, str(exc))
             return

@@ -34,7 +34,8 @@ UPDATE avatars SET fal_request_id = $2, fal_endpoint = $3,
     learning_rate = $6, steps = $7, lora_rank = $8, trigger_phrase = $9,
     multiresolution_training = $10, subject_crop = $11, create_masks = $12,
     captioning = $13, webhook_url = $14, images_data_url = $15,
-    submitted_attempt = $16, submitted_at = now(), cost_usd = $17
+    submitted_attempt = $16, submitted_at = now(), cost_usd = $17,
+    lora_upload_url = NULL, lora_upload_expires_at = NULL
 WHERE id = $1
 """
 

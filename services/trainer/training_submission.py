@@ -34,7 +34,7 @@ from services.kit import credits
 from services.kit.consumer import Delivery
 from services.kit.crashpoints import crashpoint
 from services.kit.db import UnitOfWork
-from services.trainer import ledger, training_ledger
+from services.trainer import ledger, lifetimes, training_ledger
 from services.trainer.archive import build_archive
 from services.trainer.config import TrainerConfig
 from services.trainer.fal_gateway import (
@@ -106,10 +106,20 @@ class TrainingService(Submitter[TrainingRequested]):
         try:
             await self._check_limits(event)
             archive, count = await build_archive(self.pool, self.photos, event.avatar_id)
-            url = await self.fal.upload(archive, "application/zip", f"{event.avatar_id}.zip")
+            url = await self.fal.upload(
+                archive,
+                "application/zip",
+                f"{event.avatar_id}.zip",
+                lifetime_seconds=lifetimes.ARCHIVE_SECONDS,
+            )
             webhook = f"{self.config.webhook_url}?key={key}"
             lease = await self._begin_submit(key, lease)
-            request_id = await self.fal.submit(plan.endpoint, plan.arguments(url), webhook)
+            request_id = await self.fal.submit(
+                plan.endpoint,
+                plan.arguments(url),
+                webhook,
+                output_lifetime_seconds=lifetimes.TRAINING_OUTPUT_SECONDS,
+            )
             crashpoint("trainer.after_fal_submit")
         except Superseded:
             if delivery.last:

@@ -78,8 +78,9 @@ def assert_fal_fields(row: asyncpg.Record, training_type: str) -> None:
     assert row["training_logs"] is not None or row["fal_status"] == "COMPLETED"
     assert row["training_error"] is None
     assert row["last_status_check"] is not None
-    response = json.loads(row["fal_response_data"])
-    assert response["diffusers_lora_file"]["url"] == row["diffusers_lora_file_url"]
+    response = json.loads(row["fal_response_data"])  # FAL's whole answer: body, or status+result
+    result = response["payload"] if "payload" in response else response["result"]
+    assert result["diffusers_lora_file"]["url"] == row["diffusers_lora_file_url"]
     assert row["config_file_url"].startswith("https://")
     if training_type == "portrait":
         assert row["learning_rate"] == pytest.approx(0.00009)

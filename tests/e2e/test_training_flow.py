@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 import uuid
 
 import asyncpg
@@ -19,12 +20,15 @@ import pytest
 from PIL import Image
 
 import contracts
-from contracts.jetstream import OBJ_PHOTOS
+from contracts.jetstream import OBJ_IMAGES, OBJ_PHOTOS
 from sandbox.fal import FalEmulator
+from services.kit import loras
+from services.trainer import lifetimes
 from tests.e2e import services
 from tests.e2e.services import insert_user, service_port
 
 pytestmark = pytest.mark.e2e
+FAST = "fal-ai/flux-lora-fast-training"
 
 
 def _jpeg(i: int) -> bytes:
@@ -77,6 +81,32 @@ async def _collect(sub, avatar_id: str, until: type, limit: float) -> list[contr
             if isinstance(event, until):
                 return seen
     raise AssertionError(f"no {until.__name__} within {limit}s; saw {seen}")
+
+
+def fal_result(response: dict) -> dict:
+    """The job's result inside FAL's whole answer, as `fal_response_data` holds it: a
+    webhook's body (`payload`), or the polled `{"status": ..., "result": ...}`."""
+    if "payload" in response:
+        assert response["status"] == "OK"  # the body as FAL sent it
+        assert "request_id" in response
+        return response["payload"]
+    assert response["status"]["status"] == "COMPLETED"
+    return response["result"]
+
+
+async def _kept(db_url: str, avatar_id: str, column: str, limit: float = 30.0):
+    """The avatar's `column` once the status service's files step has filled it."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        deadline = asyncio.get_running_loop().time() + limit
+        while asyncio.get_running_loop().time() < deadline:
+            value = await conn.fetchval(f"SELECT {column} FROM avatars WHERE id = $1", avatar_id)
+            if value is not None:
+                return value
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+    raise AssertionError(f"{column} of {avatar_id} still empty after {limit}s")
 
 
 @pytest.fixture
@@ -139,7 +169,10 @@ async def test_training_request_reaches_completion(stack, js, db_url, fal, train
     assert row["training_progress"] == 100
     assert row["diffusers_lora_file_url"] == completed.lora_url
     assert row["config_file_url"]
-    assert json.loads(row["fal_response_data"])["diffusers_lora_file"]["url"] == completed.lora_url
+    assert fal_result(json.loads(row["fal_response_data"]))["diffusers_lora_file"]["url"] == (
+        completed.lora_url
+    )
+    assert "Training step" in await _kept(db_url, avatar_id, "training_logs")  # even webhook-only
     assert row["last_status_check"] is not None
     assert row["training_error"] is None
     if training_type == "portrait":
@@ -321,3 +354,119 @@ async def test_cancel_while_training_stops_the_job(stack, js, db_url, fal):
     await conn.close()
     assert status == "CANCELLED"
     await sub.unsubscribe()
+
+
+async def _train(js, db_url: str, training_type: str = "style") -> tuple[str, int, str]:
+    """One training to completion; (avatar id, user id, FAL's LoRA URL)."""
+    sub = await js._nc.subscribe("aisha.training.>")
+    avatar_id, user_id = await _seed_avatar(db_url, js, training_type)
+    request = contracts.TrainingRequested(
+        event_id=contracts.derived_event_id("training_requested", avatar_id, 1),
+        occurred_at=contracts.utcnow(),
+        avatar_id=avatar_id,
+        user_id=user_id,
+        attempt=1,
+        training_type=contracts.TrainingType(training_type),
+        priority=contracts.FalPriority.QUALITY,
+        trigger_word="TOKann",
+        photo_count=10,
+    )
+    await js.publish(
+        request.subject, contracts.encode(request), headers={"Nats-Msg-Id": request.event_id}
+    )
+    events = await _collect(sub, avatar_id, contracts.TrainingCompleted, limit=45)
+    await sub.unsubscribe()
+    completed = events[-1]
+    assert isinstance(completed, contracts.TrainingCompleted)
+    return avatar_id, user_id, completed.lora_url
+
+
+async def _generate(js, db_url: str, user_id: int, avatar_id: str) -> contracts.Event:
+    """The bot's part of a generation with the avatar; its final event."""
+    conn = await asyncpg.connect(db_url, server_settings={"role": "aisha_bot"})
+    try:
+        generation_id: str = await conn.fetchval(
+            "INSERT INTO generations (user_id, avatar_id, prompt, aspect_ratio, num_images, seed)"
+            " VALUES ($1, $2, 'TOKann on a boat', '1:1', 1, 5) RETURNING id::text",
+            user_id,
+            avatar_id,
+        )
+    finally:
+        await conn.close()
+    sub = await js._nc.subscribe("aisha.generation.>")
+    request = contracts.GenerationRequested(
+        event_id=contracts.new_event_id(),
+        occurred_at=contracts.utcnow(),
+        generation_id=generation_id,
+        user_id=user_id,
+        avatar_id=avatar_id,
+        prompt="TOKann on a boat",
+        aspect_ratio="1:1",
+        num_images=1,
+        seed=5,
+    )
+    await js.publish(
+        request.subject, contracts.encode(request), headers={"Nats-Msg-Id": request.event_id}
+    )
+    deadline = asyncio.get_running_loop().time() + 45
+    try:
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                msg = await sub.next_msg(timeout=1.0)
+            except nats.errors.TimeoutError:
+                continue
+            event = contracts.decode(msg.subject, msg.data)
+            if getattr(event, "generation_id", None) == generation_id and isinstance(
+                event, contracts.GenerationCompleted | contracts.GenerationFailed
+            ):
+                return event
+    finally:
+        await sub.unsubscribe()
+    raise AssertionError(f"generation {generation_id} did not end")
+
+
+async def test_a_trained_lora_outlives_fals_copy(stack, js, db_url, fal):
+    """FAL deletes its LoRA (here at once); generations keep working from our copy,
+    re-uploaded with a lifetime, once for as long as that upload lives."""
+    avatar_id, user_id, fal_url = await _train(js, db_url)
+    key = await _kept(db_url, avatar_id, "lora_object_key")
+    store = await js.object_store(OBJ_IMAGES.name)
+    assert (await store.get(key)).data == fal.storage.by_url(fal_url).data  # our copy
+    assert (await store.get(loras.config_name(key))).data
+    submit = next(r for r in fal.requests if r.op == "submit" and r.app_id == FAST)
+    assert json.loads(submit.headers["X-Fal-Object-Lifecycle-Preference"]) == {
+        "expiration_duration_seconds": lifetimes.TRAINING_OUTPUT_SECONDS
+    }
+    archive = next(r for r in fal.requests if r.op == "upload")
+    assert json.loads(archive.headers["X-Fal-Object-Lifecycle"]) == {
+        "expiration_duration_seconds": lifetimes.ARCHIVE_SECONDS
+    }
+    conn = await asyncpg.connect(db_url, server_settings={"role": "aisha_bot"})
+    try:  # what the bot does on `training.completed`
+        await conn.execute("UPDATE avatars SET status = 'completed' WHERE id = $1", avatar_id)
+    finally:
+        await conn.close()
+
+    assert fal.expire_url(fal_url)  # FAL's copy is deleted
+    uploads_before = len([r for r in fal.requests if r.op == "upload"])
+    first = await _generate(js, db_url, user_id, avatar_id)
+    second = await _generate(js, db_url, user_id, avatar_id)
+    assert isinstance(first, contracts.GenerationCompleted), first
+    assert isinstance(second, contracts.GenerationCompleted), second
+
+    jobs = [j for j in fal.jobs if j.app_id == "fal-ai/flux-lora"]
+    paths = {j.arguments["loras"][0]["path"] for j in jobs}
+    assert len(jobs) == 2
+    assert len(paths) == 1  # the re-upload is remembered, not repeated
+    (path,) = paths
+    assert path != fal_url
+    reupload = fal.storage.by_url(path)
+    assert reupload is not None
+    assert reupload.data == (await store.get(key)).data
+    left = reupload.expires_at - time.time()
+    assert lifetimes.REUPLOAD_SECONDS - 120 < left <= lifetimes.REUPLOAD_SECONDS
+    assert len([r for r in fal.requests if r.op == "upload"]) == uploads_before + 1
+    generate = [r for r in fal.requests if r.op == "submit" and r.app_id == "fal-ai/flux-lora"]
+    assert json.loads(generate[0].headers["X-Fal-Object-Lifecycle-Preference"]) == {
+        "expiration_duration_seconds": lifetimes.GENERATION_OUTPUT_SECONDS
+    }

@@ -29,6 +29,7 @@ from nats.js.errors import NotFoundError
 import services.bot as bot_package
 from contracts.jetstream import OBJ_IMAGES, OBJ_PHOTOS
 from sandbox.telegram import TelegramEmulator
+from services.kit import loras
 from tests import botkit
 from tests.botkit import buttons, eventually
 
@@ -213,6 +214,8 @@ class Seeded:
     revoked_token: str
     photo_objects: tuple[str, ...]
     image_objects: tuple[str, ...]
+    #: Our copy of the completed avatar's LoRA and its config (`kit.loras`).
+    lora_objects: tuple[str, ...] = ()
 
 
 async def seed_avatar(
@@ -281,6 +284,11 @@ async def seed_user_data(pool: asyncpg.Pool, js: JetStreamContext, uid: int) -> 
         uid,
         image_object,
     )
+    lora_object = loras.weights_name(str(avatar), 1)
+    lora_objects = tuple(loras.object_names(lora_object))
+    for name in lora_objects:
+        await images.put(name, b"AISHA-LORA" + name.encode())
+    await pool.execute("UPDATE avatars SET lora_object_key = $2 WHERE id = $1", avatar, lora_object)
     token, revoked = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
     await pool.execute(
         "INSERT INTO share_links (token, image_id, user_id, revoked_at) VALUES "
@@ -292,7 +300,7 @@ async def seed_user_data(pool: asyncpg.Pool, js: JetStreamContext, uid: int) -> 
     )
     return Seeded(
         uid, avatar, training, generation, image, token, revoked, tuple(photo_objects),
-        (image_object,),
+        (image_object,), lora_objects,
     )  # fmt: skip
 
 

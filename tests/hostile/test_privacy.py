@@ -1,5 +1,5 @@
-"""`/delete_me`: everything of the user goes (rows in one transaction, then files, FSM state
-state, photo-to-prompt reference pictures, published event copies in the
+"""`/delete_me`: everything of the user goes (rows in one transaction, then files — our LoRA
+copies among them —, FSM state, photo-to-prompt reference pictures, published event copies in the
 outbox), a running training is cancelled first, nobody else is touched, financial records
 stay; the erasure is idempotent, and a crash between rows and files leaves only orphans that
 the retention sweep removes."""
@@ -79,7 +79,9 @@ async def kv_has(js: JetStreamContext, bucket: str, key: str) -> bool:
 
 
 def seeded_files(seeded: Seeded) -> set[str]:
-    return {*seeded.photo_objects, *seeded.image_objects}
+    """Every file of the user we hold: photos, generated images, our LoRA copy + config."""
+    assert len(seeded.lora_objects) == 2
+    return {*seeded.photo_objects, *seeded.image_objects, *seeded.lora_objects}
 
 
 async def all_files(js: JetStreamContext) -> set[str]:
@@ -145,7 +147,8 @@ async def test_a_crash_between_rows_and_files_leaves_only_orphans_the_sweep_remo
         privacy = PrivacyService(bot_pool, photos, images)
         erased = await privacy.erase_rows(mine.user_id)  # ... and the process dies here
         assert erased.cancelled == 1
-        assert set(erased.photo_objects) | set(erased.image_objects) == seeded_files(mine)
+        named = {*erased.photo_objects, *erased.image_objects, *erased.lora_objects}
+        assert named == seeded_files(mine)
         assert all(rows == [] for rows in (await user_rows(pool, mine.user_id)).values())
         assert seeded_files(mine) <= await all_files(js)  # orphans now
         sweeper = RetentionSweeper(bot_pool, photos, images, retention_hours=24, interval=60)
@@ -341,3 +344,27 @@ async def test_after_delete_me_the_user_starts_over_at_once_in_their_new_languag
     emu.users.send_text(uid, "Again")
     await reply(emu, uid, after=mark, button="gender:")
     assert await pool.fetchval("SELECT language FROM users WHERE id = $1", uid) == "en"
+
+
+async def test_deleting_an_avatar_removes_our_copy_of_its_lora(
+    emu: TelegramEmulator, pool: asyncpg.Pool, js: JetStreamContext
+) -> None:
+    """The avatar's row goes, then its photos and our LoRA copy (weights and config); the
+    user's other files stay."""
+    uid = await new_user(emu, "Lora", "en")
+    mine = await seed_user_data(pool, js, uid)
+    assert set(mine.lora_objects) <= await all_files(js)
+    menu = await reply(emu, uid, button="menu:avatars")
+    await press(emu, uid, menu, "menu:avatars")
+    listing = await reply(emu, uid, button="avatar:view")
+    await emu.press_button(uid, listing["message_id"], f"avatar:view:{mine.avatar_id.hex}")
+    details = await reply(emu, uid, "Status:", button="avatar:delete")
+    mark = last_id(emu, uid)
+    await press(emu, uid, details, "avatar:delete")
+    confirm = await reply(emu, uid, after=mark, button="avatar:delete_yes")
+    await press(emu, uid, confirm, "avatar:delete_yes")
+    await reply(emu, uid, "deleted", after=mark)
+    files = await all_files(js)
+    assert not {*mine.lora_objects, *mine.photo_objects} & files
+    assert set(mine.image_objects) <= files  # the gallery is not the avatar's
+    assert await pool.fetchval("SELECT count(*) FROM avatars WHERE id = $1", mine.avatar_id) == 0

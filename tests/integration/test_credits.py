@@ -175,7 +175,9 @@ class CountingFal(FalGateway):
     def __init__(self) -> None:
         self.submitted: list[str] = []
 
-    async def submit(self, endpoint: str, arguments: dict[str, Any], webhook_url: str) -> str:
+    async def submit(
+        self, endpoint: str, arguments: dict[str, Any], webhook_url: str, **_: Any
+    ) -> str:
         await asyncio.sleep(0.005)
         self.submitted.append(webhook_url)
         return f"req-{uuid.uuid4().hex[:12]}"

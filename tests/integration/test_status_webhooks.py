@@ -143,6 +143,8 @@ def completed(request_id: str) -> bytes:
                 "diffusers_lora_file": {"url": f"{base}/lora.safetensors"},
                 "config_file": {"url": f"{base}/config.json"},
             },
+            "payload_error": None,
+            "fal_adds_this_later": {"nobody": "reads it"},  # kept: FAL's answer, whole
         }
     ).encode()
 
@@ -168,7 +170,7 @@ async def test_a_completion_is_stored_applied_queued_and_published_at_once(
     assert avatar["training_finished_at"] is not None
     assert avatar["diffusers_lora_file_url"].endswith("/lora.safetensors")
     assert avatar["config_file_url"].endswith("/config.json")
-    assert json.loads(avatar["fal_response_data"]) == json.loads(completed(request_id))["payload"]
+    assert json.loads(avatar["fal_response_data"]) == json.loads(completed(request_id))
     hook = await admin_pool.fetchrow(
         "SELECT body, processed_at FROM fal_webhooks WHERE request_id = $1", request_id
     )

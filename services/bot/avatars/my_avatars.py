@@ -101,16 +101,19 @@ async def ask_delete(
 
 async def delete(
     callback: CallbackQuery, callback_data: AvatarCb, user: User, t: Translator,
-    avatars: AvatarService, photo_store: ObjectStore,
+    avatars: AvatarService, photo_store: ObjectStore, image_store: ObjectStore,
 ) -> None:  # fmt: skip
-    """The row goes first (its photos' rows cascade), then the stored files."""
-    names = await avatars.delete(user.id, callback_data.avatar_id)
-    if names is None:
+    """The row goes first (its photos' rows cascade), then the stored files: the photos
+    and our copy of the LoRA (a crash in between leaves orphans the retention sweep finds)."""
+    deleted = await avatars.delete(user.id, callback_data.avatar_id)
+    if deleted is None:
         await not_found(callback, t)
         return
-    for name in names:
-        with contextlib.suppress(NatsError):
-            await photo_store.delete(name)
+    photos, lora = deleted
+    for store, names in ((photo_store, photos), (image_store, lora)):
+        for name in names:
+            with contextlib.suppress(NatsError):
+                await store.delete(name)
     await edit_or_send(callback, t("avatars.deleted"), menu.back_to_menu(t))
     await callback.answer()
 

@@ -24,7 +24,7 @@ from contracts import (
 )
 from services.bot.app.metrics import BotMetrics
 from services.bot.app.models import Avatar, AvatarStatus, Gender, TypeStats, User
-from services.kit import credits
+from services.kit import credits, loras
 from services.kit.crashpoints import crashpoint
 from services.kit.db import UnitOfWork
 
@@ -280,8 +280,9 @@ class AvatarService:
         )
         return str(result).endswith(" 1")
 
-    async def delete(self, user_id: int, avatar_id: UUID) -> list[str] | None:
-        """Delete a non-training avatar; returns the object names of its photos to remove.
+    async def delete(self, user_id: int, avatar_id: UUID) -> tuple[list[str], list[str]] | None:
+        """Delete a non-training avatar; returns the object names to remove: its photos
+        (`aisha_photos`) and our copy of its LoRA (`aisha_images`, `kit.loras`).
         (The user is forgotten: the avatar may have been their main one.)"""
         async with self.pool.acquire() as conn, conn.transaction():
             names = await conn.fetch(
@@ -290,14 +291,16 @@ class AvatarService:
                 avatar_id,
                 user_id,
             )
-            deleted = await conn.fetchval(
+            lora = await conn.fetchval(
                 "DELETE FROM avatars WHERE id = $1 AND user_id = $2 AND status <> 'training' "
-                "RETURNING id",
+                "RETURNING coalesce(lora_object_key, '')",
                 avatar_id,
                 user_id,
             )
         self.forget(user_id)  # after the commit, like every write: no read re-caches the old row
-        return [r["object_name"] for r in names] if deleted else None
+        if lora is None:
+            return None
+        return [r["object_name"] for r in names], loras.object_names(lora)
 
     async def set_main(self, user_id: int, avatar_id: UUID) -> bool:
         result = await self.pool.execute(

@@ -5,7 +5,8 @@ Training photos are only needed while FAL trains on them. Once an avatar is `com
 its photo rows and files are deleted, unless the user chose "keep my photos". Avatars that
 failed or were cancelled keep them: "Try again" trains on the same photos.
 
-Orphans are files in `aisha_photos`, or generated images (`gen/...`) in `aisha_images`,
+Orphans are files in `aisha_photos`, or generated images (`gen/...`) and LoRA copies
+(`lora/...`, named by `avatars.lora_object_key` and its config beside it) in `aisha_images`,
 that no row names: what a crash between a committed delete (avatar, `/delete_me`, gallery)
 and the removal of its files leaves behind. Writers store the file before the row, so only
 files older than `orphan_grace` count. Photo-to-prompt references (`refs/...`) never have a
@@ -28,6 +29,7 @@ from nats.js.errors import NotFoundError
 from nats.js.object_store import ObjectStore
 
 from services.bot.generation.describer import REFERENCE_PREFIX
+from services.kit import loras
 from services.kit.waiting import pause
 
 log = logging.getLogger(__name__)
@@ -102,8 +104,8 @@ class RetentionSweeper:
         cutoff = datetime.now(UTC) - timedelta(
             seconds=self.orphan_grace if grace is None else grace
         )
-        removed = 0
         images = await _old_names(self.image_store, cutoff)
+        removed = await self._sweep_loras([n for n in images if n.startswith(loras.PREFIX)])
         for store, table, old in (
             (self.photo_store, "photos", await _old_names(self.photo_store, cutoff)),
             (
@@ -126,6 +128,18 @@ class RetentionSweeper:
             self.image_store, [n for n in images if n.startswith(REFERENCE_PREFIX)]
         )
         return removed
+
+    async def _sweep_loras(self, old: list[str]) -> int:
+        """Our LoRA copies (older than the grace) whose avatar or attempt no longer names them."""
+        if not old:
+            return 0
+        rows = await self.pool.fetch(
+            "SELECT lora_object_key FROM avatars WHERE lora_object_key IS NOT NULL "
+            "AND lora_object_key = ANY($1::text[])",
+            [n for n in old if n.endswith(loras.WEIGHTS)],
+        )
+        kept = {name for r in rows for name in loras.object_names(r["lora_object_key"])}
+        return await _delete(self.image_store, [n for n in old if n not in kept])
 
 
 async def _old_names(store: ObjectStore, cutoff: datetime) -> list[str]:

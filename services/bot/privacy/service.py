@@ -4,10 +4,11 @@ Erasure is two steps on purpose. Every row goes in ONE transaction (share links,
 images, generations, photos, avatars, the user, and the published outbox copies of events
 that name the user — they carry prompts and captions), which also queues a cancel for each
 training still running, so the trainer stops paying for a model nobody will see. Only after
-the commit are the stored files removed: training photos, generated images and the
-reference pictures of photo to prompt. A reference has no row; it is found through the
-user's `DescribeRequested` still in the outbox (published rows are kept 24 h, and a
-reference older than an hour is deleted by the retention sweep anyway). A crash between
+the commit are the stored files removed: training photos, generated images, our copy of
+each trained LoRA and its config (`kit.loras`; FAL's own copies expire at the lifetime we
+gave them) and the reference pictures of photo to prompt. A reference has no row; it is
+found through the user's `DescribeRequested` still in the outbox (published rows are kept
+24 h, and a reference older than an hour is deleted by the retention sweep anyway). A crash between
 the two steps leaves nothing but orphan objects that no row points to;
 `retention.RetentionSweeper` removes those. Running it again is harmless: there is nothing
 left to find, and missing objects are skipped.
@@ -35,6 +36,7 @@ from services.bot.app.config import BotConfig
 from services.bot.avatars.service import PRODUCER
 from services.bot.generation.describer import REFERENCE_PREFIX
 from services.bot.privacy.retention import RetentionSweeper
+from services.kit import loras
 from services.kit.db import UnitOfWork
 from services.kit.runtime import Runtime
 
@@ -71,6 +73,7 @@ class Erasure:
     photo_objects: list[str] = field(default_factory=list)
     image_objects: list[str] = field(default_factory=list)
     reference_objects: list[str] = field(default_factory=list)
+    lora_objects: list[str] = field(default_factory=list)
     cancelled: int = 0
 
 
@@ -116,8 +119,8 @@ class PrivacyService:
             # Locking the avatars first makes a concurrent photo upload wait, then find its
             # avatar gone (and drop its own object), instead of slipping a row in.
             avatars = await conn.fetch(
-                "SELECT id, status, training_attempt FROM avatars WHERE user_id = $1 "
-                "ORDER BY id FOR UPDATE",
+                "SELECT id, status, training_attempt, lora_object_key FROM avatars "
+                "WHERE user_id = $1 ORDER BY id FOR UPDATE",
                 user_id,
             )
             photos = await conn.fetch(f"SELECT object_name {_PHOTOS}", user_id)
@@ -157,6 +160,7 @@ class PrivacyService:
             photo_objects=[r["object_name"] for r in photos],
             image_objects=[r["object_name"] for r in images],
             reference_objects=references,
+            lora_objects=[n for a in avatars for n in loras.object_names(a["lora_object_key"])],
             cancelled=len(training),
         )
 
@@ -167,6 +171,7 @@ class PrivacyService:
             (self.photo_store, erasure.photo_objects),
             (self.image_store, erasure.image_objects),
             (self.image_store, erasure.reference_objects),
+            (self.image_store, erasure.lora_objects),
         ):
             for name in names:
                 with contextlib.suppress(NatsError):

@@ -11,6 +11,7 @@ from typing import Any
 import fal_client
 import pytest
 
+from services.status import poller as poller_module
 from services.status.metrics import StatusMetrics
 from services.status.poller import CANCELLED_AT_FAL, Poller, TokenBucket
 
@@ -26,6 +27,17 @@ class FakeFal:
     async def result(self, endpoint: str, request_id: str) -> Any:
         self.results += 1
         return {}
+
+
+@pytest.fixture(autouse=True)
+def _fake_status_reader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The poller reads FAL's whole status answer (`read_status`); here, the fake's."""
+
+    async def read(client: FakeFal, app: str, request_id: str, *, with_logs: bool) -> Any:
+        status = await client.status(app, request_id, with_logs=with_logs)
+        return status, {"status": "COMPLETED", "error": getattr(status, "error", None)}
+
+    monkeypatch.setattr(poller_module, "read_status", read)
 
 
 class FakeTracker:
@@ -78,4 +90,6 @@ async def test_other_errors_are_still_reported_as_failures(error_type: str | Non
     poller, _, tracker, metrics = _poller(failed)
     await poller._poll(ROW)  # type: ignore[arg-type]
     assert [(f["ok"], f["error"]) for f in tracker.finished] == [(False, "boom")]
+    # FAL's answer as it came (a failure's result is refused, so the status alone)
+    assert tracker.finished[0]["response"] == {"status": {"status": "COMPLETED", "error": "boom"}}
     assert _polls(metrics, "completed") == 1
