@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -153,8 +155,17 @@ async def gallery_shows(chat: WebChat, uid: int, total: int) -> None:
     await bot_message(chat, uid, text=f"{total} pictures", within=20)
 
 
-async def test_a_second_run_continues_with_the_same_person_avatar_and_files(tmp_path: Path):
-    state = tmp_path / "state"
+@pytest.fixture
+def state() -> Iterator[Path]:
+    """A short path (PostgreSQL's socket lives in it) that pgserver's own user may enter."""
+    with tempfile.TemporaryDirectory(prefix="aisha-r-", dir="/tmp") as tmp:
+        os.chmod(tmp, 0o755)
+        yield Path(tmp) / "state"
+
+
+async def test_a_second_run_continues_with_the_same_person_avatar_and_files(
+    state: Path, tmp_path: Path
+):
     ports = {f"{n}_HTTP_PORT": str(free_port()) for n in ("BOT", "TRAINER", "STATUS")}
     web = free_port()
     env = {k: v for k, v in base_env().items() if k not in EXTERNAL}
@@ -166,10 +177,9 @@ async def test_a_second_run_continues_with_the_same_person_avatar_and_files(tmp_
         CREDITS_TRIAL="60",  # a training (50) and pictures (1 each)
         ADMIN_IDS="",
     )
-    log = tmp_path / "launcher.log"
     async with aiohttp.ClientSession() as session:
         chat = WebChat(session, f"http://127.0.0.1:{web}")
-        async with launcher(state, env, log) as first:
+        async with launcher(state, env, tmp_path / "first.log") as first:
             uid = (await chat.create_user("Rita"))["id"]
             await train_style_avatar(chat, uid)
             await chat.send_command(uid, "buy")
@@ -185,7 +195,7 @@ async def test_a_second_run_continues_with_the_same_person_avatar_and_files(tmp_
         assert (state / "telegram" / "snapshot.json").exists()
         assert (state / "fal" / "store" / "snapshot.json").exists()
 
-        async with launcher(state, env, log) as second:
+        async with launcher(state, env, tmp_path / "second.log") as second:
             assert [u["id"] for u in await chat.users()] == [uid]
             again = (await chat.transcript(uid))["messages"]
             assert again[: len(before)] == before
