@@ -15,7 +15,7 @@ again, even when the emulator was killed.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sandbox.snapshot import Document, Picture
@@ -120,7 +120,9 @@ def restore(world: World, delivery: Delivery, document: Document, blob: Any) -> 
     return missing
 
 
-def _restore_files(store: FileStore, saved: dict[str, Any], blob: Any) -> list[str]:
+def _restore_files(
+    store: FileStore, saved: dict[str, Any], blob: Callable[[str], bytes | None]
+) -> list[str]:
     missing: list[str] = []
     store.files.clear()
     store.by_path.clear()
