@@ -77,7 +77,11 @@ class TelegramEmulator:
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._host = "127.0.0.1"
-        self._snapshots = None if state_dir is None else Snapshots(state_dir, self._picture)
+        self._snapshots = (
+            None
+            if state_dir is None
+            else Snapshots(state_dir, self._picture, version=lambda: self.world.version)
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
     def make_app(self) -> web.Application:
@@ -135,7 +139,7 @@ class TelegramEmulator:
             )
             if self.delivery.webhook is not None:
                 self.delivery.start_push()
-        self.delivery.before_handout = snapshots.save
+        self.delivery.before_handout = lambda: snapshots.save(full=False)
         snapshots.start()
 
     async def __aenter__(self) -> Self:
