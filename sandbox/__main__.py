@@ -23,6 +23,12 @@ def _options(argv: list[str]) -> StackOptions:
         "--webchat-port", type=int, default=int(env.get("AISHA_WEBCHAT_PORT", 8080))
     )
     parser.add_argument(
+        "--nats-port",
+        type=int,
+        default=int(env.get("AISHA_NATS_PORT", 4222)),
+        help="embedded NATS port (a free one when taken)",
+    )
+    parser.add_argument(
         "--training-seconds",
         type=float,
         default=float(env.get("AISHA_FAL_TRAINING_SECONDS", 60)),
@@ -32,6 +38,7 @@ def _options(argv: list[str]) -> StackOptions:
     return StackOptions(
         state_dir=args.state_dir.resolve(),
         webchat_port=args.webchat_port,
+        nats_port=args.nats_port,
         fal_training_seconds=args.training_seconds,
     )
 

@@ -28,7 +28,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Nobody listens on the port. SO_REUSEADDR, as the servers use it: connections of a
+    previous run lingering in TIME_WAIT must not stop a second `./scripts/run`."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

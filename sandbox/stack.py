@@ -85,7 +85,7 @@ class Stack:
         if not env.get("TELEGRAM_BOT_TOKEN"):
             if not port_is_free(opts.webchat_port):
                 raise StackError(f"AISHA_WEBCHAT_PORT: port {opts.webchat_port} is already in use")
-            self.telegram = TelegramEmulator()
+            self.telegram = TelegramEmulator(state_dir=opts.state_dir / "telegram")
             await self.telegram.start("127.0.0.1", opts.webchat_port)
             self._exit.push_async_callback(self.telegram.stop)
             env["TELEGRAM_BOT_TOKEN"] = SANDBOX_TOKEN
@@ -96,6 +96,7 @@ class Stack:
                 training_seconds=opts.fal_training_seconds,
                 generation_seconds=opts.fal_generation_seconds,
                 state_dir=opts.state_dir / "fal",
+                persist_dir=opts.state_dir / "fal" / "store",
             )
             await self.fal.start()
             self._exit.push_async_callback(self.fal.stop)

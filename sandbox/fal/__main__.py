@@ -28,7 +28,10 @@ def _parser() -> argparse.ArgumentParser:
         "--lifetime-scale", type=float, default=1.0, help="multiplies every file lifetime"
     )
     parser.add_argument("--fal-key", default="sandbox-key-id:sandbox-key-secret")
-    parser.add_argument("--state-dir", type=Path, default=None)
+    parser.add_argument("--state-dir", type=Path, default=None, help="TLS certificates")
+    parser.add_argument(
+        "--persist-dir", type=Path, default=None, help="keep storage and jobs here across runs"
+    )
     wire = Segmenting.from_env()  # FAL_EMU_WEBHOOK_SEGMENT_BYTES / _PAUSE_MS / _CHUNKED
     parser.add_argument("--webhook-segment-bytes", type=int, default=wire.size)
     parser.add_argument("--webhook-segment-pause-ms", type=float, default=wire.pause_seconds * 1000)
@@ -52,6 +55,7 @@ async def _main(args: argparse.Namespace) -> None:
             args.webhook_segment_bytes, args.webhook_segment_pause_ms / 1000, args.webhook_chunked
         ),
         state_dir=args.state_dir,
+        persist_dir=args.persist_dir,
         host=args.host,
         proxy_port=args.proxy_port,
         control_port=args.control_port,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import ssl
 import tempfile
@@ -13,6 +14,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from sandbox.fal import persist
 from sandbox.fal.app import build_app
 from sandbox.fal.context import Context
 from sandbox.fal.control import control_routes
@@ -25,12 +27,18 @@ from sandbox.fal.recorder import RecordedRequest, Recorder
 from sandbox.fal.storage import Storage
 from sandbox.fal.tls import CertFiles, make_cert_files
 from sandbox.fal.webhooks import Delivery, Segmenting, WebhookSender
+from sandbox.snapshot import Picture, Snapshots
 
 JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
+log = logging.getLogger("sandbox.fal")
 
 
 class FalEmulator:
-    """Start with `await emu.start()` (or `async with`), point a client at `emu.client_env()`."""
+    """Start with `await emu.start()` (or `async with`), point a client at `emu.client_env()`.
+
+    `state_dir` holds the throwaway TLS certificates; `persist_dir`, when given, keeps the
+    storage and the jobs across restarts (`sandbox.fal.persist`), otherwise they live in memory.
+    """
 
     def __init__(
         self,
@@ -53,6 +61,7 @@ class FalEmulator:
         validate_at_submit: bool = False,
         user_id: str = "sandbox-user",
         state_dir: Path | None = None,
+        persist_dir: Path | None = None,
         host: str = "127.0.0.1",
         proxy_port: int = 0,
         control_port: int = 0,
@@ -91,6 +100,7 @@ class FalEmulator:
         self._web: web.AppRunner | None = None
         self._proxy: ConnectProxy | None = None
         self._certs: CertFiles | None = None
+        self._snapshots = None if persist_dir is None else Snapshots(persist_dir, self._picture)
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -105,6 +115,8 @@ class FalEmulator:
             concurrency=self._concurrency,
             queue_seconds=self._queue_seconds,
         )
+        if self._snapshots is not None:
+            self._restore(self._snapshots, self._runner)
         await self.webhook_sender.start()
         ctx = Context(
             self.storage,
@@ -140,6 +152,8 @@ class FalEmulator:
             self._proxy = None
         if self._runner is not None:
             await self._runner.stop()
+        if self._snapshots is not None:
+            await self._snapshots.close()
         await self.webhook_sender.stop()
         if self._web is not None:
             await self._web.cleanup()
@@ -159,6 +173,17 @@ class FalEmulator:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    def _picture(self) -> Picture:
+        return persist.take(self.storage, self._runner)
+
+    def _restore(self, snapshots: Snapshots, runner: JobRunner) -> None:
+        document = snapshots.load()
+        if document is not None:
+            rerun = persist.restore(self.storage, runner, document, snapshots.blob)
+            jobs, where = len(runner.jobs), snapshots.directory
+            log.info("restored %d jobs (%d run again) from %s", jobs, rerun, where)
+        snapshots.start()
 
     def _on_done(self, job: Job) -> None:
         if not job.cancelled or self.outcomes.cancel_webhook:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+from pathlib import Path
 
 from sandbox.telegram.rules import Limits
 from sandbox.telegram.server import TelegramEmulator
@@ -29,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--pre-checkout-timeout", type=float, default=10.0, help="answerPreCheckoutQuery deadline"
     )
+    parser.add_argument(
+        "--state-dir", type=Path, default=None, help="keep users, chats and files here across runs"
+    )
     return parser
 
 
@@ -43,6 +47,7 @@ async def _run(args: argparse.Namespace) -> None:
         token=None if args.token_any else args.token,
         bot_username=args.bot_username,
         limits=limits,
+        state_dir=args.state_dir,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -38,6 +38,8 @@ class UserActions:
     ) -> Json:
         """Create (or update) a user and their private chat with the bot."""
         uid = int(user_id) if user_id is not None else next(_ids)
+        while user_id is None and uid in self.world.users:  # people restored from a snapshot
+            uid = next(_ids)
         user: Json = {"id": uid, "is_bot": False, "first_name": first_name or "User"}
         chat: Json = {"id": uid, "type": "private", "first_name": user["first_name"]}
         for key, value in (("last_name", last_name), ("username", username)):

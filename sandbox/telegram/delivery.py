@@ -7,7 +7,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +45,8 @@ class Delivery:
         self._task: asyncio.Task[None] | None = None
         self._generation = 0
         self._closing = False
+        #: Awaited before update ids leave the emulator (set when its state is persisted).
+        self.before_handout: Callable[[], Awaitable[None]] | None = None
 
     def set_allowed(self, allowed: Any) -> None:
         if isinstance(allowed, list):
@@ -76,7 +78,10 @@ class Delivery:
                 "make sure that only one bot instance is running",
                 "getupdates_conflict",
             )
-        return self.world.updates[: max(1, min(limit, 100))]
+        batch = self.world.updates[: max(1, min(limit, 100))]
+        if batch and self.before_handout is not None:
+            await self.before_handout()
+        return batch
 
     def start_push(self) -> None:
         if self._task is None or self._task.done():
@@ -97,6 +102,8 @@ class Delivery:
                 await self.world.wait_change(1.0)
                 continue
             hook, update = self.webhook, self.world.updates[0]
+            if self.before_handout is not None:
+                await self.before_handout()
             headers = {"X-Telegram-Bot-Api-Secret-Token": hook.secret_token or ""}
             if not hook.secret_token:
                 headers.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -13,11 +14,13 @@ from typing import Any, Self
 import aiohttp
 from aiohttp import web
 
+from sandbox.snapshot import Picture, Snapshots
 from sandbox.telegram import delivery as _delivery
 from sandbox.telegram import inline as _inline
 from sandbox.telegram import media as _media
 from sandbox.telegram import methods as _methods
 from sandbox.telegram import payments as _payments
+from sandbox.telegram import persist
 from sandbox.telegram.actions import UserActions
 from sandbox.telegram.api import METHODS, Call
 from sandbox.telegram.control import control_routes
@@ -27,6 +30,8 @@ from sandbox.telegram.rules import ApiError, Fault, Limits
 from sandbox.telegram.state import Json, World
 
 __all__ = ["TelegramEmulator"]
+
+log = logging.getLogger("sandbox.telegram")
 
 _ = (_delivery, _inline, _media, _methods, _payments)  # modules that register Bot API methods
 STATIC = Path(__file__).with_name("static")
@@ -46,6 +51,8 @@ class TelegramEmulator:
     :param bot_username: the bot's username in getMe and in messages.
     :param bot_name: the bot's first name.
     :param limits: flood-control and callback-timeout settings.
+    :param state_dir: keep the world (people, chats, files, Stars, updates) here across
+        restarts (see `sandbox.telegram.persist`); None keeps it in memory only.
     """
 
     def __init__(
@@ -55,6 +62,7 @@ class TelegramEmulator:
         bot_username: str = "aisha_sandbox_bot",
         bot_name: str = "Aisha",
         limits: Limits | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         self.token = token
         self.bot_username = bot_username
@@ -69,6 +77,11 @@ class TelegramEmulator:
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._host = "127.0.0.1"
+        self._snapshots = (
+            None
+            if state_dir is None
+            else Snapshots(state_dir, self._picture, version=lambda: self.world.version)
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
     def make_app(self) -> web.Application:
@@ -84,6 +97,8 @@ class TelegramEmulator:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Listen on host:port (0 picks a free port)."""
         self._session = aiohttp.ClientSession()
+        if self._snapshots is not None:
+            self._restore(self._snapshots)
         # handler_cancellation: a long poll whose client went away stops waiting at once,
         # so it neither holds updates nor reports a 409 conflict to nobody.
         self._runner = web.AppRunner(
@@ -101,9 +116,31 @@ class TelegramEmulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._snapshots is not None:
+            await self._snapshots.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    def _picture(self) -> Picture:
+        return persist.take(self.world, self.delivery)
+
+    def _restore(self, snapshots: Snapshots) -> None:
+        document = snapshots.load()
+        if document is not None:
+            missing = persist.restore(self.world, self.delivery, document, snapshots.blob)
+            if missing:
+                log.warning("%d stored files are missing from %s", len(missing), snapshots.blob_dir)
+            log.info(
+                "restored %d users, next update_id %d, from %s",
+                len(self.world.users),
+                self.world._next_update,
+                snapshots.directory,
+            )
+            if self.delivery.webhook is not None:
+                self.delivery.start_push()
+        self.delivery.before_handout = lambda: snapshots.save(full=False)
+        snapshots.start()
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -401,9 +401,12 @@ async function init() {
   $("#text").addEventListener("input", onComposerInput);
   $("#new-user").addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    const user = await api("/users", { method: "POST",
-      json: { first_name: $("#name").value.trim(), language_code: $("#lang").value } });
-    openChat(user);
+    // A returning person typing the same name continues as the same Telegram user.
+    const name = $("#name").value.trim();
+    const known = (await api("/users")).find(
+      (u) => u.first_name.toLocaleLowerCase() === name.toLocaleLowerCase());
+    openChat(known || await api("/users", { method: "POST",
+      json: { first_name: name, language_code: $("#lang").value } }));
   });
   $("#composer").addEventListener("submit", (ev) => {
     ev.preventDefault();
