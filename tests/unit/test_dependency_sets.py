@@ -138,7 +138,11 @@ def test_every_runtime_import_is_satisfied_by_the_runtime_lock() -> None:
 
 
 def test_the_image_installs_only_the_runtime_lock() -> None:
-    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
-    installs = [line for line in dockerfile.splitlines() if "pip install" in line]
+    lines = (ROOT / "deploy" / "Dockerfile").read_text().splitlines()
+    instructions = [line for line in lines if line.strip() and not line.startswith("#")]
+    installs = [line for line in instructions if "pip install" in line]
     assert installs == ["RUN pip install --no-cache-dir -r requirements.lock"]
-    assert "requirements-dev" not in dockerfile
+    assert [line for line in instructions if "requirements" in line] == [
+        "COPY requirements.lock ./",
+        *installs,
+    ]
