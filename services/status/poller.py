@@ -16,20 +16,22 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import fal_client
 import httpx
 
+from contracts import utcnow
 from services.kit.db import DB_ERRORS
 from services.kit.logs import log_context
 from services.kit.waiting import pause
+from services.status.estimate import TypicalDurations, estimate
 from services.status.generation_tracking import GenerationTracker
 from services.status.images import ResultsUnavailable
 from services.status.metrics import StatusMetrics
-from services.status.progress import format_logs, progress_from_logs
+from services.status.progress import format_logs, percent_from_logs
 from services.status.training_tracking import Tracker
 from services.status.webhooks import WebhookReceiver
 
@@ -45,7 +47,8 @@ WITH due AS (
 UPDATE avatars a SET next_poll_at = now() + make_interval(secs => $2),
     poll_count = poll_count + 1
 FROM due WHERE a.id = due.id
-RETURNING a.id, a.fal_request_id, a.fal_endpoint, a.training_progress, a.poll_count
+RETURNING a.id, a.fal_request_id, a.fal_endpoint, a.training_progress, a.poll_count,
+    a.steps, a.training_started_at
 """
 _CLAIM_GENERATIONS = """
 WITH due AS (
@@ -111,6 +114,12 @@ class Poller:
     batch: int
     budget: TokenBucket
     generations: GenerationTracker | None = None
+    #: The typical durations the time-based estimate divides by (learned, cached).
+    durations: TypicalDurations | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.durations is None:
+            self.durations = TypicalDurations(self.pool)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -167,17 +176,31 @@ class Poller:
                 {"queue_position": status.position},
             )
         elif isinstance(status, fal_client.InProgress):
-            entries = status.logs or []
-            pct = progress_from_logs(entries, row["training_progress"])
-            await self.tracker.progress(
-                request_id,
-                "IN_PROGRESS",
-                pct,
-                None,
-                format_logs(entries),
-                {"status": "IN_PROGRESS"},
-            )
+            await self._running(row, status.logs or [])
         self.metrics.polls.labels("ok").inc()
+
+    async def _running(self, row: asyncpg.Record, entries: list[Any]) -> None:
+        """A percentage when a log line plainly carries one, else an estimate from the
+        time since we first saw it running (`estimate.py`), labelled as such."""
+        pct = percent_from_logs(entries)
+        eta: int | None = None
+        estimated = pct is None
+        if pct is None:
+            assert self.durations is not None
+            typical = await self.durations.seconds(row["fal_endpoint"], row["steps"])
+            started = row["training_started_at"]
+            elapsed = 0.0 if started is None else (utcnow() - started).total_seconds()
+            pct, eta = estimate(elapsed, typical)
+        await self.tracker.progress(
+            row["fal_request_id"],
+            "IN_PROGRESS",
+            pct,
+            None,
+            format_logs(entries),
+            {"status": "IN_PROGRESS"},
+            estimated=estimated,
+            eta_seconds=eta,
+        )
 
     async def _poll_generation(self, row: asyncpg.Record) -> None:
         """A generation: queue state while it runs; its outcome applied as a webhook's is."""
