@@ -44,11 +44,14 @@ UPDATE fal_submissions SET state = 'waiting', waiting_since = clock_timestamp(),
 WHERE idempotency_key = $1
 """
 _RELEASE = """
-UPDATE fal_submissions SET state = 'preparing', updated_at = clock_timestamp(), ahead = NULL,
-    request = NULL
-WHERE id IN (SELECT id FROM fal_submissions WHERE kind = 'training' AND state = 'waiting'
-             ORDER BY waiting_since, id LIMIT $1 FOR UPDATE)
-RETURNING idempotency_key, request, waiting_since
+WITH next AS (
+    SELECT id, request FROM fal_submissions WHERE kind = 'training' AND state = 'waiting'
+    ORDER BY waiting_since, id LIMIT $1 FOR UPDATE
+)
+UPDATE fal_submissions f SET state = 'preparing', updated_at = clock_timestamp(),
+    ahead = NULL, request = NULL
+FROM next WHERE f.id = next.id
+RETURNING f.idempotency_key, next.request, f.waiting_since
 """
 _PLACES = """
 WITH line AS (
