@@ -178,7 +178,7 @@ class TrainingService(Submitter[TrainingRequested]):
                 "INSERT INTO fal_submissions (kind, subject_id, attempt, idempotency_key,"
                 " endpoint, state) VALUES ('training', $2, $3, $1, '', 'cancelled')"
                 " ON CONFLICT (idempotency_key) DO UPDATE SET state = 'cancelled',"
-                " updated_at = clock_timestamp()"
+                " updated_at = clock_timestamp(), request = NULL"
                 " WHERE fal_submissions.state IN ('preparing', 'submitting', 'submitted',"
                 " 'waiting')",
                 key,

@@ -29,9 +29,14 @@ log = logging.getLogger(__name__)
 
 #: `pg_advisory_xact_lock` key shared by admission and release ("aisha slots").
 _SLOTS_LOCK = 0x41697368_5A01
+#: Busy slots: trainings running at FAL, being submitted, or being prepared — a `preparing`
+#: lease untouched for 10 minutes is a dead delivery's (a live one renews it at every
+#: redelivery), so it cannot hold a slot for good.
 _COUNT = """
 SELECT (SELECT count(*) FROM fal_submissions WHERE kind = 'training'
-            AND state IN ('preparing', 'submitting') AND idempotency_key <> $1)
+            AND (state = 'submitting' OR state = 'preparing'
+                 AND updated_at > clock_timestamp() - interval '10 minutes')
+            AND idempotency_key <> $1)
      + (SELECT count(*) FROM fal_submissions s JOIN avatars a ON a.id = s.subject_id
             WHERE s.kind = 'training' AND s.state = 'submitted'
               AND a.training_finished_at IS NULL) AS busy,

@@ -117,6 +117,13 @@ async def test_the_line_admits_tells_places_and_releases_the_oldest(
     await service.on_cancel(cancel, None)  # type: ignore[arg-type]  # waiting: FAL not asked
     assert await line.release_once() == 0
     assert await places(admin_pool, third) == [1, 0]  # moved up: the one before it left
+    assert (
+        await admin_pool.fetchval(
+            "SELECT request FROM fal_submissions WHERE idempotency_key = $1",
+            idempotency_key(second.avatar_id, 1),
+        )
+        is None
+    )  # a cancelled request's copy is not kept
 
     await admin_pool.execute(
         "UPDATE fal_submissions SET state = 'failed' WHERE idempotency_key = $1",
@@ -136,3 +143,18 @@ async def test_the_line_admits_tells_places_and_releases_the_oldest(
     assert taken.lease is not None
     assert taken.ahead is None
     assert await outbox(admin_pool, "aisha.avatar.training_requested", second.avatar_id) == []
+
+
+async def test_a_dead_deliverys_preparing_row_does_not_hold_a_slot_for_good(
+    pool: asyncpg.Pool, admin_pool: asyncpg.Pool
+) -> None:
+    first, second = [await requested(admin_pool) for _ in range(2)]
+    assert (await reserve(pool, first)).lease is not None
+    await admin_pool.execute(  # its delivery died long ago and nothing renewed the lease
+        "UPDATE fal_submissions SET updated_at = now() - interval '11 minutes'"
+        " WHERE idempotency_key = $1",
+        idempotency_key(first.avatar_id, 1),
+    )
+    admitted = await reserve(pool, second)
+    assert admitted.ahead is None
+    assert admitted.lease is not None
