@@ -149,7 +149,8 @@ class Poller:
         return len(rows) + len(jobs)
 
     async def _poll(self, row: asyncpg.Record) -> None:
-        """A training: progress from its logs while it runs; its outcome applied once."""
+        """A training: its queue position, then its progress while it runs; its outcome
+        applied once."""
         request_id = row["fal_request_id"]
         try:
             status = await self._status(row["fal_endpoint"], request_id, with_logs=True)
