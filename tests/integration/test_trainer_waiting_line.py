@@ -5,17 +5,14 @@ and a freed slot releases the oldest waiting request (republished through the ou
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
 from contracts import (
-    FalPriority,
     TrainingCancelRequested,
     TrainingRequested,
-    TrainingType,
     derived_event_id,
     utcnow,
 )
@@ -27,6 +24,7 @@ from services.trainer.metrics import TrainerMetrics
 from services.trainer.presets import plan_training
 from services.trainer.training_submission import TrainingService, idempotency_key
 from services.trainer.waiting_line import WaitingLine
+from tests.faults.test_orphans import avatar
 
 SLOTS = 1
 
@@ -36,28 +34,6 @@ async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
     made = await create_pool(db_url, "aisha_trainer")
     yield made
     await made.close()
-
-
-async def requested(admin: asyncpg.Pool) -> TrainingRequested:
-    uid = uuid.uuid4().int % 10**9
-    await admin.execute("INSERT INTO users (id, first_name) VALUES ($1, 'L')", uid)
-    avatar_id = await admin.fetchval(
-        "INSERT INTO avatars (user_id, name, gender, training_type, trigger_word, status,"
-        " training_attempt) VALUES ($1, 'L', 'male', 'style', 'tokL', 'training', 1)"
-        " RETURNING id::text",
-        uid,
-    )
-    return TrainingRequested(
-        event_id=derived_event_id("training_requested", avatar_id, 1),
-        occurred_at=utcnow(),
-        avatar_id=avatar_id,
-        user_id=uid,
-        attempt=1,
-        training_type=TrainingType.STYLE,
-        priority=FalPriority.SPEED,
-        trigger_word="tokL",
-        photo_count=10,
-    )
 
 
 async def reserve(pool: asyncpg.Pool, event: TrainingRequested) -> training_ledger.Reservation:
@@ -83,7 +59,7 @@ async def places(admin: asyncpg.Pool, event: TrainingRequested) -> list[object]:
 async def test_the_line_admits_tells_places_and_releases_the_oldest(
     pool: asyncpg.Pool, admin_pool: asyncpg.Pool, db_url: str
 ) -> None:
-    first, second, third = [await requested(admin_pool) for _ in range(3)]
+    first, second, third = [await avatar(db_url) for _ in range(3)]
     running = await reserve(pool, first)
     assert running.lease is not None
     assert running.ahead is None
@@ -138,7 +114,7 @@ async def test_the_line_admits_tells_places_and_releases_the_oldest(
     assert state["request"] is None
     [republished] = await outbox(admin_pool, "aisha.avatar.training_requested", third.avatar_id)
     assert republished["event_id"] != third.event_id  # not dropped as a duplicate
-    assert republished["trigger_word"] == "tokL"
+    assert republished["trigger_word"] == third.trigger_word
     taken = await reserve(pool, third)  # the republished request takes the released row
     assert taken.lease is not None
     assert taken.ahead is None
@@ -146,9 +122,9 @@ async def test_the_line_admits_tells_places_and_releases_the_oldest(
 
 
 async def test_a_dead_deliverys_preparing_row_does_not_hold_a_slot_for_good(
-    pool: asyncpg.Pool, admin_pool: asyncpg.Pool
+    pool: asyncpg.Pool, admin_pool: asyncpg.Pool, db_url: str
 ) -> None:
-    first, second = [await requested(admin_pool) for _ in range(2)]
+    first, second = [await avatar(db_url) for _ in range(2)]
     assert (await reserve(pool, first)).lease is not None
     await admin_pool.execute(  # its delivery died long ago and nothing renewed the lease
         "UPDATE fal_submissions SET updated_at = now() - interval '11 minutes'"
