@@ -27,6 +27,7 @@ from contracts.training import (
     TrainingFailed,
     TrainingProgress,
     TrainingSubmitted,
+    TrainingWaiting,
 )
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "TrainingRequested",
     "TrainingSubmitted",
     "TrainingType",
+    "TrainingWaiting",
     "dead_letter_subject",
     "decode",
     "derived_event_id",

@@ -48,9 +48,9 @@ TRAINER_REQUESTS = ConsumerSpec(
     stream=STREAM_AVATAR.name,
     filter_subjects=("aisha.avatar.training_requested", "aisha.avatar.cancel_requested"),
     ack_wait_seconds=15.0,
-    # Waiting for a free training slot, or for the webhook of a job orphaned by a crash
-    # (TRAINER_RECONCILE_MINUTES, 90 by default), naks the request: 110 deliveries with
-    # this backoff are ~105 minutes.
+    # Waiting for the webhook of a job orphaned by a crash (TRAINER_RECONCILE_MINUTES, 90
+    # by default) naks the request: 110 deliveries with this backoff are ~105 minutes.
+    # Waiting for a free training slot does not: it is a row in the ledger (`waiting`).
     max_deliver=110,
     backoff_seconds=(2.0, 5.0, 10.0, 30.0, 60.0),
 )
@@ -75,6 +75,7 @@ BOT_TRAINING = ConsumerSpec(
     stream=STREAM_TRAINING.name,
     filter_subjects=(
         "aisha.training.submitted",
+        "aisha.training.waiting",
         "aisha.training.progress",
         "aisha.training.completed",
         "aisha.training.failed",

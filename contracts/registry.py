@@ -20,12 +20,14 @@ from contracts.training import (
     TrainingFailed,
     TrainingProgress,
     TrainingSubmitted,
+    TrainingWaiting,
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = (
     TrainingRequested,
     TrainingCancelRequested,
     TrainingSubmitted,
+    TrainingWaiting,
     TrainingProgress,
     TrainingCompleted,
     TrainingFailed,

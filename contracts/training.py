@@ -20,8 +20,23 @@ class TrainingSubmitted(Event, frozen=True, kw_only=True, tag="training.submitte
     endpoint: str
 
 
+class TrainingWaiting(Event, frozen=True, kw_only=True, tag="training.waiting"):
+    """Our own line: the request waits for a training slot (`TRAINER_MAX_CONCURRENT`),
+    with `ahead` requests before it; never failed for waiting (FAL's queue is separate)."""
+
+    subject: ClassVar[str] = "aisha.training.waiting"
+
+    avatar_id: str
+    user_id: int
+    attempt: int
+    ahead: int
+
+
 class TrainingProgress(Event, frozen=True, kw_only=True, tag="training.progress"):
-    """Queue position or percent done; the bot edits one progress message from these."""
+    """FAL's queue position while IN_QUEUE, then percent done: read from a log line that
+    plainly carries it, or else `estimated` from elapsed time and the typical duration of
+    this endpoint and step count (never above 95 before the end). Added fields (optional,
+    defaults keep older readers and writers valid): `estimated`."""
 
     subject: ClassVar[str] = "aisha.training.progress"
 
@@ -33,6 +48,7 @@ class TrainingProgress(Event, frozen=True, kw_only=True, tag="training.progress"
     progress: int
     queue_position: int | None = None
     eta_seconds: int | None = None
+    estimated: bool = False
 
 
 class TrainingCompleted(Event, frozen=True, kw_only=True, tag="training.completed"):

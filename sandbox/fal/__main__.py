@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 
 from sandbox.fal.emulator import FalEmulator
+from sandbox.fal.endpoints import LOG_PROFILES, AppSettings
 from sandbox.fal.webhooks import Segmenting
 
 
@@ -23,6 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--queue-seconds", type=float, default=2.0)
     parser.add_argument("--min-training-images", type=int, default=10)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument(
+        "--log-profile", choices=sorted(LOG_PROFILES), default=AppSettings().log_profile
+    )
     parser.add_argument("--time-scale", type=float, default=1.0)
     parser.add_argument(
         "--lifetime-scale", type=float, default=1.0, help="multiplies every file lifetime"
@@ -61,6 +65,7 @@ async def _main(args: argparse.Namespace) -> None:
         control_port=args.control_port,
         tls_port=args.tls_port,
     )
+    emulator.configure(log_profile=args.log_profile)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

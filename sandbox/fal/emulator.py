@@ -18,7 +18,7 @@ from sandbox.fal import persist
 from sandbox.fal.app import build_app
 from sandbox.fal.context import Context
 from sandbox.fal.control import control_routes
-from sandbox.fal.endpoints import Apps, AppSettings
+from sandbox.fal.endpoints import LOG_PROFILES, Apps, AppSettings
 from sandbox.fal.faults import FaultBook, FaultRule
 from sandbox.fal.jobs import Clock, Job, JobRunner
 from sandbox.fal.outcomes import Outcomes
@@ -272,6 +272,7 @@ class FalEmulator:
             "min_training_images": s.min_training_images,
             "result_ttl_seconds": s.result_ttl_seconds,
             "lifetime_scale": self.storage.lifetime_scale,
+            "log_profile": s.log_profile,
             "time_scale": self.clock.time_scale,
             **self.webhook_sender.segmenting.as_dict(),
             **self.outcomes.as_dict(),
@@ -286,6 +287,10 @@ class FalEmulator:
                 setattr(self.apps.settings, key, float(value))
             elif key == "lifetime_scale":
                 self.storage.lifetime_scale = float(value)
+            elif key == "log_profile":
+                if value not in LOG_PROFILES:
+                    raise TypeError(f"log_profile must be one of {sorted(LOG_PROFILES)}")
+                self.apps.settings.log_profile = str(value)
             elif key == "min_training_images":
                 self.apps.settings.min_training_images = int(value)
             elif key == "webhook_segment_bytes":

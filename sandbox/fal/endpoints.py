@@ -7,6 +7,7 @@ import hashlib
 import json
 import random
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,6 +116,29 @@ class AppSettings:
     generation_seconds: float = 5.0
     min_training_images: int = 10
     result_ttl_seconds: float = 3600.0
+    #: What a trainer prints while it runs: *assumed*, no public source shows FAL's own
+    #: (see README): `none`, `tqdm`, `steps` or `noise` (`LOG_PROFILES`).
+    log_profile: str = "steps"
+
+
+def _tqdm(step: int, steps: int, pct: int) -> str:
+    bar = "█" * (pct // 10)
+    timing = f"[00:{pct:02d}<00:{100 - pct:02d}, 2.1it/s]"
+    return f"Training: {pct:3d}%|{bar:<10}| {step}/{steps} {timing}"
+
+
+def _noise(step: int, steps: int, pct: int) -> str:
+    """Numbers that are not progress: a parser that reads them as such is wrong."""
+    return f"loss={0.5 / (1 + step):.4f} lr=9e-05 GPU memory {60 + pct % 30}% used, sample 2/4"
+
+
+#: Per training tick, the line each profile prints (None: the trainer says nothing).
+LOG_PROFILES: dict[str, Callable[[int, int, int], str] | None] = {
+    "none": None,
+    "tqdm": _tqdm,
+    "steps": lambda step, steps, pct: f"Training step {step}/{steps}",
+    "noise": _noise,
+}
 
 
 class Apps:
@@ -170,7 +194,9 @@ class Apps:
         portrait = job.app_id == PORTRAIT_TRAINER
         steps = int(args.get("steps", 2500 if portrait else 1000))
         trigger = args.get("trigger_phrase" if portrait else "trigger_word") or "ohwx"
-        job.log(f"Downloading training data from {args['images_data_url']}")
+        profile = LOG_PROFILES[self.settings.log_profile]
+        if profile is not None:
+            job.log(f"Downloading training data from {args['images_data_url']}")
         archive = self._download("images_data_url", args["images_data_url"])
         try:
             count = await asyncio.to_thread(images.count_images, archive)
@@ -181,15 +207,17 @@ class Apps:
         if count < self.settings.min_training_images:
             msg = f"At least {self.settings.min_training_images} images are required, found {count}"
             raise validation_error(["body", "images_data_url"], msg, "value_error")
-        job.log(f"Found {count} images; preprocessing (subject crop, masks)")
+        if profile is not None:
+            job.log(f"Found {count} images; preprocessing (subject crop, masks)")
         ticks = 10
         for tick in range(1, ticks + 1):
             await self._clock.sleep(self.settings.training_seconds / ticks)
             if tick == ticks // 2:
                 self._maybe_fail(job)
-            step = steps * tick // ticks
-            job.log(f"Training step {step}/{steps} ({100 * tick // ticks}%)")
-        job.log("Saving LoRA weights")
+            if profile is not None:
+                job.log(profile(steps * tick // ticks, steps, 100 * tick // ticks))
+        if profile is not None:
+            job.log("Saving LoRA weights")
         ttl, expired = self._ttl(job)
         seed = hashlib.sha256(job.request_id.encode()).digest()
         lora = self._storage.put(

@@ -253,9 +253,14 @@ fal_submissions = sa.Table(
     _created_at(),
     sa.Column("submitted_at", TZ),
     sa.Column("updated_at", TZ, nullable=False, server_default=NOW),
+    # A training waiting for a slot (0005): its place in our line and the request to release.
+    sa.Column("waiting_since", TZ),
+    sa.Column("ahead", sa.Integer()),
+    sa.Column("request", sa.LargeBinary()),
     sa.CheckConstraint("kind IN ('training', 'generation')", name="kind"),
     sa.CheckConstraint(
-        "state IN ('preparing', 'submitting', 'submitted', 'failed', 'cancelled')", name="state"
+        "state IN ('preparing', 'submitting', 'submitted', 'failed', 'cancelled', 'waiting')",
+        name="state",
     ),
     sa.UniqueConstraint("idempotency_key"),
     sa.UniqueConstraint("request_id"),
@@ -574,7 +579,17 @@ OWNERS: Final[dict[str, dict[str, frozenset[str]]]] = {
     },
     "fal_submissions": {
         TRAINER: frozenset(
-            {"endpoint", "state", "request_id", "error", "submitted_at", "updated_at"}
+            {
+                "endpoint",
+                "state",
+                "request_id",
+                "error",
+                "submitted_at",
+                "updated_at",
+                "waiting_since",
+                "ahead",
+                "request",
+            }
         ),
     },
     "generations": {

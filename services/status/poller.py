@@ -16,21 +16,23 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import fal_client
 import httpx
 
+from contracts import utcnow
 from services.kit.db import DB_ERRORS
 from services.kit.falmetrics import read_status
 from services.kit.logs import log_context
 from services.kit.waiting import pause
+from services.status.estimate import TypicalDurations, estimate
 from services.status.generation_tracking import GenerationTracker
 from services.status.images import ResultsUnavailable
 from services.status.metrics import StatusMetrics
-from services.status.progress import format_logs, progress_from_logs
+from services.status.progress import format_logs, percent_from_logs
 from services.status.training_tracking import Tracker
 from services.status.webhooks import WebhookReceiver
 
@@ -46,7 +48,8 @@ WITH due AS (
 UPDATE avatars a SET next_poll_at = now() + make_interval(secs => $2),
     poll_count = poll_count + 1
 FROM due WHERE a.id = due.id
-RETURNING a.id, a.fal_request_id, a.fal_endpoint, a.training_progress, a.poll_count
+RETURNING a.id, a.fal_request_id, a.fal_endpoint, a.training_progress, a.poll_count,
+    a.steps, a.training_started_at
 """
 _CLAIM_GENERATIONS = """
 WITH due AS (
@@ -125,6 +128,12 @@ class Poller:
     batch: int
     budget: TokenBucket
     generations: GenerationTracker | None = None
+    #: The typical durations the time-based estimate divides by (learned, cached).
+    durations: TypicalDurations | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.durations is None:
+            self.durations = TypicalDurations(self.pool)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -154,7 +163,8 @@ class Poller:
         return len(rows) + len(jobs)
 
     async def _poll(self, row: asyncpg.Record) -> None:
-        """A training: progress from its logs while it runs; its outcome applied once."""
+        """A training: its queue position, then its progress while it runs; its outcome
+        applied once."""
         request_id = row["fal_request_id"]
         try:
             status, body = await self._status(row, with_logs=True)
@@ -184,17 +194,31 @@ class Poller:
                 {"status": body},
             )
         elif isinstance(status, fal_client.InProgress):
-            entries = status.logs or []
-            pct = progress_from_logs(entries, row["training_progress"])
-            await self.tracker.progress(
-                request_id,
-                "IN_PROGRESS",
-                pct,
-                None,
-                format_logs(entries),
-                {"status": body},
-            )
+            await self._running(row, status.logs or [], body)
         self.metrics.polls.labels("ok").inc()
+
+    async def _running(self, row: asyncpg.Record, entries: list[Any], body: dict[str, Any]) -> None:
+        """A percentage when a log line plainly carries one, else an estimate from the
+        time since we first saw it running (`estimate.py`), labelled as such."""
+        pct = percent_from_logs(entries)
+        eta: int | None = None
+        estimated = pct is None
+        if pct is None:
+            assert self.durations is not None
+            typical = await self.durations.seconds(row["fal_endpoint"], row["steps"])
+            started = row["training_started_at"]
+            elapsed = 0.0 if started is None else (utcnow() - started).total_seconds()
+            pct, eta = estimate(elapsed, typical)
+        await self.tracker.progress(
+            row["fal_request_id"],
+            "IN_PROGRESS",
+            pct,
+            None,
+            format_logs(entries),
+            {"status": body},
+            estimated=estimated,
+            eta_seconds=eta,
+        )
 
     async def _poll_generation(self, row: asyncpg.Record) -> None:
         """A generation: queue state while it runs; its outcome applied as a webhook's is."""

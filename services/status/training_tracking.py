@@ -201,7 +201,12 @@ class Tracker:
         queue_position: int | None,
         logs: str | None,
         response: dict[str, Any],
+        *,
+        estimated: bool = False,
+        eta_seconds: int | None = None,
     ) -> None:
+        """What a poll saw while the job is not finished. `estimated`: `progress` comes
+        from time, not from FAL's logs (its `eta_seconds` is then the estimate's own)."""
         async with UnitOfWork(self.pool, PRODUCER) as uow:
             row = await uow.conn.fetchrow(
                 "UPDATE avatars SET fal_status = $2, training_progress ="
@@ -222,7 +227,11 @@ class Tracker:
             )
             if row is None:
                 return
-            eta = _eta(row["training_started_at"], row["training_progress"])
+            eta = (
+                eta_seconds
+                if estimated
+                else _eta(row["training_started_at"], row["training_progress"])
+            )
             uow.publish(
                 TrainingProgress(
                     event_id=derived_event_id(
@@ -231,6 +240,7 @@ class Tracker:
                         fal_status,
                         row["training_progress"],
                         queue_position,
+                        estimated,
                     ),
                     occurred_at=utcnow(),
                     avatar_id=str(row["id"]),
@@ -241,6 +251,7 @@ class Tracker:
                     progress=row["training_progress"],
                     queue_position=queue_position,
                     eta_seconds=eta,
+                    estimated=estimated,
                 )
             )
 

@@ -28,6 +28,7 @@ from services.trainer.generation_submission import GenerationService
 from services.trainer.lora_source import LoraSource
 from services.trainer.metrics import TrainerMetrics
 from services.trainer.training_submission import TrainingService
+from services.trainer.waiting_line import WaitingLine
 
 
 async def run(config: TrainerConfig, stop: asyncio.Event) -> None:
@@ -60,5 +61,7 @@ async def run(config: TrainerConfig, stop: asyncio.Event) -> None:
         ]
         for spec, handlers in consumers:
             rt.run_consumer(EventConsumer(rt.js, spec, handlers, metrics, concurrency=8))
+        line = WaitingLine(rt.pool, config.max_concurrent_trainings, config.waiting_line_seconds)
+        rt.spawn("waiting-line", line.run(rt.stop))
         await rt.start_http()
         await rt.wait()

@@ -16,6 +16,8 @@ import asyncpg
 
 from contracts import TrainingRequested
 from services.kit import credits
+from services.kit.db import UnitOfWork
+from services.trainer import waiting_line
 from services.trainer.ledger import charge
 from services.trainer.presets import TrainingPlan
 
@@ -25,7 +27,7 @@ INSERT INTO fal_submissions (kind, subject_id, attempt, idempotency_key, endpoin
 VALUES ('training', $1, $2, $3, $4, 'preparing', clock_timestamp())
 ON CONFLICT (idempotency_key) DO UPDATE SET updated_at = clock_timestamp()
     WHERE fal_submissions.state = 'preparing'
-RETURNING updated_at
+RETURNING updated_at, xmax = 0 AS inserted
 """
 
 _AVATAR_SUBMITTED = """
@@ -41,38 +43,46 @@ WHERE id = $1
 
 
 class Reservation(NamedTuple):
-    """What `reserve` got: the lease (None when the attempt is past `preparing`) and
-    whether this call charged the quote, so the caller counts each charge once (a free
-    job, or a takeover of an attempt charged before, is False)."""
+    """What `reserve` got: the lease (None when the attempt is past `preparing`, or waits
+    for a slot: then `ahead` is its place in the line) and whether this call charged the
+    quote, so the caller counts each charge once (a free job, or a takeover of an attempt
+    charged before, is False)."""
 
     lease: datetime | None
     charged: bool
+    ahead: int | None = None
 
 
 async def reserve(
-    pool: asyncpg.Pool, key: str, event: TrainingRequested, plan: TrainingPlan
+    pool: asyncpg.Pool, key: str, event: TrainingRequested, plan: TrainingPlan, slots: int
 ) -> Reservation:
     """Own the attempt in `preparing` (new, or taken over from a dead delivery): the lease.
 
     No lease when the attempt is past `preparing`; `ledger.existing` tells where it
     stands. The user's credits are charged in the same transaction (once per attempt,
     whoever takes it over); `credits.InsufficientCredits` means nothing was reserved.
+    A new attempt is admitted only to one of `slots` free training slots with nobody
+    waiting before it; otherwise it joins the line (`waiting_line.py`) and the user is
+    told their place, all in this transaction.
     """
     charged = False
-    async with pool.acquire() as conn, conn.transaction():
-        lease: datetime | None = await conn.fetchval(
-            _RESERVE, event.avatar_id, event.attempt, key, plan.endpoint
+    async with UnitOfWork(pool, "trainer") as uow:
+        row = await uow.conn.fetchrow(_RESERVE, event.avatar_id, event.attempt, key, plan.endpoint)
+        if row is None:
+            return Reservation(None, False)
+        charged = await charge(
+            uow.conn,
+            user_id=event.user_id,
+            kind=credits.Kind.TRAINING_CHARGE,
+            amount=event.credits,
+            key=credits.training_charge_key(event.avatar_id, event.attempt),
+            subject=event.avatar_id,
         )
-        if lease is not None:
-            charged = await charge(
-                conn,
-                user_id=event.user_id,
-                kind=credits.Kind.TRAINING_CHARGE,
-                amount=event.credits,
-                key=credits.training_charge_key(event.avatar_id, event.attempt),
-                subject=event.avatar_id,
-            )
-    return Reservation(lease, charged)
+        if row["inserted"]:
+            ahead = await waiting_line.admit(uow, key, event, slots)
+            if ahead is not None:
+                return Reservation(None, charged, ahead)
+    return Reservation(row["updated_at"], charged)
 
 
 async def begin_submit(pool: asyncpg.Pool, key: str, lease: datetime) -> datetime | None:

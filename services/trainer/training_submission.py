@@ -92,12 +92,16 @@ class TrainingService(Submitter[TrainingRequested]):
         key = idempotency_key(event.avatar_id, event.attempt)
         plan = _plan(event)
         try:
-            lease, charged = await training_ledger.reserve(self.pool, key, event, plan)
+            lease, charged, ahead = await training_ledger.reserve(
+                self.pool, key, event, plan, self.config.max_concurrent_trainings
+            )
         except credits.InsufficientCredits as exc:
             await self._refuse_unpaid(event, plan.endpoint, exc)
             return
         if charged:
             self.metrics.credits_charged.labels("training").inc(event.credits)
+        if ahead is not None:
+            return  # waits in our line for a slot (`waiting_line.py`), never failed for it
         if lease is None:
             row = await ledger.existing(self.pool, key)
             if row is not None:
@@ -166,13 +170,7 @@ class TrainingService(Submitter[TrainingRequested]):
         return renewed
 
     async def _check_limits(self, event: TrainingRequested) -> None:
-        running = await self.pool.fetchval(
-            "SELECT count(*) FROM fal_submissions s JOIN avatars a ON a.id = s.subject_id"
-            " WHERE s.kind = 'training' AND s.state = 'submitted'"
-            " AND a.training_finished_at IS NULL"
-        )
-        if running >= self.config.max_concurrent_trainings:
-            raise TryLater(f"{running} trainings running")
+        """The daily spend limit; the concurrency limit is the waiting line's (`reserve`)."""
         spent = await spent_last_day(self.pool)
         if spent >= self.config.daily_spend_limit_usd:
             raise FalRejectedSpend(f"daily spend {spent} reached")
@@ -198,8 +196,9 @@ class TrainingService(Submitter[TrainingRequested]):
             "INSERT INTO fal_submissions (kind, subject_id, attempt, idempotency_key,"
             " endpoint, state) VALUES ('training', $2, $3, $1, '', 'cancelled')"
             " ON CONFLICT (idempotency_key) DO UPDATE SET state = 'cancelled',"
-            " updated_at = clock_timestamp()"
-            " WHERE fal_submissions.state IN ('preparing', 'submitting', 'submitted')",
+            " updated_at = clock_timestamp(), request = NULL"
+            " WHERE fal_submissions.state IN ('preparing', 'submitting', 'submitted',"
+            " 'waiting')",
             key,
             event.avatar_id,
             event.attempt,

@@ -69,8 +69,19 @@ async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
 
 
 @pytest.fixture
+def stack_overrides() -> dict[str, str]:
+    """Extra environment of the services (a module overrides it)."""
+    return {}
+
+
+@pytest.fixture
 async def stack(
-    db_url: str, nats_url: str, fal: FalEmulator, js: JetStreamContext, tmp_path: Path
+    db_url: str,
+    nats_url: str,
+    fal: FalEmulator,
+    js: JetStreamContext,
+    tmp_path: Path,
+    stack_overrides: dict[str, str],
 ) -> AsyncIterator[dict[str, Child]]:
     """The status service, then the trainer (its webhooks go to status's port), on `fal`."""
     env = {
@@ -79,6 +90,7 @@ async def stack(
         "PUBLIC_BASE_URL": "http://127.0.0.1:1",  # replaced below once status has a port
         "STATUS_POLL_INTERVAL_SECONDS": "0.5",
         **fal.client_env(),
+        **stack_overrides,
     }
     async with running_services(("status",), env, tmp_path) as status:
         env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{service_port(status['status'])}"

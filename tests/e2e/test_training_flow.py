@@ -118,7 +118,7 @@ async def fal():
 
 
 # the shared fixtures, used here by name
-js, stack = services.js, services.stack
+js, stack, stack_overrides = services.js, services.stack, services.stack_overrides
 
 
 @pytest.mark.parametrize("training_type", ["portrait", "style"])

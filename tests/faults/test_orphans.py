@@ -39,6 +39,8 @@ from services.trainer.submission import TryLater
 from services.trainer.training_submission import TrainingService, idempotency_key
 
 pytestmark = pytest.mark.faults
+#: Training slots for a direct `reserve`: enough that admission never makes a row wait.
+SLOTS = 8
 ENV = {
     "FAL_KEY": "sandbox-key-id:sandbox-key-secret",
     "PUBLIC_BASE_URL": "http://127.0.0.1:9",
@@ -212,14 +214,14 @@ async def test_lease_moves_to_the_delivery_that_took_a_preparing_row_over(traine
     event = await avatar(db_url)
     key = idempotency_key(event.avatar_id, 1)
     plan = plan_training(event.training_type, event.priority, event.trigger_word, 1)
-    first = (await ledger.reserve(trainer.pool, key, event, plan)).lease
-    second = (await ledger.reserve(trainer.pool, key, event, plan)).lease  # the first "died"
+    first = (await ledger.reserve(trainer.pool, key, event, plan, SLOTS)).lease
+    second = (await ledger.reserve(trainer.pool, key, event, plan, SLOTS)).lease  # the first "died"
     assert first is not None
     assert second is not None
     assert first != second
     assert await ledger.begin_submit(trainer.pool, key, first) is None  # may not call FAL
     assert await ledger.begin_submit(trainer.pool, key, second) is not None
-    now = await ledger.reserve(trainer.pool, key, event, plan)
+    now = await ledger.reserve(trainer.pool, key, event, plan, SLOTS)
     assert now.lease is None  # `submitting`
 
 
@@ -284,7 +286,7 @@ async def test_preparing_row_of_a_dead_delivery_is_taken_over_and_submitted_once
             await store_photos(db_url, store, event)
             key = idempotency_key(event.avatar_id, 1)
             plan = plan_training(event.training_type, event.priority, event.trigger_word, 1)
-            assert (await ledger.reserve(pool, key, event, plan)).lease is not None  # died
+            assert (await ledger.reserve(pool, key, event, plan, SLOTS)).lease is not None  # died
             await service.on_requested(event, delivery())
         finally:
             await pool.close()

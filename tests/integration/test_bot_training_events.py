@@ -22,6 +22,7 @@ from contracts import (
     TrainingCompleted,
     TrainingFailed,
     TrainingProgress,
+    TrainingWaiting,
     derived_event_id,
     encode,
     new_event_id,
@@ -282,3 +283,38 @@ async def test_progress_and_an_untimed_end(
     assert await status_of(admin_pool, avatar_id) == ("error", 3)
     assert len(sender.edits) == 2
     assert finished(metrics, "failed") == (1, None)
+
+
+async def test_the_progress_message_tells_line_queue_estimate_and_logged_percent(
+    bot_pool: asyncpg.Pool, admin_pool: asyncpg.Pool
+) -> None:
+    """Our own line ("N ahead of you"), FAL's queue, an estimate labelled as one (with the
+    time left), and a percentage read from FAL's logs shown as it is."""
+    uid = 700_000_003
+    avatar_id = await seed_training(admin_pool, uid, attempt=1, progress_message=9)
+    sender = HeldSender()
+    sender.release.set()
+    events, _ = handlers(bot_pool, sender)
+    about = {"avatar_id": avatar_id, "user_id": uid, "attempt": 1}
+    fal = {**about, "request_id": "req-9"}
+
+    def at() -> dict[str, Any]:
+        return {"event_id": new_event_id(), "occurred_at": utcnow()}
+
+    await events.on_waiting(TrainingWaiting(**at(), **about, ahead=2), None)  # type: ignore[arg-type]
+    await events.on_progress(
+        TrainingProgress(**at(), **fal, fal_status="IN_QUEUE", progress=0, queue_position=3),
+        None,  # type: ignore[arg-type]
+    )
+    estimate = TrainingProgress(
+        **at(), **fal, fal_status="IN_PROGRESS", progress=40, eta_seconds=360, estimated=True
+    )
+    await events.on_progress(estimate, None)  # type: ignore[arg-type]
+    logged = TrainingProgress(**at(), **fal, fal_status="IN_PROGRESS", progress=45)
+    await events.on_progress(logged, None)  # type: ignore[arg-type]
+    line, queue, guess, percent = (text for _, _, text in sender.edits)
+    assert "waiting for a free training slot, 2 ahead of you" in line
+    assert "in the training queue, 3 ahead" in queue
+    assert "≈ 40% (estimate, ~6 min left)" in guess
+    assert "45%" in percent
+    assert "estimate" not in percent

@@ -29,6 +29,7 @@ from contracts import (
     TrainingFailed,
     TrainingProgress,
     TrainingSubmitted,
+    TrainingWaiting,
     derived_event_id,
     utcnow,
 )
@@ -48,7 +49,12 @@ from services.kit.db import UnitOfWork
 log = logging.getLogger(__name__)
 CONSUMER = BOT_TRAINING.durable
 TrainingEvent = (
-    TrainingSubmitted | TrainingProgress | TrainingCompleted | TrainingFailed | TrainingCancelled
+    TrainingSubmitted
+    | TrainingWaiting
+    | TrainingProgress
+    | TrainingCompleted
+    | TrainingFailed
+    | TrainingCancelled
 )
 Render = Callable[[Translator, Avatar], View]
 _OUTCOMES = {
@@ -108,6 +114,7 @@ class TrainingEvents:
     def handlers(self) -> dict[type[Event], Handler]:
         return {
             TrainingSubmitted: self.on_submitted,
+            TrainingWaiting: self.on_waiting,
             TrainingProgress: self.on_progress,
             TrainingCompleted: self.on_completed,
             TrainingFailed: self.on_failed,
@@ -117,12 +124,17 @@ class TrainingEvents:
     async def on_submitted(self, e: TrainingSubmitted, _: Delivery) -> None:
         await self._apply(e, None, lambda t, a: progress.queued(t, a))
 
+    async def on_waiting(self, e: TrainingWaiting, _: Delivery) -> None:
+        await self._apply(e, None, lambda t, a: progress.waiting(t, a, e.ahead))
+
     async def on_progress(self, e: TrainingProgress, _: Delivery) -> None:
         if e.queue_position is not None and e.progress == 0:
             await self._apply(e, None, lambda t, a: progress.queued(t, a, e.queue_position))
         else:
             await self._apply(
-                e, None, lambda t, a: progress.running(t, a, e.progress, e.eta_seconds)
+                e,
+                None,
+                lambda t, a: progress.running(t, a, e.progress, e.eta_seconds, e.estimated),
             )
 
     async def on_completed(self, e: TrainingCompleted, _: Delivery) -> None:

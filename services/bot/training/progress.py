@@ -1,4 +1,5 @@
-"""How a training looks in its one progress message: queued, percent + ETA, ready, failed."""
+"""How a training looks in its one progress message: waiting in our line, in FAL's queue,
+percent (from FAL's logs) or an estimate (labelled, from time), ready, failed."""
 
 from __future__ import annotations
 
@@ -26,16 +27,35 @@ def eta(t: Translator, seconds: int | None) -> str:
     return t("progress.eta_minutes", minutes=round(seconds / 60))
 
 
-def queued(t: Translator, avatar: Avatar, position: int | None = None) -> View:
-    key = "progress.queued_position" if position else "progress.queued"
-    text = t(key, name=avatar.name, position=position or 0)
+def queued(t: Translator, avatar: Avatar, ahead: int | None = None) -> View:
+    """Submitted; with `ahead`, FAL's queue position (requests before ours at FAL)."""
+    if ahead is None:
+        text = t("progress.queued", name=avatar.name)
+    else:
+        key = "training_wait.fal_queue" if ahead > 0 else "training_wait.fal_queue_next"
+        text = t(key, name=avatar.name, ahead=ahead)
     return View(text, tkb.training_running(t, avatar.id))
 
 
-def running(t: Translator, avatar: Avatar, percent: int, eta_seconds: int | None) -> View:
+def waiting(t: Translator, avatar: Avatar, ahead: int) -> View:
+    """Our own line for a training slot (`TRAINER_MAX_CONCURRENT`), before FAL is asked."""
+    key = "training_wait.line" if ahead > 0 else "training_wait.line_next"
+    return View(t(key, name=avatar.name, ahead=ahead), tkb.training_running(t, avatar.id))
+
+
+def running(
+    t: Translator, avatar: Avatar, percent: int, eta_seconds: int | None, estimated: bool = False
+) -> View:
+    """`estimated`: the percent comes from time, not FAL's logs, and says so."""
     percent = max(0, min(100, percent))
-    text = t("progress.running", name=avatar.name, bar=bar(percent), percent=percent)
-    return View(text + eta(t, eta_seconds), tkb.training_running(t, avatar.id))
+    shown = {"name": avatar.name, "bar": bar(percent), "percent": percent}
+    if not estimated:
+        text = t("progress.running", **shown) + eta(t, eta_seconds)
+    elif eta_seconds is None or eta_seconds <= 0:
+        text = t("training_wait.estimate", **shown)
+    else:
+        text = t("training_wait.estimate_eta", **shown, minutes=max(1, round(eta_seconds / 60)))
+    return View(text, tkb.training_running(t, avatar.id))
 
 
 def completed(t: Translator, avatar: Avatar) -> View:

@@ -35,7 +35,7 @@ class Progress:
     def __init__(self) -> None:
         self.reports: list[tuple[Any, ...]] = []
 
-    async def progress(self, request_id: str, *args: Any) -> None:
+    async def progress(self, request_id: str, *args: Any, **_: Any) -> None:
         self.reports.append((request_id, *args))
 
 
