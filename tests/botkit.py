@@ -104,7 +104,7 @@ def bot_config(emu: TelegramEmulator, nats_url: str, database_url: str, **fields
         "album_window_seconds": 0.3,
         # Jobs are free unless a test is about credits (tests seed users straight into the
         # database, without the trial a /start would give them).
-        "pricing": Pricing(training=0, per_image=0),
+        "pricing": Pricing.free_jobs(),
     }
     return BotConfig(common=common, **(settings | fields))
 
