@@ -246,6 +246,22 @@ async def press(emu: TelegramEmulator, user: int, message: Json, prefix: str) ->
     return await emu.press_button(user, message["message_id"], data=data)
 
 
+async def start_training(
+    emu: TelegramEmulator, user: int, message: Json, preset: str = "quality"
+) -> Json:
+    """Press "Start training" on `message` (the photo counter, the avatar's details), then
+    the `preset` on the confirmation card; returns the card as it was shown."""
+    await press(emu, user, message, "training:start")
+    card = await bot_message(emu, user, text="Choose the quality", button="training:go")
+    data = next(
+        b["callback_data"]
+        for b in buttons(card)
+        if b["callback_data"].startswith("training:go") and b["callback_data"].endswith(preset)
+    )
+    await emu.press_button(user, card["message_id"], data=data)
+    return card
+
+
 async def answer_of(emu: TelegramEmulator, chat: int, query_id: str) -> Json:
     """The bot's answerCallbackQuery to a press (see `press`)."""
 

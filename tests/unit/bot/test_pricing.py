@@ -94,9 +94,7 @@ def test_a_style_is_not_offered_a_high_res_preset_that_trains_like_quality() -> 
     """The fast trainer has no resolution option: high-res would cost more and buy nothing."""
     assert presets.PRESETS[TrainingType.PORTRAIT] == tuple(FalPriority)
     assert FalPriority.HIGH_RES_ONLY not in presets.PRESETS[TrainingType.STYLE]
-    style = {
-        p: plan_training(TrainingType.STYLE, p, "TOK", 1).arguments("u") for p in FalPriority
-    }
+    style = {p: plan_training(TrainingType.STYLE, p, "TOK", 1).arguments("u") for p in FalPriority}
     assert style[FalPriority.HIGH_RES_ONLY] == style[FalPriority.QUALITY]
 
 
