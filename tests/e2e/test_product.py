@@ -194,6 +194,14 @@ async def test_a_russian_user_trains_a_style_avatar(product: Stack):
     assert row["status"] == "completed"
     assert row["gender"] is None
     assert_fal_fields(row, "style")
+    assert product.fal is not None  # what reached FAL: a style, masks and captioning off
+    (job,) = [j for j in product.fal.jobs if j.request_id == row["fal_request_id"]]
+    assert job.app_id == "fal-ai/flux-lora-fast-training"
+    assert (job.arguments["is_style"], job.arguments["create_masks"]) == (True, False)
+    assert job.arguments["trigger_word"] == row["trigger_word"]
+    assert job.arguments["steps"] == 1000  # the quality preset
+    assert "captioning" not in job.arguments
+    assert "learning_rate" not in job.arguments
     texts = [m.get("text") or "" for m in await emu.bot_messages(uid)]
     assert not any("Traceback" in t or "Error" in t for t in texts)
     assert await rule_violations(emu) == {}
