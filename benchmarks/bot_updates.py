@@ -1,8 +1,8 @@
 """Scenario 3: texts and button presses through the bot's real handlers, FSM and database.
 
 Users talk to the bot (in this process, long-polling the emulator like the no-op baseline)
-all at once; each goes through the create-avatar dialogue: /start, "create", a name, a
-gender, the portrait info card, "pick" (which writes the avatar). Each step waits for the
+all at once; each goes through the create-avatar dialogue: /start, "create", a name, the
+portrait info card, "pick", a gender (which writes the avatar). Each step waits for the
 bot's answer (its message, or its callback answer), as a person would. Throughput = updates
 handled per second; latency = update pushed → the bot's answer stored by the emulator.
 """
@@ -35,9 +35,9 @@ STEPS = 6
 #: The callback data the dialogue presses, in order (the least bot offers them all).
 PRESSED = (
     MenuCb(action="create").pack(),
-    GenderCb(value=Gender.FEMALE).pack(),
     TrainingTypeCb(action="info", value=TrainingType.PORTRAIT).pack(),
     TrainingTypeCb(action="pick", value=TrainingType.PORTRAIT).pack(),
+    GenderCb(value=Gender.FEMALE).pack(),
 )
 
 
@@ -74,13 +74,13 @@ class Chat:
         await self._answer("callback_answer", started)
 
     async def create_avatar(self) -> None:
-        create, female, info, pick = PRESSED
+        create, info, pick, female = PRESSED
         menu = await self.say("/start")
         await self.press(menu, create)
         card = await self.say("Anna")
-        await self.press(card, female)
         await self.press(card, info)
         await self.press(card, pick)
+        await self.press(card, female)
 
 
 async def dialogues(emu: TelegramEmulator, users: list[int], rounds: int) -> Run:

@@ -104,7 +104,7 @@ def bot_config(emu: TelegramEmulator, nats_url: str, database_url: str, **fields
         "album_window_seconds": 0.3,
         # Jobs are free unless a test is about credits (tests seed users straight into the
         # database, without the trial a /start would give them).
-        "pricing": Pricing(training=0, per_image=0),
+        "pricing": Pricing.free_jobs(),
     }
     return BotConfig(common=common, **(settings | fields))
 
@@ -244,6 +244,22 @@ async def press(emu: TelegramEmulator, user: int, message: Json, prefix: str) ->
         b["callback_data"] for b in buttons(message) if b["callback_data"].startswith(prefix)
     )
     return await emu.press_button(user, message["message_id"], data=data)
+
+
+async def start_training(
+    emu: TelegramEmulator, user: int, message: Json, preset: str = "quality"
+) -> Json:
+    """Press "Start training" on `message` (the photo counter, the avatar's details), then
+    the `preset` on the confirmation card; returns the card as it was shown."""
+    await press(emu, user, message, "training:start")
+    card = await bot_message(emu, user, text="Choose the quality", button="training:go")
+    data = next(
+        b["callback_data"]
+        for b in buttons(card)
+        if b["callback_data"].startswith("training:go") and b["callback_data"].endswith(preset)
+    )
+    await emu.press_button(user, card["message_id"], data=data)
+    return card
 
 
 async def answer_of(emu: TelegramEmulator, chat: int, query_id: str) -> Json:

@@ -143,7 +143,7 @@ avatars = sa.Table(
         nullable=False,
     ),
     sa.Column("name", sa.Text(), nullable=False),
-    sa.Column("gender", avatar_gender, nullable=False),
+    sa.Column("gender", avatar_gender),  # NULL for a style avatar (0007)
     sa.Column("status", avatar_status, nullable=False, server_default="draft"),
     sa.Column("training_type", avatar_training_type, nullable=False, server_default="portrait"),
     sa.Column("fal_priority", fal_priority, nullable=False, server_default="quality"),
@@ -194,6 +194,7 @@ avatars = sa.Table(
     sa.Column("lora_object_key", sa.Text()),
     sa.CheckConstraint("char_length(name) BETWEEN 1 AND 64", name="name_length"),
     sa.CheckConstraint("training_progress BETWEEN 0 AND 100", name="training_progress_range"),
+    sa.CheckConstraint("gender IS NOT NULL OR training_type = 'style'", name="gender_for_portrait"),
     sa.Index("ix_avatars_fal_request_id", "fal_request_id"),
     sa.Index("ix_avatars_training_type", "training_type"),
     sa.Index("ix_avatars_user_id", "user_id", "created_at"),
@@ -253,7 +254,7 @@ fal_submissions = sa.Table(
     _created_at(),
     sa.Column("submitted_at", TZ),
     sa.Column("updated_at", TZ, nullable=False, server_default=NOW),
-    # A training waiting for a slot (0005): its place in our line and the request to release.
+    # A training waiting for a slot (0006): its place in our line and the request to release.
     sa.Column("waiting_since", TZ),
     sa.Column("ahead", sa.Integer()),
     sa.Column("request", sa.LargeBinary()),

@@ -11,11 +11,13 @@ multiresolution for the fast trainer, no LoRA rank for either (neither takes one
 `captioning` for a portrait (no such switch), and `captioning` false for a style
 (`is_style` turns it off).
 
-The priority (`fal_priority`) is our preset, not FAL's queue priority (we never send
-`X-Fal-Queue-Priority`): `speed` trades steps for time, `quality` is the default,
-`high_res_only` trains the portrait only on the full-resolution bucket
-(`multiresolution_training` false); the fast trainer has no such option, so for a style
-it is `quality`.
+The priority (`fal_priority`) is the quality preset the user picked on the bot's
+confirmation card, not FAL's queue priority (we never send `X-Fal-Queue-Priority`, so every
+preset queues as `normal`): `speed` trades steps for time, `quality` is FAL's default
+(2500 steps, learning rate 0.00009 for the portrait trainer), `high_res_only` trains the
+portrait only on the full-resolution bucket (`multiresolution_training` false); the fast
+trainer has no such option, so for a style it is `quality` (the bot does not offer it for
+a style). The table with prices and durations: docs/fal-fields.md, "Quality presets".
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ async def product(pg_admin_url, migrated_template, tmp_path_factory) -> AsyncIte
         "CREDITS_TRIAL": str(TRIAL),
         "CREDITS_TRAINING": str(TRAINING),
         "CREDITS_PER_IMAGE": "1",
-        "CREDIT_PACKAGES": f"avatar:250:{AVATAR_PACK},images20:50:20",
+        "CREDIT_PACKAGES": f"avatar:125:{AVATAR_PACK},images20:50:20",  # 2.5 Stars a credit
     }
     async with whole_product(db_url, tmp_path_factory.mktemp("stack"), **prices) as stack:
         yield stack
@@ -112,8 +112,6 @@ async def test_buy_train_fail_refund_retry_and_generate(product: Stack, db: asyn
     await press(emu, uid, menu, "menu:create")
     await bot_message(emu, uid, text="How shall we call")
     await emu.send_text(uid, "Paid Avatar")
-    gender = await bot_message(emu, uid, text="Who is in the photos")
-    await press(emu, uid, gender, button(gender, "Woman"))
     types = await bot_message(emu, uid, text="Choose the training type")
     await press(emu, uid, types, button(types, "Style"))
     await emu.send_album(uid, [photo(300 + i) for i in range(10)])
@@ -121,6 +119,8 @@ async def test_buy_train_fail_refund_retry_and_generate(product: Stack, db: asyn
     trigger = await db.fetchval("SELECT trigger_word FROM avatars WHERE user_id = $1", uid)
     fal.add_fault("job_failed", contains=trigger, times=1)
     await press(emu, uid, ready, button(ready, "Start"))
+    card = await bot_message(emu, uid, text="Choose the quality", button="training:go")
+    await press(emu, uid, card, button(card, "Quality"))
     failed = await bot_message(emu, uid, text="credits are back", within=60)
     await settles_at(db, uid, TRIAL + AVATAR_PACK)
     assert await kinds(db, uid) == [

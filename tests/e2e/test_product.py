@@ -116,20 +116,23 @@ async def test_a_person_creates_a_portrait_avatar_in_the_web_chat(product: Stack
             await expect(page.locator(".bubble.bot").last).to_contain_text("How shall we call")
             await page.fill("#text", "Browser Ann")
             await page.click("#send")
-            await page.get_by_role("button", name="👩 Woman").last.click()
-            await expect(page.locator(".bubble.bot").last).to_contain_text("training type")
+            await expect(page.locator(".bubble.bot").last).to_contain_text("Training prices")
             await page.get_by_role("button", name="👤 Portrait", exact=True).last.click()
+            await expect(page.locator(".bubble.bot").last).to_contain_text("Who is in the photos")
+            await page.get_by_role("button", name="👩 Woman").last.click()
             await expect(page.locator(".bubble.bot").last).to_contain_text("send 10–20 photos")
             await page.set_input_files("#photos", files)
             start = page.get_by_role("button", name="🚀 Start training").last
             await start.click()
+            # the confirmation card: one click on a quality preset starts the training
+            await page.get_by_role("button", name="⭐ Quality · 50 cr. · ~20 min").last.click()
             await expect(page.locator(".bubble.bot").last).to_contain_text(
                 "is ready", timeout=60_000
             )
             # Credits: the shop from the menu, an invoice, the emulated Stars payment.
             await page.fill("#text", "/buy")
             await page.click("#send")
-            await page.get_by_role("button", name="⭐ 50 → 20 credits").last.click()
+            await page.get_by_role("button", name="Starter: 20 credits · ⭐ 50").last.click()
             await page.get_by_role("button", name="Pay ⭐ 50").last.click()
             await expect(page.locator(".bubble.bot").last).to_contain_text("Payment received")
             await page.screenshot(path=str(tmp_path / "webchat.png"), full_page=True)
@@ -177,17 +180,29 @@ async def test_a_russian_user_trains_a_style_avatar(product: Stack):
     await press("➕ Создать аватар")
     await last_text_contains("Как назовём")
     await emu.send_text(uid, "Стиль Анны")
-    await last_text_contains("Кто на фотографиях")
-    await press("👩 Женщина")
     await last_text_contains("Выберите тип обучения")
-    await press("🎨 Стиль")
+    await press("🎨 Стиль")  # a style: never asked who is in the pictures
+    await last_text_contains("картинок того образа")
     await emu.send_album(uid, [photo(100 + i) for i in range(10)])
     await last_text_contains("Можно начинать", within=20)
     await press("🚀 Начать обучение")
+    await last_text_contains("Выберите качество")
+    await press("⭐ Качество · 50 кр. · ~7 мин")
     await last_text_contains("готов!", within=60)
+    texts = [m.get("text") or "" for m in await emu.bot_messages(uid)]
+    assert not any("Кто на фотографиях" in t for t in texts)
     row = await avatar_row(product.db_url, "Стиль Анны")  # type: ignore[attr-defined]
     assert row["status"] == "completed"
+    assert row["gender"] is None
     assert_fal_fields(row, "style")
+    assert product.fal is not None  # what reached FAL: a style, masks and captioning off
+    (job,) = [j for j in product.fal.jobs if j.request_id == row["fal_request_id"]]
+    assert job.app_id == "fal-ai/flux-lora-fast-training"
+    assert (job.arguments["is_style"], job.arguments["create_masks"]) == (True, False)
+    assert job.arguments["trigger_word"] == row["trigger_word"]
+    assert job.arguments["steps"] == 1000  # the quality preset
+    assert "captioning" not in job.arguments
+    assert "learning_rate" not in job.arguments
     texts = [m.get("text") or "" for m in await emu.bot_messages(uid)]
     assert not any("Traceback" in t or "Error" in t for t in texts)
     assert await rule_violations(emu) == {}
@@ -206,11 +221,6 @@ async def test_generation_with_a_trained_avatar_through_every_service(product: S
     await press(emu, uid, menu, "menu:create")
     await bot_message(emu, uid, text="How shall we call")
     await emu.send_text(uid, "Gen Avatar")
-    gender = await bot_message(emu, uid, text="Who is in the photos")
-    woman = [
-        b for row in gender["reply_markup"]["inline_keyboard"] for b in row if "Woman" in b["text"]
-    ]
-    await press(emu, uid, gender, woman[0]["callback_data"])
     kinds = await bot_message(emu, uid, text="Choose the training type")
     style = [
         b for row in kinds["reply_markup"]["inline_keyboard"] for b in row if "Style" in b["text"]
@@ -222,6 +232,8 @@ async def test_generation_with_a_trained_avatar_through_every_service(product: S
         b for row in ready["reply_markup"]["inline_keyboard"] for b in row if "Start" in b["text"]
     ]
     await press(emu, uid, ready, start[0]["callback_data"])
+    card = await bot_message(emu, uid, text="Choose the quality", button="training:go")
+    await press(emu, uid, card, "training:go")
     await bot_message(emu, uid, text="is ready", within=60)
 
     settings = await open_generation_settings(emu, uid)

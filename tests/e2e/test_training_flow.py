@@ -22,7 +22,7 @@ from PIL import Image
 import contracts
 from contracts.jetstream import OBJ_IMAGES, OBJ_PHOTOS
 from sandbox.fal import FalEmulator
-from services.kit import loras
+from services.kit import credits, loras
 from services.trainer import lifetimes
 from tests.e2e import services
 from tests.e2e.services import insert_user, service_port
@@ -220,6 +220,90 @@ async def test_duplicate_request_is_not_submitted_twice(stack, js, db_url, fal):
     assert count == 1
     assert len(mine) == 1, "the same attempt reached FAL more than once"
     await sub.unsubscribe()
+
+
+#: What each quality preset sends to FAL (docs/fal-fields.md, "Quality presets"): the portrait
+#: trainer's steps, learning rate and resolution buckets; the style trainer's steps.
+PORTRAIT_PRESETS = {
+    contracts.FalPriority.SPEED: (1500, 0.00009, True),
+    contracts.FalPriority.QUALITY: (2500, 0.00009, True),
+    contracts.FalPriority.HIGH_RES_ONLY: (2500, 0.00009, False),
+}
+PRICES = {  # the bot's default quotes (CREDITS_TRAINING_SPEED / _QUALITY / _HIGH_RES)
+    contracts.FalPriority.SPEED: 30,
+    contracts.FalPriority.QUALITY: 50,
+    contracts.FalPriority.HIGH_RES_ONLY: 60,
+}
+
+
+@pytest.mark.parametrize("priority", list(contracts.FalPriority))
+@pytest.mark.parametrize("training_type", ["portrait", "style"])
+async def test_each_preset_reaches_fal_with_its_arguments_and_is_charged_its_quote(
+    stack, js, db_url, fal, training_type, priority
+):
+    """The preset the user picked is what FAL receives (steps, learning rate, resolution;
+    for a style `is_style` with masks off and no captioning or learning-rate argument), and
+    the quote in the request is what the user's ledger is charged."""
+    sub = await js._nc.subscribe("aisha.training.>")
+    avatar_id, user_id = await _seed_avatar(db_url, js, training_type)
+    conn = await asyncpg.connect(db_url)
+    try:
+        async with conn.transaction():
+            await credits.post(conn, user_id=user_id, kind=credits.Kind.ADMIN_GRANT,
+                               amount=100, key=f"grant:{avatar_id}")  # fmt: skip
+    finally:
+        await conn.close()
+    request = contracts.TrainingRequested(
+        event_id=contracts.derived_event_id("training_requested", avatar_id, 1),
+        occurred_at=contracts.utcnow(),
+        avatar_id=avatar_id,
+        user_id=user_id,
+        attempt=1,
+        training_type=contracts.TrainingType(training_type),
+        priority=priority,
+        trigger_word="TOKann",
+        photo_count=10,
+        credits=PRICES[priority],
+    )
+    await js.publish(
+        request.subject, contracts.encode(request), headers={"Nats-Msg-Id": request.event_id}
+    )
+    await _collect(sub, avatar_id, contracts.TrainingSubmitted, limit=45)
+    await sub.unsubscribe()
+    conn = await asyncpg.connect(db_url)
+    try:
+        row = await conn.fetchrow("SELECT * FROM avatars WHERE id = $1", uuid.UUID(avatar_id))
+        charged = await conn.fetchval(
+            "SELECT amount FROM credit_entries WHERE idempotency_key = $1",
+            credits.training_charge_key(avatar_id, 1),
+        )
+    finally:
+        await conn.close()
+    (job,) = [j for j in fal.jobs if j.request_id == row["fal_request_id"]]
+    sent = {k: v for k, v in job.arguments.items() if k != "images_data_url"}
+    if training_type == "portrait":
+        steps, learning_rate, multiresolution = PORTRAIT_PRESETS[priority]
+        assert job.app_id == "fal-ai/flux-lora-portrait-trainer"
+        assert sent == {
+            "trigger_phrase": "TOKann",
+            "steps": steps,
+            "learning_rate": learning_rate,
+            "multiresolution_training": multiresolution,
+            "subject_crop": True,
+            "create_masks": True,
+        }
+    else:  # the fast trainer has no resolution option: high-res trains like quality
+        assert job.app_id == "fal-ai/flux-lora-fast-training"
+        assert sent == {
+            "trigger_word": "TOKann",
+            "steps": 600 if priority is contracts.FalPriority.SPEED else 1000,
+            "is_style": True,
+            "create_masks": False,
+            "is_input_format_already_preprocessed": False,
+        }
+        assert row["captioning"] is False  # recorded: `is_style` turns captioning off
+    assert row["trigger_phrase"] == "TOKann"
+    assert charged == -PRICES[priority]
 
 
 def _fields(event) -> dict:

@@ -2,8 +2,8 @@
 
 A flow is one Telegram user with one avatar ready to train (user, avatar and ten photos
 stored as the bot stores them, to keep the suite fast), who opens the bot, goes to "My
-avatars" → the avatar → "Start training" in the Telegram emulator, exactly like a person,
-and then waits for the bot to say the avatar is ready (or that training failed). The
+avatars" → the avatar → "Start training" → "Quality" in the Telegram emulator, exactly like
+a person, and then waits for the bot to say the avatar is ready (or that training failed). The
 outcome of a scenario is counted from the user's side (the chat) and from the money side
 (jobs in the FAL emulator per idempotency key).
 """
@@ -23,6 +23,7 @@ import asyncpg
 from nats.js import JetStreamContext
 from PIL import Image
 
+from contracts import FalPriority
 from contracts.jetstream import CONSUMERS, OBJ_PHOTOS, STREAM_DLQ
 from sandbox.fal import FalEmulator
 from sandbox.telegram import TelegramEmulator
@@ -157,7 +158,7 @@ async def avatar_status(db_url: str, avatar_id: uuid.UUID) -> str:
 
 
 async def start(db_url: str, tg: TelegramEmulator, flow: Flow, within: float = 60.0) -> None:
-    """/start → My avatars → the avatar → Start training, as a user would — again from the
+    """/start → My avatars → the avatar → Start training → Quality, as a user would — again from the
     top if the bot never reacted (it may have been killed mid-update), until the avatar
     left `ready`."""
     deadline = asyncio.get_running_loop().time() + within
@@ -165,6 +166,7 @@ async def start(db_url: str, tg: TelegramEmulator, flow: Flow, within: float = 6
         MenuCb(action="avatars").pack(),
         AvatarCb(action="view", avatar_id=flow.avatar_id).pack(),
         TrainingCb(action="start", avatar_id=flow.avatar_id).pack(),
+        TrainingCb(action="go", avatar_id=flow.avatar_id, priority=FalPriority.QUALITY).pack(),
     ]
     while asyncio.get_running_loop().time() < deadline:
         await tg.send_command(flow.uid, "start")

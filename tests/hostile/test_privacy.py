@@ -342,7 +342,7 @@ async def test_after_delete_me_the_user_starts_over_at_once_in_their_new_languag
     await reply(emu, uid, after=mark)  # the name is asked
     mark = last_id(emu, uid)
     emu.users.send_text(uid, "Again")
-    await reply(emu, uid, after=mark, button="gender:")
+    await reply(emu, uid, after=mark, button="training_type:pick")
     assert await pool.fetchval("SELECT language FROM users WHERE id = $1", uid) == "en"
 
 

@@ -19,13 +19,14 @@ SHOWN_NAME = "<b>Eve</b> </i> & txt.exe <a href='x'>"  # markup as text, invisib
 
 
 async def new_avatar(emu: TelegramEmulator, uid: int, name: str) -> Json:
-    """/new → name → gender → style; returns the live counter message."""
+    """/new → name → portrait → gender (the question names the avatar); returns the live
+    counter message."""
     await emu.send_command(uid, "new")
     await reply(emu, uid, "1–40")
     await emu.send_text(uid, name)
-    await press(emu, uid, await reply(emu, uid, button="gender:"), "gender:male")
     types = await reply(emu, uid, button="training_type:pick")
-    await press(emu, uid, types, "training_type:pick:style")
+    await press(emu, uid, types, "training_type:pick:portrait")
+    await press(emu, uid, await reply(emu, uid, button="gender:"), "gender:male")
     return await reply(emu, uid, ": 0 ")
 
 

@@ -41,6 +41,7 @@ from tests.botkit import (
     photo,
     press,
     publish,
+    start_training,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -60,16 +61,16 @@ async def avatar_row(pool: asyncpg.Pool, user_id: int) -> asyncpg.Record | None:
 
 
 async def create_avatar_by_buttons(emu: TelegramEmulator, uid: int, name: str) -> Json:
-    """/start → Create → name → gender → portrait; returns the live counter message."""
+    """/start → Create → name → portrait → gender; returns the live counter message."""
     await emu.send_command(uid, "start")
     menu = await bot_message(emu, uid, button="menu:create")
     await press(emu, uid, menu, "menu:create")
     await bot_message(emu, uid, text="name")
     await emu.send_text(uid, name)
-    gender = await bot_message(emu, uid, button="gender:")
-    await press(emu, uid, gender, "gender:female")
     types = await bot_message(emu, uid, button="training_type:pick")
     await press(emu, uid, types, "training_type:pick:portrait")
+    gender = await bot_message(emu, uid, button="gender:")
+    await press(emu, uid, gender, "gender:female")
     return await bot_message(emu, uid, text="0 of 10")
 
 
@@ -140,11 +141,13 @@ async def test_create_avatar_upload_photos_train_and_get_ready(
     info = await store.get(stored[0]["object_name"])
     assert Image.open(io.BytesIO(info.data)).size == (600, 600)
 
-    # confirm pressed twice before the bot reacts: one attempt, one event
+    # "Start training" opens the confirmation card in place of the counter; its preset
+    # pressed twice before the bot reacts: one attempt, one event
+    await press(emu, uid, counter, "training:start")
+    card = await bot_message(emu, uid, text="Choose the quality", button="training:go")
+    assert card["message_id"] == counter["message_id"]
     data = next(
-        b["callback_data"]
-        for b in buttons(counter)
-        if b["callback_data"].startswith("training:start")
+        b["callback_data"] for b in buttons(card) if b["callback_data"].endswith(":quality")
     )
     await emu.press_button(uid, counter["message_id"], data=data)
     await emu.press_button(uid, counter["message_id"], data=data)
@@ -222,7 +225,7 @@ async def test_failure_shows_the_reason_and_retry_starts_attempt_two(
     uid = (await emu.create_user("Boris"))["id"]
     avatar_id = await seed_ready_avatar(admin_pool, uid)
     details = await open_avatar(emu, uid)
-    await press(emu, uid, details, "training:start")
+    await start_training(emu, uid, details)
     await bot_message(emu, uid, text="queue")
     failed = TrainingFailed(
         event_id=new_event_id(), occurred_at=utcnow(), avatar_id=avatar_id, user_id=uid,
@@ -262,7 +265,9 @@ async def test_another_users_avatar_ids_are_not_found(
     await emu.send_command(thief, "start")
     menu = await bot_message(emu, thief, button="menu:create")
     for data in (
-        f"training:start:{hex_id}",
+        f"training:start:{hex_id}:",
+        f"training:go:{hex_id}:quality",
+        f"training:retry:{hex_id}:",
         f"avatar:delete_yes:{hex_id}",
         f"avatar:view:{hex_id}",
     ):
@@ -284,17 +289,19 @@ async def test_fsm_survives_a_restart(
     await emu.send_command(uid, "new")
     await bot_message(emu, uid, text="name")
     await emu.send_text(uid, "Vera")
-    gender = await bot_message(emu, uid, button="gender:")
+    types = await bot_message(emu, uid, button="training_type:pick")
     await bot.stop()
     await bot.start()  # a new process: new dispatcher, new NATS KV storage instance
+    await press(emu, uid, types, "training_type:info:portrait")
+    info = await bot_message(emu, uid, text="subject cropping", button="training_type:pick")
+    await press(emu, uid, info, "training_type:pick:portrait")
+    gender = await bot_message(emu, uid, button="gender:")
+    await bot.stop()
+    await bot.start()
     await press(emu, uid, gender, "gender:male")
-    types = await bot_message(emu, uid, button="training_type:pick")
-    await press(emu, uid, types, "training_type:info:style")
-    info = await bot_message(emu, uid, text="Fast training", button="training_type:pick:style")
-    await press(emu, uid, info, "training_type:pick:style")
     await bot_message(emu, uid, text="0 of 10")
     row = await avatar_row(admin_pool, uid)
-    assert (row["name"], row["gender"], row["training_type"]) == ("Vera", "male", "style")
+    assert (row["name"], row["gender"], row["training_type"]) == ("Vera", "male", "portrait")
 
 
 async def test_admin_stats(
@@ -317,7 +324,7 @@ async def test_cancel_requests_cancellation_and_the_cancelled_event_offers_retry
     uid = (await emu.create_user("Gleb"))["id"]
     avatar_id = await seed_ready_avatar(admin_pool, uid)
     details = await open_avatar(emu, uid)
-    await press(emu, uid, details, "training:start")
+    await start_training(emu, uid, details)
     queued = await bot_message(emu, uid, text="queue", button="training:cancel")
     await press(emu, uid, queued, "training:cancel")
     await bot_message(emu, uid, text="cancelling")
@@ -361,7 +368,7 @@ async def test_a_burst_of_progress_respects_telegram_limits(
     uid = (await emu.create_user("Elena"))["id"]
     avatar_id = await seed_ready_avatar(admin_pool, uid)
     details = await open_avatar(emu, uid)
-    await press(emu, uid, details, "training:start")
+    await start_training(emu, uid, details)
     progress_message = await bot_message(emu, uid, text="queue")
     await emu.set_limits(enabled=True)
     for percent in range(1, 31):

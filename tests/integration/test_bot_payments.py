@@ -17,7 +17,7 @@ import pytest
 
 from sandbox.telegram import TelegramEmulator
 from sandbox.telegram.state import STARTING_STARS, ChargeRecord
-from services.bot.app.pricing import Pricing
+from services.bot.app.pricing import Pricing, parse_packages
 from services.bot.app.texts import Texts
 from services.bot.credits.invoices import InvoiceSigner, Offer
 from services.kit import credits
@@ -25,6 +25,7 @@ from tests.botkit import (
     BotUnderTest,
     answer_of,
     bot_message,
+    buttons,
     eventually,
     forge_press,
     press,
@@ -32,7 +33,9 @@ from tests.botkit import (
 
 Json = dict[str, Any]
 TOKEN = "123456:integration-test-token"  # botkit's bot token: tests sign payloads with it
-PRICING = Pricing()  # avatar 250⭐ → 50, images20 50⭐ → 20, images100 200⭐ → 100; trial 10
+#: Fixed here, not the defaults: these tests are about paying, and their amounts stay put.
+#: Every package at 5 Stars a credit (coherent: a bigger one is never a worse rate); trial 10.
+PRICING = Pricing(packages=parse_packages("images20:100:20,avatar:250:50,images100:500:100"))
 TRIAL = PRICING.trial
 TEXTS = Texts.load()
 
@@ -97,7 +100,16 @@ async def test_buy_pay_and_redelivered_payment_credits_once(
     message = await invoice(emu, uid)
     shop = await bot_message(emu, uid, text="Balance")
     assert f"Balance: {TRIAL} credits" in shop["text"]
-    assert "costs 50 credits" in shop["text"]
+    assert "costs 30–60 credits" in shop["text"]  # by quality preset
+    # each package named on its button with what it buys; an id the locales do not name
+    # goes by the id
+    labels = [b["text"] for b in buttons(shop) if b["callback_data"].startswith("shop:buy:")]
+    assert labels == [
+        "Images20: 20 credits · ⭐ 100",
+        "Avatar: 50 credits · ⭐ 250",
+        "Images100: 100 credits · ⭐ 500",
+    ]
+    assert "Avatar — 50 credits for ⭐ 250: 1 × training (quality) or 50 × picture" in shop["text"]
     assert message["invoice"]["currency"] == "XTR"
     assert message["invoice"]["total_amount"] == 250
     assert message["invoice"]["title"] == "50 credits"
@@ -155,7 +167,7 @@ async def test_balance_names_the_avatar_and_the_package_not_their_ids(
         "avatar training -25 → 5 · avatar",
         "returned +25 → 30 · Masha <3",
         "avatar training -25 → 5 · Masha <3",
-        "purchase +20 → 30 · ⭐ 50 → 20 credits",
+        "purchase +20 → 30 · ⭐ 100 → 20 credits",
         f"welcome gift +{TRIAL} → {TRIAL}",
     ]
 

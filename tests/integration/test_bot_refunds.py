@@ -23,6 +23,7 @@ from nats.js.object_store import ObjectStore
 
 from contracts import (
     FailureReason,
+    FalPriority,
     GenerationFailed,
     GenerationRequested,
     TrainingCancelled,
@@ -416,7 +417,9 @@ async def test_starting_a_training_without_enough_credits_requests_nothing(
     avatar_id = await seed_training(admin_pool, uid, "Gala", status="ready")
     await emu.send_command(uid, "start")
     menu = await bot_message(emu, uid, button="menu:create")
-    start = TrainingCb(action="start", avatar_id=uuid.UUID(avatar_id)).pack()
+    start = TrainingCb(
+        action="go", avatar_id=uuid.UUID(avatar_id), priority=FalPriority.QUALITY
+    ).pack()
 
     forge_press(emu, uid, menu["message_id"], start)
     refused = await bot_message(emu, uid, text=shown("credits.not_enough", price=50, balance=20))

@@ -222,7 +222,6 @@ async def train_an_avatar(emu: TelegramEmulator) -> None:
     await emu.send_command(uid, "new")
     await reply(emu, uid, "1–40", within=15)
     await emu.send_text(uid, "Scanner")
-    await press(emu, uid, await reply(emu, uid, button="gender:"), "gender:female")
     await press(
         emu, uid, await reply(emu, uid, button="training_type:pick"), "training_type:pick:style"
     )
@@ -230,6 +229,7 @@ async def train_an_avatar(emu: TelegramEmulator) -> None:
     await emu.send_album(uid, [_jpeg(i) for i in range(3)])
     counter = await reply(emu, uid, "3 photos", button="training:start", within=15)
     await press(emu, uid, counter, "training:start")
+    await press(emu, uid, await reply(emu, uid, button="training:go"), "training:go")
     await reply(emu, uid, "is ready", within=45)
     await asyncio.sleep(0.5)  # let the last log lines be written
 

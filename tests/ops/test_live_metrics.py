@@ -95,13 +95,14 @@ async def _train_one_avatar(emu: TelegramEmulator) -> str:
     await press("➕ Create avatar")
     await shown("How shall we call")
     await emu.send_text(uid, "Metered")
-    await press("👩 Woman")
     await shown("Choose the training type")
     await press("🎨 Style")
     await emu.send_photo(uid, photo(99, size=(200, 200)))  # refused: too small
     await emu.send_album(uid, [photo(i) for i in range(10)])
     await shown("You can start training now", within=30)
     await press("🚀 Start training")
+    await shown("Choose the quality")
+    await press("⭐ Quality · 50 cr. · ~7 min")
     await shown("is ready", within=60)
     return str(uid)
 

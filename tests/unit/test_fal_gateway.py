@@ -20,9 +20,11 @@ from services.trainer.fal_gateway import (
     FalRejected,
     FalRetryable,
 )
+from services.trainer.lifetimes import TRAINING_OUTPUT_SECONDS
 
 APP = "fal-ai/flux-lora-fast-training"
 ARGS = {"images_data_url": "https://v3.fal.media/files/a/b.zip"}
+HOOK = "http://127.0.0.1:9/hook"
 
 
 @pytest.fixture
@@ -56,8 +58,9 @@ async def test_submit_errors_are_sorted_by_whose_fault(
     emu: FalEmulator, params: dict[str, Any], raised: type[Exception], says: str
 ) -> None:
     emu.add_fault("http_error", op="submit", times=1, **params)
+    gateway = FalGateway("id:secret")
     with pytest.raises(raised) as caught:
-        await FalGateway("id:secret").submit(APP, ARGS, "http://127.0.0.1:9/hook")
+        await gateway.submit(APP, ARGS, HOOK, output_lifetime_seconds=TRAINING_OUTPUT_SECONDS)
     assert says in str(caught.value)
     if raised is FalRejected:
         assert not isinstance(caught.value, FalRetryable)
@@ -67,7 +70,7 @@ async def test_cancel_answers_are_outcomes(emu: FalEmulator) -> None:
     gateway = FalGateway("id:secret")
     archive = emu.put_file(training_archive(1), "application/zip", "a.zip")
     args = {"images_data_url": archive, "trigger_word": "ohwx"}
-    running = await gateway.submit(APP, args, "http://127.0.0.1:9/hook")
+    running = await gateway.submit(APP, args, HOOK, output_lifetime_seconds=TRAINING_OUTPUT_SECONDS)
     assert await gateway.cancel(APP, running) is CancelOutcome.REQUESTED
     emu.add_fault("http_error", op="cancel", times=1, status=400,
                   body={"status": "ALREADY_COMPLETED"})  # fmt: skip

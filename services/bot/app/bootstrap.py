@@ -101,8 +101,7 @@ async def wire(rt: Runtime, config: BotConfig, bot: Bot) -> tuple[Dispatcher, Se
         min_photos=config.min_photos,
         max_photos=config.max_photos,
         metrics=metrics,
-        training_credits=config.pricing.training,
-        trial_credits=config.pricing.trial,
+        pricing=config.pricing,
     )
 
     async def forbidden(chat_id: int) -> None:

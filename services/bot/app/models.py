@@ -57,7 +57,8 @@ class Avatar:
     id: UUID
     user_id: int
     name: str
-    gender: Gender
+    #: None for a style avatar: a look, not a person, is learned.
+    gender: Gender | None
     status: AvatarStatus
     training_type: TrainingType
     fal_priority: FalPriority
@@ -74,7 +75,7 @@ class Avatar:
             id=r["id"],
             user_id=r["user_id"],
             name=r["name"],
-            gender=Gender(r["gender"]),
+            gender=Gender(r["gender"]) if r["gender"] is not None else None,
             status=AvatarStatus(r["status"]),
             training_type=TrainingType(r["training_type"]),
             fal_priority=FalPriority(r["fal_priority"]),

@@ -4,17 +4,25 @@ Prices live in config, not code, so an operator can change a package without a r
 The bot quotes a price when the user confirms a job and puts it into the request event;
 the trainer charges exactly that quote when it reserves the FAL submission (see
 `services/kit/credits.py`), so what the user saw is what they pay.
+
+A training's price depends on its quality preset (`FalPriority`): `CREDITS_TRAINING_SPEED`,
+`CREDITS_TRAINING_QUALITY` (`CREDITS_TRAINING`, its older name, is still read) and
+`CREDITS_TRAINING_HIGH_RES`. The packages must be coherent: more Stars never buy credits at
+a worse rate, or a user paying more would get less per Star (refused at start).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 
+from contracts import FalPriority
 from services.kit.config import ConfigError, Env
 
 _PACKAGE = re.compile(r"^([a-z0-9_]{1,16}):(\d{1,5}):(\d{1,6})$")
-DEFAULT_PACKAGES = "avatar:250:50,images20:50:20,images100:200:100"
+#: Each bigger package gives more credits per Star: 2.5, 2 and 1.67 Stars a credit.
+DEFAULT_PACKAGES = "starter:50:20,standard:200:100,pro:500:300"
 #: Telegram's limits for one XTR invoice.
 MAX_STARS = 10_000
 
@@ -29,7 +37,7 @@ class Package:
 
 
 def parse_packages(raw: str) -> tuple[Package, ...]:
-    """`id:stars:credits` separated by commas, e.g. `avatar:250:50,images20:50:20`."""
+    """`id:stars:credits` separated by commas, e.g. `starter:50:20,standard:200:100`."""
     packages: list[Package] = []
     for item in filter(None, (part.strip() for part in raw.split(","))):
         match = _PACKAGE.match(item)
@@ -47,12 +55,33 @@ def parse_packages(raw: str) -> tuple[Package, ...]:
         packages.append(package)
     if not packages:
         raise ConfigError("CREDIT_PACKAGES: at least one package is needed")
+    check_coherent(packages)
     return tuple(packages)
+
+
+def check_coherent(packages: list[Package]) -> None:
+    """Refuse packages where paying more Stars buys credits at a worse rate (or two
+    packages at one price): compared by cross-multiplying, so no rounding decides."""
+    by_stars = sorted(packages, key=lambda p: (p.stars, p.credits))
+    for cheaper, dearer in pairwise(by_stars):
+        if dearer.stars == cheaper.stars:
+            raise ConfigError(
+                f"CREDIT_PACKAGES: {cheaper.id} and {dearer.id} both cost {dearer.stars} Stars"
+            )
+        if dearer.stars * cheaper.credits > cheaper.stars * dearer.credits:
+            raise ConfigError(
+                f"CREDIT_PACKAGES: {dearer.id} ({dearer.stars} Stars for {dearer.credits}) "
+                f"gives fewer credits per Star than the cheaper {cheaper.id} "
+                f"({cheaper.stars} for {cheaper.credits})"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
 class Pricing:
+    #: The `quality` preset's training price (the default preset).
     training: int = 50
+    training_speed: int = 30
+    training_high_res: int = 60
     per_image: int = 1
     trial: int = 10
     packages: tuple[Package, ...] = parse_packages(DEFAULT_PACKAGES)
@@ -62,15 +91,39 @@ class Pricing:
     invoice_ttl_minutes: int = 60
 
     @classmethod
+    def free_jobs(cls) -> Pricing:
+        """Trainings and pictures at no charge (tests that are not about credits)."""
+        return cls(training=0, training_speed=0, training_high_res=0, per_image=0)
+
+    @classmethod
     def from_env(cls, env: Env) -> Pricing:
-        return cls(
-            training=env.integer("CREDITS_TRAINING", 50),
+        legacy = env.integer("CREDITS_TRAINING", 50, minimum=0)
+        quality = env.integer("CREDITS_TRAINING_QUALITY", legacy, minimum=0)
+        pricing = cls(
+            training=quality,
+            training_speed=env.integer("CREDITS_TRAINING_SPEED", 30, minimum=0),
+            training_high_res=env.integer("CREDITS_TRAINING_HIGH_RES", 60, minimum=0),
             per_image=env.integer("CREDITS_PER_IMAGE", 1),
             trial=env.integer("CREDITS_TRIAL", 10),
             packages=parse_packages(env.text("CREDIT_PACKAGES", DEFAULT_PACKAGES)),
             refund_days=env.integer("STARS_REFUND_DAYS", 14),
             invoice_ttl_minutes=env.integer("STARS_INVOICE_TTL_MINUTES", 60, minimum=1),
         )
+        if not pricing.training_speed <= pricing.training <= pricing.training_high_res:
+            raise ConfigError(
+                "CREDITS_TRAINING_SPEED <= CREDITS_TRAINING_QUALITY <= CREDITS_TRAINING_HIGH_RES "
+                f"expected, got {pricing.training_speed}, {pricing.training}, "
+                f"{pricing.training_high_res}"
+            )
+        return pricing
+
+    def training_price(self, priority: FalPriority) -> int:
+        """The credits a training with this preset is quoted (and charged) at."""
+        if priority is FalPriority.SPEED:
+            return self.training_speed
+        if priority is FalPriority.HIGH_RES_ONLY:
+            return self.training_high_res
+        return self.training
 
     def generation(self, num_images: int) -> int:
         return self.per_image * num_images

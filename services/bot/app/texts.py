@@ -65,6 +65,11 @@ class Texts:
         """For button labels and alerts, which Telegram shows without parsing HTML."""
         return self._template(lang, key).format(**params)
 
+    def has(self, key: str) -> bool:
+        """Whether a text exists (for names of things the operator configures, such as a
+        credit package, that may have none)."""
+        return key in self._catalogs[DEFAULT_LANGUAGE]
+
     def _template(self, lang: str, key: str) -> str:
         catalog = self._catalogs.get(lang) or self._catalogs[DEFAULT_LANGUAGE]
         return catalog.get(key) or self._catalogs[DEFAULT_LANGUAGE][key]
@@ -82,3 +87,6 @@ class Translator:
 
     def plain(self, key: str, **params: object) -> str:
         return self.texts.plain(self.lang, key, **params)
+
+    def has(self, key: str) -> bool:
+        return self.texts.has(key)

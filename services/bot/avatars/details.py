@@ -25,7 +25,9 @@ def details_text(t: Translator, avatar: Avatar, is_main: bool) -> str:
         name=avatar.name,
         status=t.plain(f"status.{avatar.status.value}"),
         type=t.plain(f"avatar.type_{avatar.training_type.value}"),
-        gender=t.plain(f"avatar.gender_{avatar.gender.value}"),
+        gender=t.plain(
+            f"avatar.gender_{avatar.gender.value}" if avatar.gender else "style_avatar.no_gender"
+        ),
         photos=avatar.photo_count,
         main=t.plain("avatars.is_main") if is_main else "",
     )

@@ -1,4 +1,4 @@
-"""Keyboards of the avatar flow: gender, training type (< 2 clicks), photo counter, list."""
+"""Keyboards of the avatar flow: training type (< 2 clicks), gender, photo counter, list."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from services.bot.app.main_menu import MenuCb
 from services.bot.app.models import Avatar, Gender
 from services.bot.app.texts import Translator
 from services.bot.avatars.callbacks import AvatarCb, GenderCb, TrainingTypeCb
+from services.bot.credits.callbacks import buy_below
 from services.bot.training.callbacks import TrainingCb
 
 
@@ -27,7 +28,8 @@ def gender(t: Translator) -> InlineKeyboardMarkup:
 
 @per_language
 def training_type(t: Translator) -> InlineKeyboardMarkup:
-    """One click picks a type; the ℹ️ buttons open a short description with a confirm button."""
+    """One click picks a type; the ℹ️ buttons open a short description with a confirm button;
+    "buy credits" opens the shop below the card, which stays."""
     kb = InlineKeyboardBuilder()
     for value in TrainingType:
         kb.button(
@@ -40,6 +42,7 @@ def training_type(t: Translator) -> InlineKeyboardMarkup:
             callback_data=TrainingTypeCb(action="info", value=value),
         )
     kb.adjust(2, 2)
+    kb.row(buy_below(t))
     return kb.as_markup()
 
 

@@ -16,6 +16,7 @@ from uuid import UUID
 import asyncpg
 
 from contracts import (
+    FalPriority,
     TrainingCancelRequested,
     TrainingRequested,
     TrainingType,
@@ -24,6 +25,7 @@ from contracts import (
 )
 from services.bot.app.metrics import BotMetrics
 from services.bot.app.models import Avatar, AvatarStatus, Gender, TypeStats, User
+from services.bot.app.pricing import Pricing
 from services.kit import credits, loras
 from services.kit.crashpoints import crashpoint
 from services.kit.db import UnitOfWork
@@ -56,12 +58,11 @@ class AvatarService:
         min_photos: int,
         max_photos: int,
         metrics: BotMetrics | None = None,
-        training_credits: int = 0,
-        trial_credits: int = 0,
+        pricing: Pricing | None = None,
     ):
         self.pool = pool
-        self.training_credits = training_credits
-        self.trial_credits = trial_credits
+        self.pricing = pricing or Pricing.free_jobs()
+        self.trial_credits = pricing.trial if pricing is not None else 0
         self.min_photos = min_photos
         self.max_photos = max_photos
         self.metrics = metrics or BotMetrics()
@@ -155,14 +156,15 @@ class AvatarService:
         return str(value) if value else None
 
     async def create(
-        self, user_id: int, name: str, gender: Gender, training_type: TrainingType
+        self, user_id: int, name: str, gender: Gender | None, training_type: TrainingType
     ) -> Avatar:
+        """A new avatar collecting photos; `gender` is None for a style (no person)."""
         row = await self.pool.fetchrow(
             "INSERT INTO avatars (user_id, name, gender, training_type, trigger_word, status) "
             f"VALUES ($1, $2, $3, $4, $5, 'uploading') RETURNING {COLUMNS}",
             user_id,
             name,
-            gender.value,
+            gender.value if gender is not None else None,
             training_type.value,
             new_trigger_word(),
         )
@@ -195,20 +197,36 @@ class AvatarService:
         )
 
     async def start_training(
-        self, user_id: int, avatar_id: UUID, chat_id: int, message_id: int, *, retry: bool = False
+        self,
+        user_id: int,
+        avatar_id: UUID,
+        chat_id: int,
+        message_id: int,
+        *,
+        retry: bool = False,
+        priority: FalPriority | None = None,
     ) -> Avatar | None:
-        """Move to `training` and request it, once: a second press finds no matching row.
+        """Move to `training` with the chosen preset (`priority`; None: the avatar's own, as
+        a retry keeps it) and request it, once: a second press finds no matching row.
 
         Raises `credits.InsufficientCredits` (changing nothing) when the balance cannot pay
-        the quote; the trainer charges the quote when it reserves the FAL job."""
+        the preset's quote; the trainer charges the quote when it reserves the FAL job."""
         allowed = [s.value for s in (RETRYABLE if retry else STARTABLE)]
-        price = self.training_credits
         async with UnitOfWork(self.pool, PRODUCER) as uow:
+            chosen = priority or await uow.conn.fetchval(
+                "SELECT fal_priority FROM avatars WHERE id = $1 AND user_id = $2",
+                avatar_id,
+                user_id,
+            )
+            if chosen is None:
+                return None
+            price = self.pricing.training_price(FalPriority(chosen))
             if price and (balance := await credits.balance(uow.conn, user_id)) < price:
                 raise credits.InsufficientCredits(balance, price)
             row = await uow.conn.fetchrow(
                 "UPDATE avatars SET status = 'training', training_attempt = training_attempt + 1, "
-                "progress_chat_id = $3, progress_message_id = $4, updated_at = now() "
+                "fal_priority = $7, progress_chat_id = $3, progress_message_id = $4, "
+                "updated_at = now() "
                 "WHERE id = $1 AND user_id = $2 AND status = ANY($5::avatar_status[]) "
                 f"AND photo_count >= $6 RETURNING {COLUMNS}",
                 avatar_id,
@@ -217,6 +235,7 @@ class AvatarService:
                 message_id,
                 allowed,
                 self.min_photos,
+                FalPriority(chosen).value,
             )
             if row is None:
                 return None

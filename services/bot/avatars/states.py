@@ -6,9 +6,11 @@ from aiogram.fsm.state import State, StatesGroup
 
 
 class CreateAvatar(StatesGroup):
+    """Name → training type → gender (a portrait only)."""
+
     name = State()
-    gender = State()
     training_type = State()
+    gender = State()
 
 
 class Upload(StatesGroup):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup
 from pydantic import Field
 
 from services.bot.app.keyboards import keyboard
@@ -20,13 +20,21 @@ from services.kit.credits import InsufficientCredits
 
 
 class ShopCb(CallbackData, prefix="shop"):
-    """`open` shows balance and packages, `buy` sends the package's invoice, `refund` asks
-    to confirm refunding purchase `seq`, `refund_yes` does it."""
+    """`open` shows balance and packages in place of the pressed message, `show` below it
+    (under a card that must stay, such as the training prices), `buy` sends the package's
+    invoice, `refund` asks to confirm refunding purchase `seq`, `refund_yes` does it."""
 
-    action: Literal["open", "buy", "refund", "refund_yes"]
+    action: Literal["open", "show", "buy", "refund", "refund_yes"]
     package: str = ""
     # Bounded like the column it names: a forged huge number is stale data, not a query.
     seq: int = Field(default=0, ge=0, le=2**31 - 1)
+
+
+def buy_below(t: Translator) -> InlineKeyboardButton:
+    """ "⭐ Buy credits" for a card that stays: the shop comes as a new message."""
+    return InlineKeyboardButton(
+        text=t.plain("credits.buy_button"), callback_data=ShopCb(action="show").pack()
+    )
 
 
 def top_up(t: Translator) -> InlineKeyboardMarkup:

@@ -14,7 +14,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from services.bot.app.keyboards import keyboard
 from services.bot.app.main_menu import MenuCb
-from services.bot.app.pricing import Package
+from services.bot.app.pricing import Package, Pricing
 from services.bot.app.texts import Translator
 from services.bot.credits.callbacks import ShopCb
 from services.bot.credits.refunds import Purchase
@@ -27,7 +27,7 @@ def shop(
     way back to the main menu (the shop is reachable from it)."""
     kb = InlineKeyboardBuilder()
     for p in packages:
-        text = t.plain("credits.package_button", stars=p.stars, credits=p.credits)
+        text = t.plain("packages.button", name=package_name(t, p), stars=p.stars, credits=p.credits)
         kb.button(text=text, callback_data=ShopCb(action="buy", package=p.id))
     for purchase in refundable:
         text = t.plain(
@@ -40,6 +40,24 @@ def shop(
     kb.button(text=t.plain("menu.back"), callback_data=MenuCb(action="main"))
     kb.adjust(1)
     return kb.as_markup()
+
+
+def package_name(t: Translator, package: Package) -> str:
+    """The package's localized name; a package the locales do not know goes by its id."""
+    key = f"packages.name_{package.id}"
+    return t.plain(key) if t.has(key) else package.id.replace("_", " ").capitalize()
+
+
+def package_line(t: Translator, package: Package, pricing: Pricing) -> str:
+    """What a package buys, in trainings (the quality preset) and in pictures."""
+    return t(
+        "packages.line",
+        name=package_name(t, package),
+        credits=package.credits,
+        stars=package.stars,
+        trainings=package.credits // pricing.training if pricing.training else "∞",
+        pictures=package.credits // pricing.per_image if pricing.per_image else "∞",
+    )
 
 
 def refund_confirm(t: Translator, seq: int) -> InlineKeyboardMarkup:

@@ -18,6 +18,7 @@ from aiogram.types import (
 
 from services.bot.app.filters import Is
 from services.bot.app.models import User
+from services.bot.app.presets import price_range
 from services.bot.app.routing import FeatureRouter
 from services.bot.app.screens import edit_or_send, not_found
 from services.bot.app.texts import Translator
@@ -37,7 +38,8 @@ async def shop_screen(
 ) -> tuple[str, InlineKeyboardMarkup]:
     balance, refundable = await billing.balance(user.id), await billing.refunds.refundable(user.id)
     p = billing.pricing
-    text = t("credits.shop", balance=balance, training=p.training, per_image=p.per_image)
+    text = t("credits.shop", balance=balance, training=price_range(p), per_image=p.per_image)
+    text += "\n" + "\n".join(kb.package_line(t, package, p) for package in p.packages)
     if refundable:
         text += "\n\n" + t("credits.refundable", days=p.refund_days)
     return text, kb.shop(t, p.packages, refundable)
@@ -51,6 +53,14 @@ async def cmd_buy(message: Message, t: Translator, user: User, billing: Billing)
 async def open_shop(callback: CallbackQuery, t: Translator, user: User, billing: Billing) -> None:
     text, markup = await shop_screen(t, user, billing)
     await edit_or_send(callback, text, markup)
+    await callback.answer()
+
+
+async def show_shop(callback: CallbackQuery, t: Translator, user: User, billing: Billing) -> None:
+    """The shop below a card that stays (the training prices, the confirmation card)."""
+    text, markup = await shop_screen(t, user, billing)
+    if callback.message is not None and callback.bot is not None:
+        await callback.bot.send_message(callback.message.chat.id, text, reply_markup=markup)
     await callback.answer()
 
 
@@ -148,6 +158,7 @@ def build() -> Router:
     router.message.register(refunded, Is(F.refunded_payment))
     router.pre_checkout_query.register(pre_checkout)
     router.callback_query.register(open_shop, ShopCb.filter(F.action == "open"))
+    router.callback_query.register(show_shop, ShopCb.filter(F.action == "show"))
     router.callback_query.register(buy, ShopCb.filter(F.action == "buy"))
     router.callback_query.register(ask_refund, ShopCb.filter(F.action == "refund"))
     router.callback_query.register(refund, ShopCb.filter(F.action == "refund_yes"))

@@ -10,16 +10,33 @@ from aiogram.types import CallbackQuery, ChatMemberUpdated, Message
 from services.bot.app import main_menu as menu
 from services.bot.app.main_menu import MenuCb
 from services.bot.app.models import User
+from services.bot.app.presets import price_range
 from services.bot.app.routing import FeatureRouter
 from services.bot.app.screens import edit_or_send
 from services.bot.app.texts import Translator
 from services.bot.avatars.service import AvatarService
+from services.bot.credits.service import Billing
 
 
-async def cmd_start(message: Message, state: FSMContext, user: User, t: Translator) -> None:
+async def greeting(t: Translator, user: User, billing: Billing) -> str:
+    """The greeting with what a training and a picture cost and the user's balance, so
+    prices are known before anything is created."""
+    p = billing.pricing
+    prices = t(
+        "prices.menu_line",
+        training=price_range(p),
+        per_image=p.per_image,
+        balance=await billing.balance(user.id),
+    )
+    return t("start.greeting", name=user.first_name) + "\n\n" + prices
+
+
+async def cmd_start(
+    message: Message, state: FSMContext, user: User, t: Translator, billing: Billing
+) -> None:
     """A fresh start always works, whatever half-finished flow the user was in."""
     await state.clear()
-    await message.answer(t("start.greeting", name=user.first_name), reply_markup=menu.main_menu(t))
+    await message.answer(await greeting(t, user, billing), reply_markup=menu.main_menu(t))
 
 
 async def cmd_help(message: Message, t: Translator) -> None:
@@ -31,9 +48,11 @@ async def cmd_cancel(message: Message, state: FSMContext, t: Translator) -> None
     await message.answer(t("common.cancelled"), reply_markup=menu.main_menu(t))
 
 
-async def show_menu(callback: CallbackQuery, state: FSMContext, user: User, t: Translator) -> None:
+async def show_menu(
+    callback: CallbackQuery, state: FSMContext, user: User, t: Translator, billing: Billing
+) -> None:
     await state.clear()
-    await edit_or_send(callback, t("start.greeting", name=user.first_name), menu.main_menu(t))
+    await edit_or_send(callback, await greeting(t, user, billing), menu.main_menu(t))
     await callback.answer()
 
 

@@ -21,7 +21,7 @@ from services.bot.credits.invoices import (
 
 TOKEN = "123456:unit-test-token"
 NOW = 1_800_000_000.0
-PRICING = Pricing(packages=parse_packages("avatar:250:50,images20:50:20"), invoice_ttl_minutes=60)
+PRICING = Pricing(packages=parse_packages("avatar:250:50,images10:50:10"), invoice_ttl_minutes=60)
 AVATAR = PRICING.packages[0]
 USER = 42
 

@@ -24,7 +24,9 @@ from services.bot.generation.prompts import (
 from services.bot.generation.prompts.builder import MAX_PROMPT, MAX_USER_PROMPT, clean, user_text
 
 
-def avatar(gender: Gender = Gender.FEMALE, kind: TrainingType = TrainingType.PORTRAIT) -> Avatar:
+def avatar(
+    gender: Gender | None = Gender.FEMALE, kind: TrainingType = TrainingType.PORTRAIT
+) -> Avatar:
     return Avatar(
         id=uuid.uuid4(), user_id=1, name="Anna", gender=gender, status=AvatarStatus.COMPLETED,
         training_type=kind, fal_priority=FalPriority.QUALITY, trigger_word="TOKxyz",
@@ -132,9 +134,36 @@ def test_a_style_template_gets_the_subject_and_the_users_details(catalogue: Cata
     assert prompt.endswith(", with glasses")
 
 
-def test_style_avatars_and_quick_mode_have_their_own_subject() -> None:
-    style_subject = Subject.of(avatar(kind=TrainingType.STYLE))
-    assert style_subject.phrase == "a woman in TOKxyz style"
+def test_a_style_avatar_applies_its_look_to_the_picture_asked_for(catalogue: Catalogue) -> None:
+    """A style LoRA learned a look (FAL's `is_style`), not a person: the prompt is the user's
+    subject "in the style of" the trigger word, never "photo of TOKxyz person"."""
+    look = Subject.of(avatar(gender=None, kind=TrainingType.STYLE))
+    prompt = build(look, style=None, text="a lighthouse at dusk")
+    assert prompt == "a lighthouse at dusk, in the style of TOKxyz"
+    assert "photo of TOKxyz" not in prompt
+    assert "person" not in prompt
+    # the user named the trigger already: kept as written
+    assert build(look, style=None, text="TOKxyz cat") == "TOKxyz cat"
+    studio = catalogue.get("studio")
+    assert studio is not None
+    templated = build(look, style=studio, text="with a hat")
+    assert templated.startswith("professional studio portrait photo of a person")
+    assert templated.endswith(", with a hat, in the style of TOKxyz")
+    # a prompt cut to the limit still ends with the look
+    long = build(look, style=None, text="very " * 400)
+    assert len(long) <= MAX_PROMPT
+    assert long.endswith(", in the style of TOKxyz")
+    caption = from_caption("A photograph of a young woman standing on a pier.", look)
+    assert caption == "a young woman standing on a pier, in the style of TOKxyz"
+    assert from_caption("word " * 1000, look).endswith("in the style of TOKxyz")
+
+
+def test_a_portrait_without_a_stored_gender_is_a_person() -> None:
+    subject = Subject.of(avatar(gender=None))
+    assert build(subject, style=None, text="on a boat") == "photo of TOKxyz person, on a boat"
+
+
+def test_quick_mode_has_its_own_subject() -> None:
     quick = Subject.of(None)
     assert quick.trigger is None
     assert build(quick, style=None, text="a red fox") == "a red fox"

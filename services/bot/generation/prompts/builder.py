@@ -1,7 +1,10 @@
 """Prompt building: the user's words + a style template + the avatar's trigger word.
 
-FLUX LoRAs are bound to their trigger word, so every prompt for an avatar must name it, next
-to the person's gender ("photo of ohwx1a2b3c woman, ..."), or the model draws a stranger.
+FLUX LoRAs are bound to their trigger word, so every prompt for an avatar must name it. A
+portrait's names the person, next to their gender ("photo of ohwx1a2b3c woman, ..."), or the
+model draws a stranger. A style avatar learned a look, not a person (FAL's `is_style`), so
+its prompt is the picture the user asks for with the look applied to it ("a lighthouse at
+dusk, in the style of ohwx1a2b3c"), never "a photo of ohwx1a2b3c person".
 User text is untrusted: control, zero-width and bidi characters are removed (they are
 invisible in the chat but reach FAL and the gallery), whitespace is collapsed, and the length
 is bounded before anything is stored or sent.
@@ -89,26 +92,46 @@ def truncate(text: str, limit: int) -> str:
 
 @dataclass(frozen=True)
 class Subject:
-    """Who the picture is of: the phrase for `{subject}` and the word that must appear."""
+    """Who the picture is of: the phrase for `{subject}` and the word that must appear; for
+    a style avatar, `look` is its trigger word, applied to whatever the picture shows."""
 
     phrase: str
     trigger: str | None
+    look: str | None = None
 
     @classmethod
     def of(cls, avatar: Avatar | None) -> Subject:
         if avatar is None:
             return cls("a person", None)
-        noun = _NOUNS[avatar.gender]
         if avatar.training_type is TrainingType.STYLE:
-            return cls(f"a {noun} in {avatar.trigger_word} style", avatar.trigger_word)
+            return cls("a person", None, look=avatar.trigger_word)
+        noun = _NOUNS[avatar.gender] if avatar.gender is not None else "person"
         return cls(f"{avatar.trigger_word} {noun}", avatar.trigger_word)
+
+
+def in_the_style(look: str, picture: str, limit: int) -> str:
+    """`picture` drawn in the learned look (unless the user named the trigger word already),
+    cut before the suffix so a long prompt never loses the trigger word."""
+    picture = clean(picture)
+    if look.lower() in picture.lower():
+        return truncate(picture, limit)
+    suffix = f"in the style of {look}"
+    if not picture:
+        return f"a picture {suffix}"
+    return f"{truncate(picture, limit - len(suffix) - 2)}, {suffix}"
 
 
 def build(subject: Subject, *, style: Style | None, text: str | None) -> str:
     """The final prompt: template (with the subject) plus the user's details, or the user's
-    text with "photo of <subject>" in front when it does not name the trigger word itself."""
+    text with "photo of <subject>" in front when it does not name the trigger word itself;
+    for a style avatar, either of them followed by "in the style of <trigger>"."""
     details = clean(text or "")
-    if style is not None:
+    if subject.look is not None:
+        picture = style.render(subject.phrase) if style is not None else details
+        if style is not None and details:
+            picture = f"{picture}, {details}"
+        prompt = in_the_style(subject.look, picture, MAX_PROMPT)
+    elif style is not None:
         prompt = style.render(subject.phrase)
         if details:
             prompt = f"{prompt}, {details}"
@@ -131,10 +154,13 @@ def vary(prompt: str, step: int) -> str:
 
 def from_caption(caption: str, subject: Subject) -> str:
     """Photo to prompt: the vision model's description re-aimed at the avatar
-    ("A young woman on a beach" → "photo of ohwx1a2b3c woman on a beach")."""
+    ("A young woman on a beach" → "photo of ohwx1a2b3c woman on a beach"; for a style
+    avatar "a young woman on a beach, in the style of ohwx1a2b3c")."""
     text = _CAPTION_LEAD.sub("", clean(caption)).rstrip(" .")
     person = _CAPTION_PERSON.match(text)
-    if person is not None:
+    if subject.look is not None:  # the described picture, whoever is in it, in the look
+        prompt = in_the_style(subject.look, text, MAX_USER_PROMPT)
+    elif person is not None:
         rest = text[person.end() :].lstrip(" ,")
         prompt = f"photo of {subject.phrase}, {rest}" if rest else f"photo of {subject.phrase}"
     elif text:
