@@ -25,6 +25,8 @@ from PIL import Image, ImageOps
 WORK_SIDE = 800
 #: Face crops are measured at a fixed size, so sharpness does not depend on the resolution.
 CROP_SIDE = 128
+#: A picture without a face (style avatars, or no face found) is measured at this side.
+WHOLE_SIDE = 512
 
 
 class Verdict(StrEnum):
@@ -212,8 +214,8 @@ def _crop(gray: np.ndarray, box: Box) -> np.ndarray:
 def sharpness(gray: np.ndarray) -> float:
     """Laplacian energy over the region's own contrast: blur removes the high frequencies
     whatever the lighting, so the ratio does not punish a dim but sharp photo."""
-    if gray.shape != (CROP_SIDE, CROP_SIDE) and max(gray.shape) > 2 * CROP_SIDE:
-        scale = 2 * CROP_SIDE / max(gray.shape)
+    if gray.shape != (CROP_SIDE, CROP_SIDE) and max(gray.shape) > WHOLE_SIDE:
+        scale = WHOLE_SIDE / max(gray.shape)
         size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
         gray = np.asarray(Image.fromarray(gray.astype(np.uint8)).resize(size), float)
     lap = (

@@ -60,6 +60,10 @@ class PhotoGate:
             )
         return self._pool
 
+    def warm(self) -> None:
+        """Start the workers and load the models now, not on the first user's photo."""
+        self._executor().submit(_warm)
+
     async def analyze(self, data: bytes, *, faces: bool) -> PhotoReport:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor(), _analyze, data, faces, self.limits)

@@ -160,6 +160,8 @@ class PhotoIntake:
             return refused[0].value
         lock = self._avatar_locks.setdefault(avatar_id, asyncio.Lock())
         async with lock:
+            if await self._known(avatar_id, photo.sha256):  # a copy analysed alongside
+                return "duplicate"
             against = self.gate.against(report, await self.known(avatar_id))
             if against:
                 return against[0].value
