@@ -78,7 +78,7 @@ def person_set(count: int, start: int = 0) -> list[bytes]:
     return [person(start + i) for i in range(count)]
 
 
-def _collage(*names: str) -> Image.Image:
+def collage(*names: str) -> Image.Image:
     parts = [fit(original(n), 640) for n in names]
     canvas = Image.new("RGB", (sum(p.width for p in parts), 640), (200, 200, 200))
     x = 0
@@ -127,7 +127,7 @@ BAD: dict[str, tuple[Callable[[], bytes], str]] = {
     "animal": (lambda: jpeg(fit(original("chelsea.jpg"))), "no_face"),
     "screenshot": (lambda: jpeg(screenshot()), "no_face"),
     "cartoon": (lambda: jpeg(cartoon()), "no_face"),
-    "two_faces": (lambda: jpeg(_collage("obama.jpg", "biden.jpg")), "several_faces"),
+    "two_faces": (lambda: jpeg(collage("obama.jpg", "biden.jpg")), "several_faces"),
     "tiny_face": (lambda: jpeg(_tiny_face()), "tiny_face"),
     "blurry": (
         lambda: jpeg(fit(original("obama.jpg")).filter(ImageFilter.GaussianBlur(6))),
