@@ -141,8 +141,7 @@ async def test_create_avatar_upload_photos_train_and_get_ready(
     assert min(Image.open(io.BytesIO(info.data)).size) == 640
     # the gate's record of each photo, and its summary on the card with "Start training"
     gate = await admin_pool.fetch(
-        "SELECT face_count, cardinality(embedding) AS dims, phash FROM photos "
-        "WHERE avatar_id = $1",
+        "SELECT face_count, cardinality(embedding) AS dims, phash FROM photos WHERE avatar_id = $1",
         row["id"],
     )
     assert {(r["face_count"], r["dims"]) for r in gate} == {(1, 128)}
