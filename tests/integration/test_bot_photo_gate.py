@@ -10,8 +10,10 @@ check of the whole set.
 
 from __future__ import annotations
 
+import io
+
 import asyncpg
-from PIL import ImageEnhance, ImageFilter
+from PIL import Image, ImageEnhance, ImageFilter
 
 from sandbox.telegram import TelegramEmulator
 from tests import faces
@@ -98,6 +100,16 @@ async def test_each_bad_photo_is_refused_with_its_reason_then_good_ones_complete
     await emu.send_album(uid, [photo(3)] * 10)
     copies = await bot_message(emu, uid, text="9 × duplicate")
     assert copies["message_id"] != refused["message_id"]
+    assert await photos_of(admin_pool, uid) == 4
+
+    # an animated picture sent as a file
+    still = Image.open(io.BytesIO(photo(11)))
+    frames = [still, ImageEnhance.Brightness(still).enhance(0.8)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "WEBP", save_all=True, append_images=frames[1:], duration=200)
+    await emu.send_document(uid, buf.getvalue(), "me.webp", "image/webp")
+    animated = await bot_message(emu, uid, text="an animated image")
+    assert "Photo 1: an animated image" in animated["text"]
     assert await photos_of(admin_pool, uid) == 4
 
     # good photos still complete the avatar; nothing was charged on the way

@@ -17,7 +17,8 @@ from services.bot.avatars.photo_checks import Verdict
 from services.bot.avatars.photo_gate import SetSummary
 
 ACCEPTED = "accepted"
-GATE_CODES = frozenset(v.value for v in Verdict)
+#: Reasons named per photo (`photos.gate.<code>`); the older ones are counted per burst.
+GATE_CODES = frozenset({*(v.value for v in Verdict), "animated"})
 
 
 @dataclass(frozen=True)
