@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from dataclasses import dataclass, field
 from uuid import UUID, uuid4
 
@@ -22,7 +23,7 @@ from nats.js.object_store import ObjectStore
 
 from contracts import TrainingType
 from services.bot.app.metrics import BotMetrics
-from services.bot.app.models import Avatar, AvatarStatus
+from services.bot.app.models import Avatar
 from services.bot.app.photo_validation import (
     MAX_BYTES,
     PhotoRejected,
@@ -33,6 +34,7 @@ from services.bot.app.photo_validation import (
 from services.bot.app.sender import Sender
 from services.bot.app.texts import Translator
 from services.bot.avatars import keyboards as kb
+from services.bot.avatars import photo_rows as rows
 from services.bot.avatars import photo_verdicts as verdicts
 from services.bot.avatars.photo_checks import PhotoReport
 from services.bot.avatars.photo_gate import Known, PhotoGate
@@ -89,7 +91,10 @@ class PhotoIntake:
         self.gate = gate or PhotoGate()
         # The checks against stored photos and the insert are one step per avatar, so two
         # near-copies in one album cannot both pass while neither is stored yet.
-        self._avatar_locks: dict[UUID, asyncio.Lock] = {}
+        # (weak: a lock lives while a photo of that avatar is being stored)
+        self._avatar_locks: weakref.WeakValueDictionary[UUID, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self._batches: dict[int, _Batch] = {}
         # Decoding is the one memory-heavy step (up to ~400 MB for a 64 MP PNG); an album
         # of such files must queue here rather than decode ten at once.
@@ -149,18 +154,19 @@ class PhotoIntake:
                 )
         except PhotoRejected as exc:
             return exc.code
-        if await self._known(avatar_id, photo.sha256):
+        if await rows.has(self.avatars.pool, avatar_id, photo.sha256):
             return "duplicate"
-        kind = await self.avatars.pool.fetchval(
-            "SELECT training_type FROM avatars WHERE id = $1", avatar_id
-        )
+        kind = await rows.training_type(self.avatars.pool, avatar_id)
         report = await self.gate.analyze(photo.data, faces=kind != TrainingType.STYLE)
         refused = [v for v in report.verdicts if v.hard]
         if refused:
             return refused[0].value
-        lock = self._avatar_locks.setdefault(avatar_id, asyncio.Lock())
+        lock = self._avatar_locks.get(avatar_id)
+        if lock is None:
+            lock = self._avatar_locks[avatar_id] = asyncio.Lock()
         async with lock:
-            if await self._known(avatar_id, photo.sha256):  # a copy analysed alongside
+            # a copy of it may have been analysed alongside and stored meanwhile
+            if await rows.has(self.avatars.pool, avatar_id, photo.sha256):
                 return "duplicate"
             against = self.gate.against(report, await self.known(avatar_id))
             if against:
@@ -168,24 +174,8 @@ class PhotoIntake:
             warnings.extend(v.value for v in report.verdicts)
             return await self._store(user_id, avatar_id, photo, up, report)
 
-    async def _known(self, avatar_id: UUID, sha256: str) -> bool:
-        return bool(
-            await self.avatars.pool.fetchval(
-                "SELECT 1 FROM photos WHERE avatar_id = $1 AND sha256 = $2", avatar_id, sha256
-            )
-        )
-
     async def known(self, avatar_id: UUID) -> list[Known]:
-        """The gate's record of the avatar's photos, numbered in the order they came."""
-        rows = await self.avatars.pool.fetch(
-            "SELECT phash, embedding, warnings FROM photos WHERE avatar_id = $1 "
-            "ORDER BY created_at, id",
-            avatar_id,
-        )
-        return [
-            Known(n, r["phash"], r["embedding"], r["warnings"] or ())
-            for n, r in enumerate(rows, start=1)
-        ]
+        return await rows.known(self.avatars.pool, avatar_id)
 
     async def _store(
         self, user_id: int, avatar_id: UUID, photo: ValidPhoto, up: Upload, report: PhotoReport
@@ -194,55 +184,12 @@ class PhotoIntake:
         photo_id = uuid4()
         name = f"{avatar_id}/{photo_id}.jpg"
         await self.store.put(name, photo.data)
-        outcome = await self._insert(user_id, avatar_id, photo_id, name, photo, up, report)
+        row = rows.NewPhoto(photo_id, avatar_id, user_id, name, photo, up, report)
+        outcome = await rows.insert(self.avatars, row)
         if outcome != ACCEPTED:
             with contextlib.suppress(NatsError):
                 await self.store.delete(name)
         return outcome
-
-    async def _insert(
-        self,
-        user_id: int,
-        avatar_id: UUID,
-        photo_id: UUID,
-        name: str,
-        p: ValidPhoto,
-        up: Upload,
-        r: PhotoReport,
-    ) -> str:
-        async with self.avatars.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "SELECT status, photo_count FROM avatars WHERE id = $1 AND user_id = $2 FOR UPDATE",
-                avatar_id,
-                user_id,
-            )
-            if row is None or row["status"] not in (AvatarStatus.UPLOADING, AvatarStatus.READY):
-                return "not_uploading"
-            if row["photo_count"] >= self.avatars.max_photos:
-                return "full"
-            inserted = await conn.fetchval(
-                "INSERT INTO photos (id, avatar_id, user_id, object_name, sha256, size_bytes, "
-                "width, height, format, status, telegram_file_id, telegram_file_unique_id, "
-                "face_count, face_area_ratio, sharpness, brightness, phash, embedding, warnings) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'accepted', $10, $11, "
-                "$12, $13, $14, $15, $16, $17, $18) "
-                "ON CONFLICT (avatar_id, sha256) DO NOTHING RETURNING 1",
-                photo_id, avatar_id, user_id, name, p.sha256, p.size_bytes,
-                p.width, p.height, p.source_format, up.file_id, up.file_unique_id,
-                r.face_count, r.face_area_ratio, r.sharpness, r.brightness, r.phash,
-                list(r.embedding) if r.embedding is not None else None,
-                [v.value for v in r.verdicts],
-            )  # fmt: skip
-            if inserted is None:
-                return "duplicate"
-            await conn.execute(
-                "UPDATE avatars SET photo_count = photo_count + 1, status = CASE WHEN "
-                "photo_count + 1 >= $2 THEN 'ready'::avatar_status ELSE 'uploading' END, "
-                "updated_at = now() WHERE id = $1",
-                avatar_id,
-                self.avatars.min_photos,
-            )
-        return ACCEPTED
 
     def _batch(self, chat_id: int, user_id: int, avatar_id: UUID, t: Translator) -> _Batch:
         batch = self._batches.get(chat_id)
