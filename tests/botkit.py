@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -45,7 +44,6 @@ import nats
 import pytest
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
-from PIL import Image, ImageDraw
 
 from contracts import encode
 from contracts.base import Event
@@ -57,6 +55,7 @@ from services.bot.app.config import BotConfig
 from services.bot.app.pricing import Pricing
 from services.kit.broker import provision
 from services.kit.config import CommonConfig
+from tests import faces
 
 Json = dict[str, Any]
 E = TypeVar("E", bound=Event)
@@ -301,13 +300,10 @@ def file_bytes(emu: TelegramEmulator, file_id: str) -> bytes:
     return stored.data
 
 
-def photo(seed: int, size: int = 600, fill: tuple[int, int, int] = (255, 255, 255)) -> bytes:
-    """A distinct JPEG per seed (different pixels, so different hashes)."""
-    img = Image.new("RGB", (size, size), ((seed * 37) % 256, (seed * 91) % 256, (seed * 53) % 256))
-    ImageDraw.Draw(img).rectangle((seed * 7 % 300, 40, seed * 7 % 300 + 120, 200), fill=fill)
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=90)
-    return buf.getvalue()
+def photo(seed: int, size: int = 640) -> bytes:
+    """A distinct real photo of one person per seed (0-20, then again), `size` px on the
+    short side: the photo gate accepts a set of them (`tests/faces.py`)."""
+    return faces.person(seed % faces.DISTINCT, short=size)
 
 
 # --- playing the other services ---------------------------------------------------------------

@@ -235,6 +235,16 @@ photos = sa.Table(
     sa.Column("telegram_file_id", sa.Text()),
     sa.Column("telegram_file_unique_id", sa.Text()),
     _created_at(),
+    # the photo gate's measurements (0008)
+    sa.Column("face_count", sa.SmallInteger()),
+    sa.Column("face_area_ratio", sa.REAL()),
+    sa.Column("sharpness", sa.REAL()),
+    sa.Column("brightness", sa.REAL()),
+    sa.Column("phash", sa.BigInteger()),
+    sa.Column("embedding", postgresql.ARRAY(sa.REAL())),
+    sa.Column(
+        "warnings", postgresql.ARRAY(sa.Text()), nullable=False, server_default=sa.text("'{}'")
+    ),
     sa.UniqueConstraint("avatar_id", "sha256"),
     sa.Index("ix_photos_avatar_id", "avatar_id"),
 )
@@ -575,6 +585,13 @@ OWNERS: Final[dict[str, dict[str, frozenset[str]]]] = {
                 "error",
                 "telegram_file_id",
                 "telegram_file_unique_id",
+                "face_count",
+                "face_area_ratio",
+                "sharpness",
+                "brightness",
+                "phash",
+                "embedding",
+                "warnings",
             }
         ),
     },

@@ -8,7 +8,6 @@ reach a trained avatar whose 18 FAL fields hold the expected values.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from collections.abc import AsyncIterator
@@ -17,10 +16,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 import pytest_asyncio
-from PIL import Image, ImageDraw
 from playwright.async_api import async_playwright, expect
 
 from sandbox.stack import Stack
+from tests import faces
 from tests.conftest import create_database
 from tests.e2e.services import whole_product
 from tests.e2e.test_webchat_browser import ARGS, chromium_path
@@ -29,12 +28,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
 
 def photo(i: int) -> bytes:
-    image = Image.new("RGB", (640, 720), ((i * 37) % 255, (i * 91) % 255, (i * 53) % 255))
-    x = 60 + (i % 20) * 8
-    ImageDraw.Draw(image).ellipse((x, 120, x + 300, 520), fill=(250, 220, 200))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
+    """A distinct real photo of one person (the photo gate refuses drawings)."""
+    return faces.person(i % faces.DISTINCT)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -177,7 +177,7 @@ async def user_rows(pool: asyncpg.Pool, uid: int) -> dict[str, list[tuple[Any, .
 
 def photo(seed: int, size: int = 600) -> bytes:
     """A distinct JPEG per seed (different pixels, so different hashes)."""
-    return botkit.photo(seed, size, fill=(9, 9, 9))
+    return botkit.photo(seed, size)
 
 
 def png_bomb(width: int, height: int, *, rgb: bool = False) -> bytes:

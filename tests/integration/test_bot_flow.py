@@ -139,7 +139,15 @@ async def test_create_avatar_upload_photos_train_and_get_ready(
     assert len(stored) == 10
     store = await js.object_store("aisha_photos")
     info = await store.get(stored[0]["object_name"])
-    assert Image.open(io.BytesIO(info.data)).size == (600, 600)
+    assert min(Image.open(io.BytesIO(info.data)).size) == 640
+    # the gate's record of each photo, and its summary on the card with "Start training"
+    gate = await admin_pool.fetch(
+        "SELECT face_count, cardinality(embedding) AS dims, phash FROM photos WHERE avatar_id = $1",
+        row["id"],
+    )
+    assert {(r["face_count"], r["dims"]) for r in gate} == {(1, 128)}
+    assert len({r["phash"] for r in gate}) == 10
+    assert "Photo check: every photo shows one face" in counter["text"]
 
     # "Start training" opens the confirmation card in place of the counter; its preset
     # pressed twice before the bot reacts: one attempt, one event

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -27,7 +26,6 @@ import pytest
 import pytest_asyncio
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
-from PIL import Image, ImageDraw
 
 from sandbox.embedded import free_port
 from sandbox.fal import FalEmulator
@@ -35,6 +33,7 @@ from sandbox.supervisor import Child, base_env
 from sandbox.telegram import Limits, TelegramEmulator
 from services.kit.broker import provision
 from services.kit.logs import log_context, setup_logging
+from tests import faces
 from tests.e2e.services import wait_healthy
 from tests.hostile.harness import press, reply
 
@@ -55,11 +54,8 @@ SECRETS = {
 
 
 def _jpeg(i: int) -> bytes:
-    image = Image.new("RGB", (640, 640), (i * 40 % 255, 90, 200 - i * 20))
-    ImageDraw.Draw(image).ellipse((100 + i * 9, 100, 400, 500), fill=(240, 210, 190))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG")
-    return buffer.getvalue()
+    """A real photo: the photo gate refuses flat drawings, even for a style avatar."""
+    return faces.person(i)
 
 
 def found_in(data: bytes) -> list[str]:

@@ -119,6 +119,7 @@ async def wire(rt: Runtime, config: BotConfig, bot: Bot) -> tuple[Dispatcher, Se
     intake = PhotoIntake(
         avatars, photo_store, sender, window=config.album_window_seconds, metrics=metrics
     )
+    intake.gate.warm()
     storage = await NatsKVStorage.open(rt.js, cache_size=config.fsm_cache_size)
     privacy = await wire_privacy(rt, config, forget_user=avatars.forget)
     generation = await wire_generation(

@@ -64,6 +64,8 @@ def validate_photo(
                 fmt = probe.format or ""
                 if fmt not in ALLOWED_FORMATS:
                     raise PhotoRejected("bad_format")
+                if getattr(probe, "is_animated", False):  # an APNG / animated WebP
+                    raise PhotoRejected("animated")
                 if probe.width * probe.height > MAX_PIXELS:
                     raise PhotoRejected("too_many_pixels")
                 if min(probe.size) < min_side:  # decided from the header: no decoding

@@ -1,8 +1,10 @@
-"""Training photos in: download → validate (thread) → object store → `photos` row → counter.
+"""Training photos in: download → validate (thread) → quality gate (process) → object store →
+`photos` row → counter.
 
 Every update of an album is processed on its own, but the user gets one reply per burst:
 outcomes collect per chat and are flushed once nothing arrived for `window` seconds, as one
-rejection summary (if any) plus one edit of the avatar's live counter message.
+reply to the first photo concerned that names each refused photo (and each kept one with a
+warning) by its place in the burst, plus one edit of the avatar's live counter message.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
+import weakref
 from dataclasses import dataclass, field
 from uuid import UUID, uuid4
 
@@ -19,8 +21,9 @@ from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from nats.errors import Error as NatsError
 from nats.js.object_store import ObjectStore
 
+from contracts import TrainingType
 from services.bot.app.metrics import BotMetrics
-from services.bot.app.models import Avatar, AvatarStatus
+from services.bot.app.models import Avatar
 from services.bot.app.photo_validation import (
     MAX_BYTES,
     PhotoRejected,
@@ -31,10 +34,14 @@ from services.bot.app.photo_validation import (
 from services.bot.app.sender import Sender
 from services.bot.app.texts import Translator
 from services.bot.avatars import keyboards as kb
+from services.bot.avatars import photo_rows as rows
+from services.bot.avatars import photo_verdicts as verdicts
+from services.bot.avatars.photo_checks import PhotoReport
+from services.bot.avatars.photo_gate import Known, PhotoGate
+from services.bot.avatars.photo_verdicts import ACCEPTED, Outcome
 from services.bot.avatars.service import AvatarService
 
 log = logging.getLogger(__name__)
-ACCEPTED = "accepted"
 
 
 @dataclass
@@ -43,7 +50,8 @@ class _Batch:
     avatar_id: UUID
     t: Translator
     in_flight: int = 0
-    outcomes: Counter[str] = field(default_factory=Counter)
+    seen: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
     flush: asyncio.TimerHandle | None = None
 
 
@@ -72,6 +80,7 @@ class PhotoIntake:
         window: float = 0.8,
         min_side: int = 512,
         metrics: BotMetrics | None = None,
+        gate: PhotoGate | None = None,
     ):
         self.metrics = metrics or BotMetrics()
         self.avatars = avatars
@@ -79,6 +88,13 @@ class PhotoIntake:
         self.sender = sender
         self.window = window
         self.min_side = min_side
+        self.gate = gate or PhotoGate()
+        # The checks against stored photos and the insert are one step per avatar, so two
+        # near-copies in one album cannot both pass while neither is stored yet.
+        # (weak: a lock lives while a photo of that avatar is being stored)
+        self._avatar_locks: weakref.WeakValueDictionary[UUID, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self._batches: dict[int, _Batch] = {}
         # Decoding is the one memory-heavy step (up to ~400 MB for a 64 MP PNG); an album
         # of such files must queue here rather than decode ten at once.
@@ -86,21 +102,43 @@ class PhotoIntake:
         self._flushing: set[asyncio.Task[None]] = set()
 
     async def receive(
-        self, bot: Bot, chat_id: int, user_id: int, avatar_id: UUID, t: Translator, up: Upload
+        self,
+        bot: Bot,
+        chat_id: int,
+        user_id: int,
+        avatar_id: UUID,
+        t: Translator,
+        up: Upload,
+        message_id: int | None = None,
     ) -> None:
         batch = self._batch(chat_id, user_id, avatar_id, t)
         batch.in_flight += 1
+        batch.seen += 1
+        number = batch.seen
+        warnings: list[str] = []
         try:
-            outcome = await self._process(bot, user_id, avatar_id, up)
+            code = await self._process(bot, user_id, avatar_id, up, warnings)
         finally:
             batch.in_flight -= 1
-        self._record(chat_id, batch, outcome)
+        self._record(chat_id, batch, Outcome(code, number, message_id, tuple(warnings)))
 
-    def reject(self, chat_id: int, user_id: int, avatar_id: UUID, t: Translator, code: str) -> None:
+    def reject(
+        self,
+        chat_id: int,
+        user_id: int,
+        avatar_id: UUID,
+        t: Translator,
+        code: str,
+        message_id: int | None = None,
+    ) -> None:
         """A rejection decided before download (e.g. a PDF document) joins the same reply."""
-        self._record(chat_id, self._batch(chat_id, user_id, avatar_id, t), code)
+        batch = self._batch(chat_id, user_id, avatar_id, t)
+        batch.seen += 1
+        self._record(chat_id, batch, Outcome(code, batch.seen, message_id))
 
-    async def _process(self, bot: Bot, user_id: int, avatar_id: UUID, up: Upload) -> str:
+    async def _process(
+        self, bot: Bot, user_id: int, avatar_id: UUID, up: Upload, warnings: list[str]
+    ) -> str:
         if up.file_size is not None and up.file_size > MAX_BYTES:
             return "too_big_file"
         try:
@@ -116,59 +154,42 @@ class PhotoIntake:
                 )
         except PhotoRejected as exc:
             return exc.code
-        if await self._known(avatar_id, photo.sha256):
+        if await rows.has(self.avatars.pool, avatar_id, photo.sha256):
             return "duplicate"
-        return await self._store(user_id, avatar_id, photo, up)
+        kind = await rows.training_type(self.avatars.pool, avatar_id)
+        report = await self.gate.analyze(photo.data, faces=kind != TrainingType.STYLE)
+        refused = [v for v in report.verdicts if v.hard]
+        if refused:
+            return refused[0].value
+        lock = self._avatar_locks.get(avatar_id)
+        if lock is None:
+            lock = self._avatar_locks[avatar_id] = asyncio.Lock()
+        async with lock:
+            # a copy of it may have been analysed alongside and stored meanwhile
+            if await rows.has(self.avatars.pool, avatar_id, photo.sha256):
+                return "duplicate"
+            against = self.gate.against(report, await self.known(avatar_id))
+            if against:
+                return against[0].value
+            warnings.extend(v.value for v in report.verdicts)
+            return await self._store(user_id, avatar_id, photo, up, report)
 
-    async def _known(self, avatar_id: UUID, sha256: str) -> bool:
-        return bool(
-            await self.avatars.pool.fetchval(
-                "SELECT 1 FROM photos WHERE avatar_id = $1 AND sha256 = $2", avatar_id, sha256
-            )
-        )
+    async def known(self, avatar_id: UUID) -> list[Known]:
+        return await rows.known(self.avatars.pool, avatar_id)
 
-    async def _store(self, user_id: int, avatar_id: UUID, photo: ValidPhoto, up: Upload) -> str:
+    async def _store(
+        self, user_id: int, avatar_id: UUID, photo: ValidPhoto, up: Upload, report: PhotoReport
+    ) -> str:
         """Object first, row second: a row never points at a missing object."""
         photo_id = uuid4()
         name = f"{avatar_id}/{photo_id}.jpg"
         await self.store.put(name, photo.data)
-        outcome = await self._insert(user_id, avatar_id, photo_id, name, photo, up)
+        row = rows.NewPhoto(photo_id, avatar_id, user_id, name, photo, up, report)
+        outcome = await rows.insert(self.avatars, row)
         if outcome != ACCEPTED:
             with contextlib.suppress(NatsError):
                 await self.store.delete(name)
         return outcome
-
-    async def _insert(
-        self, user_id: int, avatar_id: UUID, photo_id: UUID, name: str, p: ValidPhoto, up: Upload
-    ) -> str:
-        async with self.avatars.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "SELECT status, photo_count FROM avatars WHERE id = $1 AND user_id = $2 FOR UPDATE",
-                avatar_id,
-                user_id,
-            )
-            if row is None or row["status"] not in (AvatarStatus.UPLOADING, AvatarStatus.READY):
-                return "not_uploading"
-            if row["photo_count"] >= self.avatars.max_photos:
-                return "full"
-            inserted = await conn.fetchval(
-                "INSERT INTO photos (id, avatar_id, user_id, object_name, sha256, size_bytes, "
-                "width, height, format, status, telegram_file_id, telegram_file_unique_id) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'accepted', $10, $11) "
-                "ON CONFLICT (avatar_id, sha256) DO NOTHING RETURNING 1",
-                photo_id, avatar_id, user_id, name, p.sha256, p.size_bytes,
-                p.width, p.height, p.source_format, up.file_id, up.file_unique_id,
-            )  # fmt: skip
-            if inserted is None:
-                return "duplicate"
-            await conn.execute(
-                "UPDATE avatars SET photo_count = photo_count + 1, status = CASE WHEN "
-                "photo_count + 1 >= $2 THEN 'ready'::avatar_status ELSE 'uploading' END, "
-                "updated_at = now() WHERE id = $1",
-                avatar_id,
-                self.avatars.min_photos,
-            )
-        return ACCEPTED
 
     def _batch(self, chat_id: int, user_id: int, avatar_id: UUID, t: Translator) -> _Batch:
         batch = self._batches.get(chat_id)
@@ -179,12 +200,12 @@ class PhotoIntake:
             batch.flush = None
         return batch
 
-    def _record(self, chat_id: int, batch: _Batch, outcome: str) -> None:
-        if outcome == ACCEPTED:
+    def _record(self, chat_id: int, batch: _Batch, outcome: Outcome) -> None:
+        if outcome.code == ACCEPTED:
             self.metrics.photos_accepted.inc()
         else:
-            self.metrics.photos_rejected.labels(outcome).inc()
-        batch.outcomes[outcome] += 1
+            self.metrics.photos_rejected.labels(outcome.code).inc()
+        batch.outcomes.append(outcome)
         if batch.in_flight == 0:
             loop = asyncio.get_running_loop()
             batch.flush = loop.call_later(self.window, self._start_flush, chat_id, batch)
@@ -198,11 +219,11 @@ class PhotoIntake:
 
     async def _flush(self, chat_id: int, batch: _Batch) -> None:
         t = batch.t
-        rejected = {code: n for code, n in batch.outcomes.items() if code != ACCEPTED}
-        if rejected:
-            lines = [t(f"photos.reject.{code}", count=n) for code, n in rejected.items()]
-            await self.sender.send(chat_id, "\n".join([t("photos.rejected_header"), *lines]))
-        accepted = batch.outcomes[ACCEPTED]
+        reply = verdicts.burst_reply(t, batch.outcomes)
+        if reply is not None:
+            text, reply_to = reply
+            await verdicts.send_reply(self.sender, chat_id, text, reply_to)
+        accepted = sum(1 for o in batch.outcomes if o.code == ACCEPTED)
         avatar = await self.avatars.get(batch.user_id, batch.avatar_id)
         if avatar is None or not accepted:
             return
@@ -215,6 +236,9 @@ class PhotoIntake:
     ) -> None:
         """Edit the live counter; `move` re-posts it below the photos the user just sent."""
         text = counter_text(t, avatar, self.avatars.min_photos, self.avatars.max_photos)
+        if avatar.photo_count >= self.avatars.min_photos:
+            summary = self.gate.summary(await self.known(avatar.id))
+            text = "\n\n".join([text, verdicts.summary_text(t, summary)])
         markup = kb.photo_counter(t, avatar.id, avatar.photo_count >= self.avatars.min_photos)
         old = avatar.progress_message_id
         if old is not None and not move:
@@ -233,3 +257,4 @@ class PhotoIntake:
                 batch.flush.cancel()
         if self._flushing:
             await asyncio.wait(self._flushing, timeout=5.0)
+        self.gate.close()

@@ -33,7 +33,13 @@ async def got_photo(
         file_id=size.file_id, file_unique_id=size.file_unique_id, file_size=size.file_size
     )
     await intake.receive(
-        bot, message.chat.id, message.from_user.id, await _avatar_id(state), t, upload
+        bot,
+        message.chat.id,
+        message.from_user.id,
+        await _avatar_id(state),
+        t,
+        upload,
+        message.message_id,
     )
 
 
@@ -45,10 +51,14 @@ async def got_document(
     assert message.from_user
     doc, avatar_id = message.document, await _avatar_id(state)
     if not (doc.mime_type or "").startswith("image/"):
-        intake.reject(message.chat.id, message.from_user.id, avatar_id, t, "not_image")
+        intake.reject(
+            message.chat.id, message.from_user.id, avatar_id, t, "not_image", message.message_id
+        )
         return
     upload = Upload(file_id=doc.file_id, file_unique_id=doc.file_unique_id, file_size=doc.file_size)
-    await intake.receive(bot, message.chat.id, message.from_user.id, avatar_id, t, upload)
+    await intake.receive(
+        bot, message.chat.id, message.from_user.id, avatar_id, t, upload, message.message_id
+    )
 
 
 async def other_content(message: Message, t: Translator) -> None:

@@ -88,3 +88,14 @@ def test_same_pixels_hash_the_same_whatever_the_container() -> None:
     again = validate_photo(image_bytes("PNG", color=(10, 20, 30), compress_level=1))
     other = validate_photo(image_bytes("PNG", color=(10, 20, 31)))
     assert png.sha256 == again.sha256 != other.sha256
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_an_animated_image_is_refused_as_animated(fmt: str) -> None:
+    """An APNG or animated WebP decodes as its first frame; it is not a photo of anyone."""
+    frames = [Image.new("RGB", (600, 600), (i * 80, 30, 30)) for i in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    with pytest.raises(PhotoRejected) as refused:
+        validate_photo(buf.getvalue())
+    assert refused.value.code == "animated"
