@@ -41,16 +41,18 @@ REASON_EN = {
 
 
 async def new_avatar(emu: TelegramEmulator, uid: int, kind: str, waiting: str) -> None:
-    """/start → Create → name → gender → training type, up to the photo counter."""
+    """/start → Create → name → training type (→ gender, a portrait only), up to the photo
+    counter."""
     await emu.send_command(uid, "start")
     menu = await bot_message(emu, uid, button="menu:create")
     await press(emu, uid, menu, "menu:create")
     await bot_message(emu, uid, text="✏️")
     await emu.send_text(uid, "Me")
-    gender = await bot_message(emu, uid, button="gender:")
-    await press(emu, uid, gender, "gender:female")
     types = await bot_message(emu, uid, button="training_type:pick")
     await press(emu, uid, types, f"training_type:pick:{kind}")
+    if kind == "portrait":
+        gender = await bot_message(emu, uid, button="gender:")
+        await press(emu, uid, gender, "gender:female")
     await bot_message(emu, uid, text=waiting)
 
 
