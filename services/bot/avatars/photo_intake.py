@@ -201,7 +201,8 @@ class PhotoIntake:
         rejected = {code: n for code, n in batch.outcomes.items() if code != ACCEPTED}
         if rejected:
             lines = [t(f"photos.reject.{code}", count=n) for code, n in rejected.items()]
-            await self.sender.send(chat_id, "\n".join([t("photos.rejected_header"), *lines]))
+            summary = "\n".join([t("photos.rejected_header"), *lines])
+            await self.sender.send(chat_id, summary, silent=True)
         accepted = batch.outcomes[ACCEPTED]
         avatar = await self.avatars.get(batch.user_id, batch.avatar_id)
         if avatar is None or not accepted:
@@ -213,14 +214,15 @@ class PhotoIntake:
     async def show_counter(
         self, chat_id: int, avatar: Avatar, t: Translator, *, move: bool
     ) -> None:
-        """Edit the live counter; `move` re-posts it below the photos the user just sent."""
+        """Edit the live counter; `move` (or a counter scrolled out of sight) re-posts it
+        below the photos the user just sent. Counters are chatter: sent silently."""
         text = counter_text(t, avatar, self.avatars.min_photos, self.avatars.max_photos)
         markup = kb.photo_counter(t, avatar.id, avatar.photo_count >= self.avatars.min_photos)
         old = avatar.progress_message_id
-        if old is not None and not move:
+        if old is not None and not move and not self.sender.positions.buried(chat_id, old):
             await self.sender.edit(chat_id, old, text, markup)
             return
-        sent = await self.sender.send(chat_id, text, markup)
+        sent = await self.sender.send(chat_id, text, markup, silent=True)
         if sent is None:
             return
         await self.avatars.set_live_message(avatar.id, chat_id, sent.message_id)

@@ -102,7 +102,7 @@ class GenerationEvents:
             text = view.text
             if moved.refund is not None:
                 text += "\n\n" + refund_note(t, moved.refund.entry)
-            await self._show(moved.generation, text, view.markup)
+            await self._tell_end(moved.generation, text, view.markup)
 
         async with self._lock(_uuid(e.generation_id)):
             moved = await self.generations.transition(
@@ -178,6 +178,14 @@ class GenerationEvents:
             await self.sender.edit(chat, message, text, markup)
         else:
             await self.sender.send(generation.user_id, text, markup)
+
+    async def _tell_end(self, generation: Generation, text: str, markup: Any) -> None:
+        """An end the user waits for is a new message (the phone notifies; an edit never
+        does); the "generating…" message it replaces is deleted, as after a delivery."""
+        chat, message = generation.progress_chat_id, generation.progress_message_id
+        await self.sender.send(chat or generation.user_id, text, markup)
+        if chat is not None and message is not None:
+            await self.sender.delete(chat, message)
 
     def _lock(self, generation_id: UUID) -> asyncio.Lock:
         """One event per generation at a time in this process, so "generating…" cannot be
