@@ -80,7 +80,10 @@ class Pacer:
         # leaves no room for requests that arrive bunched up (a slow first connection).
         self.global_bucket = TokenBucket(global_rate, max(1.0, global_rate / 3), clock)
         self._chat_rate = chat_rate
-        self._chat_burst = chat_burst
+        # One token of Telegram's per-chat burst is kept in reserve for the same reason: a
+        # reply that reaches Telegram a little late followed by one on time would otherwise
+        # look like two within a second (seen as one 429 per journey before the reserve).
+        self._chat_burst = max(1, chat_burst - 1)
         self._clock = clock
         self._chats: OrderedDict[int, TokenBucket] = OrderedDict()
 
