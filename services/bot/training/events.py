@@ -152,9 +152,12 @@ class TrainingEvents:
         lock = self._locks.setdefault(str(avatar_id), asyncio.Lock())
         async with lock:
             shown = await self._transition(event, avatar_id, status, render)
-            if shown is None or status is not None:  # final: delivered in `_transition`
+            if shown is None:
                 return
             avatar, view = shown
+            if status is not None:  # the outcome went out in `_transition`: close progress
+                await self._close(avatar, view)
+                return
             chat, message = avatar.progress_chat_id, avatar.progress_message_id
             if chat is None or message is None:
                 await self._repost(avatar, view)
@@ -197,11 +200,9 @@ class TrainingEvents:
             refunded = await self._refund(uow.conn, event, avatar.id)
             if refunded is not None:
                 view = View(view.text + "\n\n" + refund_note(t, refunded), view.markup)
-            await self._tell_end(
-                uow.conn, avatar, view, progress.closed(t, avatar, _OUTCOMES[status])
-            )
+            await self._tell_end(uow.conn, avatar, view)
         self._finished(avatar, status, row["requested_at"])
-        return avatar, view
+        return avatar, progress.closed(t, avatar, _OUTCOMES[status])
 
     @staticmethod
     def _claimed(
@@ -268,18 +269,18 @@ class TrainingEvents:
             self.metrics.training_e2e_seconds.labels(kind, outcome).observe(seconds)
         log.info("training %s shown to the user", outcome, extra={"avatar_id": str(avatar.id)})
 
-    async def _tell_end(
-        self, conn: asyncpg.Connection, avatar: Avatar, view: View, closing: View
-    ) -> None:
-        """The outcome as a new message with its buttons (notified), then the progress
-        message closed with a short line; runs inside the status change's transaction (see
-        the module doc). The outcome becomes the avatar's live message (Retry is pressed
-        there)."""
+    async def _tell_end(self, conn: asyncpg.Connection, avatar: Avatar, view: View) -> None:
+        """The outcome as a new message with its buttons (notified); runs inside the status
+        change's transaction (see the module doc). The outcome becomes the avatar's live
+        message (Retry is pressed there)."""
         chat = avatar.progress_chat_id or avatar.user_id
         sent = await self.sender.send(chat, view.text, view.markup)
-        if sent is None:
-            return
-        await conn.execute(_REMEMBER, avatar.id, sent.chat.id, sent.message_id)
+        if sent is not None:
+            await conn.execute(_REMEMBER, avatar.id, sent.chat.id, sent.message_id)
+
+    async def _close(self, avatar: Avatar, closing: View) -> None:
+        """After the commit: the old progress message becomes one short line without
+        buttons (they live on the outcome); the avatar's lock keeps late progress off it."""
         if avatar.progress_chat_id is not None and avatar.progress_message_id is not None:
             await self.sender.edit(
                 avatar.progress_chat_id, avatar.progress_message_id, closing.text, closing.markup
