@@ -101,8 +101,8 @@ async def stored_image(product: Stack, uid: int) -> tuple[str, bytes]:
     conn = await asyncpg.connect(product.db_url)  # type: ignore[attr-defined]
     try:
         row = await conn.fetchrow(
-            "SELECT replace(id::text, '-', '') AS id, object_name FROM generated_images WHERE user_id = $1"
-            " ORDER BY created_at, object_name LIMIT 1",
+            "SELECT replace(id::text, '-', '') AS id, object_name FROM generated_images"
+            " WHERE user_id = $1 ORDER BY created_at, object_name LIMIT 1",
             uid,
         )
     finally:
@@ -197,3 +197,24 @@ async def test_a_failed_training_is_told_in_a_new_message(product: Stack):
     assert "stopped" in closed.message["text"]
     assert not closed.notified, "the counter that became the progress message was chatter"
     assert await rule_violations(emu) == {}
+
+
+async def test_a_payment_is_told_in_a_new_notified_message_with_buttons(product: Stack):
+    emu = product.telegram
+    assert emu is not None
+    uid = (await emu.create_user("Buyer", language_code="en"))["id"]
+    await emu.send_command(uid, "buy")
+    shop = await bot_message(emu, uid, button="shop:buy:")
+    await press(emu, uid, shop, "shop:buy:")
+
+    async def invoice() -> dict[str, Any] | None:
+        return next((m for m in await emu.bot_messages(uid) if "invoice" in m), None)
+
+    paid = await emu.payments.pay(chat_id=uid, message_id=(await eventually(invoice))["message_id"])
+    assert paid["status"] == "paid", paid
+    told = await bot_message(emu, uid, text="Payment received", within=20)
+    entry = record(emu, uid, told["message_id"])
+    assert entry.history == []
+    assert entry.notified
+    assert told["reply_markup"]["inline_keyboard"]
+    assert told["message_id"] > paid["message_id"]
