@@ -165,6 +165,7 @@ class HeldSender:
     def __init__(self) -> None:
         self.edits: list[tuple[int, int, str]] = []
         self.sends: list[tuple[int, str]] = []
+        self.deletes: list[tuple[int, int]] = []
         self.sending = asyncio.Event()
         self.release = asyncio.Event()
         self.positions = ChatPositions()
@@ -180,6 +181,10 @@ class HeldSender:
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         done.set_result(True)
         return done
+
+    async def delete(self, chat_id: int, message_id: int) -> bool:
+        self.deletes.append((chat_id, message_id))
+        return True
 
     async def send(
         self, chat_id: int, text: str, markup: Any = None, *, silent: bool = False
@@ -217,7 +222,7 @@ async def test_a_final_event_holds_the_avatar_until_its_edit_is_done(
     """Two bot processes (two `TrainingEvents`, each with its own in-process locks) get the
     completion and a failure of the same attempt: the first holds the avatar's row from
     before its outcome message to its commit, so the second waits and then finds it stale.
-    The outcome is a new message; the progress message is closed with a short line."""
+    The outcome is a new message; the progress message is deleted."""
     uid = 700_000_001
     avatar_id = await seed_training(admin_pool, uid, attempt=1, progress_message=42)
     requested = uuid.UUID(derived_event_id("training_requested", uuid.UUID(avatar_id), 1))
@@ -249,9 +254,8 @@ async def test_a_final_event_holds_the_avatar_until_its_edit_is_done(
     [(chat, text)] = sender.sends
     assert chat == uid
     assert "is ready" in text
-    [(chat, message, text)] = sender.edits
-    assert (chat, message) == (uid, 42)
-    assert "finished" in text  # the progress message closed
+    assert sender.edits == []
+    assert sender.deletes == [(uid, 42)]  # the progress message closed
     assert (
         await admin_pool.fetchval(
             "SELECT progress_message_id FROM avatars WHERE id = $1", uuid.UUID(avatar_id)
@@ -270,7 +274,7 @@ async def test_a_final_event_holds_the_avatar_until_its_edit_is_done(
     # a redelivery of either changes nothing and tells nothing
     await first.on_completed(done, None)  # type: ignore[arg-type]
     await second.on_failed(lost, None)  # type: ignore[arg-type]
-    assert len(sender.edits) == 1
+    assert len(sender.deletes) == 1
     assert len(sender.sends) == 1
     assert finished(first_metrics, "completed") == (1, 1)
 
@@ -299,6 +303,6 @@ async def test_progress_and_an_untimed_end(
     await events.on_failed(end, None)  # type: ignore[arg-type]
     assert await status_of(admin_pool, avatar_id) == ("error", 3)
     assert "failed" in sender.sends[-1][1]
-    assert len(sender.edits) == 2
-    assert "stopped" in sender.edits[-1][2]
+    assert len(sender.edits) == 1  # the progress edit only
+    assert sender.deletes == [(uid, 7)]
     assert finished(metrics, "failed") == (1, None)

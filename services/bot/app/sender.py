@@ -217,8 +217,9 @@ class Sender:
         try:
             while chat.queue:
                 await self._edit_pause(chat)
-                await chat.bucket.acquire()
-                await self._global.acquire()
+                if chat.queue[0].kind != "delete":  # deletes are not messages: no token
+                    await chat.bucket.acquire()
+                    await self._global.acquire()
                 job = chat.queue.popleft()
                 result = await self._deliver(job)
                 if job.kind == "edit":

@@ -49,9 +49,3 @@ def failed(t: Translator, avatar: Avatar, reason: FailureReason, retryable: bool
 
 def cancelled(t: Translator, avatar: Avatar) -> View:
     return View(t("progress.cancelled", name=avatar.name), tkb.training_retry(t, avatar.id))
-
-
-def closed(t: Translator, avatar: Avatar, outcome: str) -> View:
-    """The progress message once the outcome went out as a new message: one short line,
-    no buttons (they live on the outcome)."""
-    return View(t(f"progress.closed.{outcome}", name=avatar.name), None)
