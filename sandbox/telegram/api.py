@@ -75,7 +75,12 @@ class Call:
         if count_rate:
             self.world.rate.acquire(chat_id)
         message["message_id"] = self.world.next_message_id(chat_id)
-        self.world.add_message(message, outgoing=True, reply_keyboard=self.reply_keyboard())
+        self.world.add_message(
+            message,
+            outgoing=True,
+            reply_keyboard=self.reply_keyboard(),
+            notified=not self.params.get_bool("disable_notification"),
+        )
         return message
 
 

@@ -130,7 +130,11 @@ def check_reply_markup(markup: Any) -> None:
 
 @dataclass(slots=True)
 class Limits:
-    """Flood control (messages per second; burst = bucket size) and answer deadlines (s)."""
+    """Flood control (messages per second; burst = bucket size) and answer deadlines (s).
+
+    The defaults are the strict per-chat limits a bot must live with (Telegram documents
+    "about one message a second" in a private chat with short bursts; these exact numbers
+    are the emulator's assumption): burst 3, then 1 a second, edits counted."""
 
     enabled: bool = True
     global_rate: float = 30.0

@@ -47,12 +47,15 @@ class MessageRecord:
     history: list[Json] = field(default_factory=list)
     deleted: bool = False
     reply_keyboard: Json | None = None
+    #: False when the bot sent it with `disable_notification` (no sound on the phone).
+    notified: bool = True
 
     def as_json(self) -> Json:
         return {
             "message_id": self.message["message_id"],
             "outgoing": self.outgoing,
             "deleted": self.deleted,
+            "notified": self.notified,
             "message": self.message,
             "history": self.history,
             "reply_keyboard": self.reply_keyboard,
@@ -266,10 +269,14 @@ class World:
         return value
 
     def add_message(
-        self, message: Json, outgoing: bool, reply_keyboard: Json | None = None
+        self,
+        message: Json,
+        outgoing: bool,
+        reply_keyboard: Json | None = None,
+        notified: bool = True,
     ) -> MessageRecord:
         chat_id = message["chat"]["id"]
-        record = MessageRecord(message, outgoing, reply_keyboard=reply_keyboard)
+        record = MessageRecord(message, outgoing, reply_keyboard=reply_keyboard, notified=notified)
         self.messages.setdefault(chat_id, {})[message["message_id"]] = record
         self.publish(chat_id, {"type": "message", "entry": record.as_json()})
         return record
@@ -282,6 +289,12 @@ class World:
         if found is None or found.deleted:
             raise bad_request(missing, "message_not_found")
         return found
+
+    def below(self, chat_id: int, message_id: int) -> int:
+        """How many messages (either side, not deleted) are below this one in the chat:
+        0 for the newest. Message ids of a chat are one sequence across both sides."""
+        box = self.messages.get(chat_id, {})
+        return sum(1 for mid, r in box.items() if mid > message_id and not r.deleted)
 
     def edit(self, record: MessageRecord, new: Json) -> None:
         record.history.append(copy.deepcopy(record.message))

@@ -191,14 +191,19 @@ async def test_create_avatar_upload_photos_train_and_get_ready(
     )  # fmt: skip
     await publish(js, done)
     await publish(js, done)  # a duplicate delivery
+    # The outcome is a new message (a phone notifies it; an edit it never would), once; the
+    # progress message is deleted.
     ready = await bot_message(emu, uid, text="is ready", button="menu:create")
-    assert ready["message_id"] == counter["message_id"]
+    assert ready["message_id"] > counter["message_id"]
+    assert emu.world.messages[uid][ready["message_id"]].notified
+    await emu.wait_for(lambda: emu.world.messages[uid][counter["message_id"]].deleted, 10)
     await publish(js, progress_event(avatar_id, uid, 1, 70))
     await asyncio.sleep(0.7)
-    current = next(
-        m for m in await emu.bot_messages(uid) if m["message_id"] == counter["message_id"]
-    )
-    assert "is ready" in current["text"]
+    closed = emu.world.messages[uid][counter["message_id"]]
+    assert closed.deleted
+    assert "70%" not in closed.message["text"]  # no late progress edit reached it
+    told = [m for m in await emu.bot_messages(uid) if "is ready" in (m.get("text") or "")]
+    assert len(told) == 1  # the duplicate delivery told nothing twice
     assert (await avatar_row(admin_pool, uid))["status"] == "completed"
 
 

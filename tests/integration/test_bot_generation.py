@@ -314,12 +314,18 @@ async def test_quick_generation_and_the_concurrency_limit(
         event_id=new_event_id(), occurred_at=utcnow(), generation_id=str(row["id"]),
         user_id=uid, reason=FailureReason.SPEND_LIMIT,
     ))  # fmt: skip
+    # the end is a new message (notified); the "generating…" message it ends is deleted
     failed = await bot_message(emu, uid, text="дневной лимит генераций", button="grun:again")
-    assert (
-        failed["message_id"] == (await generation_rows(admin_pool, uid))[0]["progress_message_id"]
-    )
+    progress_id = (await generation_rows(admin_pool, uid))[0]["progress_message_id"]
+    assert failed["message_id"] > progress_id
+    assert emu.world.messages[uid][failed["message_id"]].notified
+    await eventually(lambda: _deleted(emu, uid, progress_id))
     await press(emu, uid, settings, "gen:go")
     await eventually(lambda: _count(admin_pool, uid, 3))
+
+
+async def _deleted(emu: TelegramEmulator, chat: int, message_id: int) -> bool:
+    return emu.world.messages[chat][message_id].deleted
 
 
 async def _count(pool: asyncpg.Pool, uid: int, want: int) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -32,6 +33,7 @@ from contracts.base import Event
 from contracts.jetstream import BOT_TRAINING
 from sandbox.telegram import TelegramEmulator
 from services.bot.app.metrics import BotMetrics
+from services.bot.app.pacing import ChatPositions
 from services.bot.app.texts import Texts
 from services.bot.training.events import CONSUMER, TrainingEvents
 from services.kit.db import create_pool
@@ -158,18 +160,19 @@ async def test_unknown_stale_and_redelivered_events_are_claimed_and_change_nothi
 
 
 class HeldSender:
-    """Records edits and sends; an edit waits for `release` (Telegram being slow)."""
+    """Records edits and sends; a send (an outcome is a new message) waits for `release`
+    (Telegram being slow)."""
 
     def __init__(self) -> None:
         self.edits: list[tuple[int, int, str]] = []
         self.sends: list[tuple[int, str]] = []
-        self.editing = asyncio.Event()
+        self.deletes: list[tuple[int, int]] = []
+        self.sending = asyncio.Event()
         self.release = asyncio.Event()
+        self.positions = ChatPositions()
 
     async def edit(self, chat_id: int, message_id: int, text: str, markup: Any = None) -> bool:
         self.edits.append((chat_id, message_id, text))
-        self.editing.set()
-        await self.release.wait()
         return True
 
     def enqueue_edit(
@@ -180,8 +183,17 @@ class HeldSender:
         done.set_result(True)
         return done
 
-    async def send(self, chat_id: int, text: str, markup: Any = None) -> None:
+    async def delete(self, chat_id: int, message_id: int) -> bool:
+        self.deletes.append((chat_id, message_id))
+        return True
+
+    async def send(
+        self, chat_id: int, text: str, markup: Any = None, *, silent: bool = False
+    ) -> SimpleNamespace:
         self.sends.append((chat_id, text))
+        self.sending.set()
+        await self.release.wait()
+        return SimpleNamespace(chat=SimpleNamespace(id=chat_id), message_id=1000 + len(self.sends))
 
 
 @pytest.fixture
@@ -210,7 +222,8 @@ async def test_a_final_event_holds_the_avatar_until_its_edit_is_done(
 ) -> None:
     """Two bot processes (two `TrainingEvents`, each with its own in-process locks) get the
     completion and a failure of the same attempt: the first holds the avatar's row from
-    before its edit to its commit, so the second waits and then finds it stale."""
+    before its outcome message to its commit, so the second waits and then finds it stale.
+    The outcome is a new message; the progress message is deleted."""
     uid = 700_000_001
     avatar_id = await seed_training(admin_pool, uid, attempt=1, progress_message=42)
     requested = uuid.UUID(derived_event_id("training_requested", uuid.UUID(avatar_id), 1))
@@ -225,23 +238,31 @@ async def test_a_final_event_holds_the_avatar_until_its_edit_is_done(
     done, lost = completed(avatar_id, uid, 1), failed(avatar_id, uid, 1)
 
     completing = asyncio.create_task(first.on_completed(done, None))  # type: ignore[arg-type]
-    await asyncio.wait_for(sender.editing.wait(), 10)
-    # the edit is in flight inside the transaction: nothing is committed yet
+    await asyncio.wait_for(sender.sending.wait(), 10)
+    # the outcome is in flight inside the transaction: nothing is committed yet
     assert await status_of(admin_pool, avatar_id) == ("training", 1)
     assert await claims(admin_pool, done) == 0
     failing = asyncio.create_task(second.on_failed(lost, None))  # type: ignore[arg-type]
     await asyncio.sleep(0.5)
     assert not failing.done()  # waits for the avatar's row
-    assert len(sender.edits) == 1
+    assert len(sender.sends) == 1
+    assert sender.edits == []
 
     sender.release.set()
     await asyncio.wait_for(asyncio.gather(completing, failing), 10)
     assert await status_of(admin_pool, avatar_id) == ("completed", 1)
     assert await claims(admin_pool, done, lost) == 2
-    [(chat, message, text)] = sender.edits
-    assert (chat, message) == (uid, 42)
+    [(chat, text)] = sender.sends
+    assert chat == uid
     assert "is ready" in text
-    assert sender.sends == []
+    assert sender.edits == []
+    assert sender.deletes == [(uid, 42)]  # the progress message closed
+    assert (
+        await admin_pool.fetchval(
+            "SELECT progress_message_id FROM avatars WHERE id = $1", uuid.UUID(avatar_id)
+        )
+        == 1001
+    ), "the outcome is the avatar's live message now (Retry is pressed there)"
     assert finished(first_metrics, "completed") == (1, 1)
     total = first_metrics.registry.get_sample_value(
         "aisha_bot_training_end_to_end_seconds_sum",
@@ -254,7 +275,8 @@ async def test_a_final_event_holds_the_avatar_until_its_edit_is_done(
     # a redelivery of either changes nothing and tells nothing
     await first.on_completed(done, None)  # type: ignore[arg-type]
     await second.on_failed(lost, None)  # type: ignore[arg-type]
-    assert len(sender.edits) == 1
+    assert len(sender.deletes) == 1
+    assert len(sender.sends) == 1
     assert finished(first_metrics, "completed") == (1, 1)
 
 
@@ -281,7 +303,9 @@ async def test_progress_and_an_untimed_end(
     end = failed(avatar_id, uid, 3)
     await events.on_failed(end, None)  # type: ignore[arg-type]
     assert await status_of(admin_pool, avatar_id) == ("error", 3)
-    assert len(sender.edits) == 2
+    assert "failed" in sender.sends[-1][1]
+    assert len(sender.edits) == 1  # the progress edit only
+    assert sender.deletes == [(uid, 7)]
     assert finished(metrics, "failed") == (1, None)
 
 

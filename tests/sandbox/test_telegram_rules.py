@@ -196,3 +196,40 @@ async def test_wrong_token_is_unauthorized() -> None:
             assert (await Bot("1:right", session=session).get_me()).id == 1
         finally:
             await session.close()
+
+
+def test_the_default_limits_are_telegrams_strict_per_chat_ones() -> None:
+    """Burst 3, then 1 a second per chat, edits counted: what a bot must live with."""
+    limits = TelegramEmulator().world.limits
+    assert (limits.enabled, limits.chat_burst, limits.chat_rate, limits.limit_edits) == (
+        True,
+        3.0,
+        1.0,
+        True,
+    )
+
+
+async def test_an_edit_spends_a_token_like_a_send(
+    bot: Bot, emu: TelegramEmulator, user_id: int
+) -> None:
+    sent = await bot.send_message(user_id, "0%")
+    await bot.edit_message_text("1%", chat_id=user_id, message_id=sent.message_id)
+    await bot.edit_message_text("2%", chat_id=user_id, message_id=sent.message_id)
+    with pytest.raises(TelegramRetryAfter):
+        await bot.edit_message_text("3%", chat_id=user_id, message_id=sent.message_id)
+    assert (await emu.violations())["rate_limit_chat"] == 1
+
+
+async def test_notification_and_order_are_recorded(
+    bot: Bot, emu: TelegramEmulator, user_id: int
+) -> None:
+    """What a phone would do with each message (sound or not), and where it sits."""
+    quiet = await bot.send_message(user_id, "3 of 10", disable_notification=True)
+    await emu.send_text(user_id, "hello")  # the user's message takes the next id
+    loud = await bot.send_message(user_id, "ready")
+    assert loud.message_id == quiet.message_id + 2
+    entries = {e["message_id"]: e for e in (await emu.transcript(user_id))["messages"]}
+    assert entries[quiet.message_id]["notified"] is False
+    assert entries[loud.message_id]["notified"] is True
+    assert emu.world.below(user_id, quiet.message_id) == 2
+    assert emu.world.below(user_id, loud.message_id) == 0

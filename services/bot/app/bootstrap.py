@@ -29,6 +29,7 @@ from services.bot.app.fsm_storage import NatsKVStorage
 from services.bot.app.generation_wiring import wire_generation
 from services.bot.app.metrics import BotMetrics
 from services.bot.app.middlewares import UserMiddleware
+from services.bot.app.pacing import ChatPositions, IncomingPositions, PaceMiddleware, Pacer
 from services.bot.app.response_models import KeepResponseModels
 from services.bot.app.retry import NotModifiedMiddleware, RetryAfterMiddleware
 from services.bot.app.sender import Sender
@@ -54,12 +55,25 @@ COMMANDS = (
 )  # fmt: skip
 
 
-def build_bot(config: BotConfig, metrics: BotMetrics | None = None) -> Bot:
+def pacing(config: BotConfig) -> tuple[Pacer, ChatPositions]:
+    """The buckets every outgoing message waits for, and each chat's newest message id."""
+    pacer = Pacer(config.send_rate_global, config.send_rate_chat, config.send_burst_chat)
+    return pacer, ChatPositions()
+
+
+def build_bot(
+    config: BotConfig,
+    metrics: BotMetrics | None = None,
+    paced: tuple[Pacer, ChatPositions] | None = None,
+) -> Bot:
     """aiogram's Bot aimed at `TELEGRAM_API_URL` (real Telegram or the sandbox emulator).
 
-    Telemetry is registered after the retry middleware, so it is the inner one and counts
-    every HTTP attempt: a 429 that is waited out and retried is still counted."""
+    Pacing is the outermost middleware: a call waits for its chat's token once, however
+    often it is retried. Telemetry is registered after the retry middleware, so it is the
+    inner one and counts every HTTP attempt: a 429 that is waited out and retried is still
+    counted."""
     session = AiohttpSession(api=TelegramAPIServer.from_base(config.telegram_api_url))
+    session.middleware(PaceMiddleware(*(paced or pacing(config))))
     session.middleware(RetryAfterMiddleware())
     session.middleware(NotModifiedMiddleware())
     session.middleware(TelegramRequestTelemetry(metrics or BotMetrics()))
@@ -78,6 +92,9 @@ def build_dispatcher(storage: BaseStorage, **deps: Any) -> Dispatcher:
     metrics = deps.get("metrics")
     dp.update.outer_middleware(UpdateTelemetry(metrics if metrics is not None else BotMetrics()))
     dp.update.outer_middleware(UserMiddleware())
+    positions = deps.get("positions")
+    if isinstance(positions, ChatPositions):
+        dp.update.outer_middleware(IncomingPositions(positions))
     dp.errors.register(on_error)
     dp.include_routers(*get_routers())
     return dp
@@ -92,7 +109,9 @@ async def set_commands(bot: Bot, texts: Texts) -> None:
         await bot.set_my_commands(commands, scope=BotCommandScopeDefault(), language_code=code)
 
 
-async def wire(rt: Runtime, config: BotConfig, bot: Bot) -> tuple[Dispatcher, Sender, PhotoIntake]:
+async def wire(
+    rt: Runtime, config: BotConfig, bot: Bot, paced: tuple[Pacer, ChatPositions]
+) -> tuple[Dispatcher, Sender, PhotoIntake]:
     """Services over the runtime's pool and JetStream, the dispatcher, the event consumer."""
     texts = Texts.load()
     metrics = rt.metrics if isinstance(rt.metrics, BotMetrics) else BotMetrics()
@@ -114,6 +133,8 @@ async def wire(rt: Runtime, config: BotConfig, bot: Bot) -> tuple[Dispatcher, Se
         chat_burst=config.send_burst_chat,
         on_forbidden=forbidden,
         metrics=metrics,
+        pacer=paced[0],
+        positions=paced[1],
     )
     photo_store = await rt.js.object_store(OBJ_PHOTOS.name)
     intake = PhotoIntake(
@@ -140,6 +161,7 @@ async def wire(rt: Runtime, config: BotConfig, bot: Bot) -> tuple[Dispatcher, Se
         js=rt.js,
         metrics=metrics,
         privacy=privacy,
+        positions=paced[1],
         **generation,
         **billing,
     )
@@ -179,10 +201,11 @@ async def _settle_stars(
 async def run(config: BotConfig, stop: asyncio.Event) -> None:
     """`python -m services.bot`: serve until `stop` is set, then drain and close."""
     metrics = BotMetrics()
-    bot = build_bot(config, metrics)
+    paced = pacing(config)
+    bot = build_bot(config, metrics, paced)
     try:
         async with open_runtime(config.common, metrics, db_role=BOT, stop=stop) as rt:
-            dp, sender, intake = await wire(rt, config, bot)
+            dp, sender, intake = await wire(rt, config, bot, paced)
             await set_commands(bot, dp["texts"])
             if config.telegram_mode == "webhook":
                 await _serve_webhook(rt, config, dp, bot)

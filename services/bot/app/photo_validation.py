@@ -2,7 +2,8 @@
 
 The stored copy is normalized: EXIF orientation applied, converted to RGB JPEG, so FAL sees
 what the user saw and two uploads of the same picture hash the same (the hash is over the
-normalized pixels, not the file bytes).
+normalized pixels, not the file bytes). iPhone photos come as HEIC/HEIF (often "as file"):
+pillow-heif's opener decodes them, and they are converted like any other format.
 """
 
 from __future__ import annotations
@@ -13,8 +14,13 @@ import warnings
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
-ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
+register_heif_opener()  # Pillow then opens HEIC/HEIF like a JPEG (format "HEIF")
+
+ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "HEIF"})
+#: File names of image documents some clients send as application/octet-stream.
+IMAGE_SUFFIXES = (".heic", ".heif", ".jpg", ".jpeg", ".png", ".webp")
 MAX_BYTES = 20 * 1024 * 1024
 MIN_SIDE = 512
 #: Far above any camera (a 50 MP photo is 50M pixels); beyond it decoding is a memory attack.
@@ -31,6 +37,14 @@ class Upload:
     file_id: str
     file_unique_id: str
     file_size: int | None
+
+
+def is_image_document(mime_type: str | None, file_name: str | None) -> bool:
+    """A document worth decoding as a photo: an image MIME type, or an image file name
+    (HEIC files often arrive typed application/octet-stream)."""
+    if (mime_type or "").startswith("image/"):
+        return True
+    return (file_name or "").lower().endswith(IMAGE_SUFFIXES)
 
 
 class PhotoRejected(Exception):

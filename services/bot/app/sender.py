@@ -1,11 +1,15 @@
 """THE outgoing Telegram sender for progress and notifications.
 
 Telegram allows about 30 messages a second per bot and about one a second per chat (short
-bursts tolerated). Each chat gets a FIFO queue drained by its own task through two token
-buckets (global and per chat). While a job waits for its turn, a newer edit of the same
-message replaces its text, so a fast stream of progress events costs one request. A 429's
-`retry_after` pauses every chat; "message is not modified" is success; a 403 marks the user
-inactive (via `on_forbidden`) and the chat is skipped until the user writes again.
+bursts tolerated), edits counted. Each chat gets a FIFO queue drained by its own task through
+the `Pacer`'s buckets (global and per chat), the same ones a handler's direct reply waits for
+(`app/pacing.py`). While a job waits for its turn, a newer edit of the same message replaces
+its text, so a fast stream of progress events costs one request; one message is edited at
+most once per `EDIT_INTERVAL`. A 429's `retry_after` pauses every chat; "message is not
+modified" is success (and an edit to what is already shown is never sent); a 403 marks the
+user inactive (via `on_forbidden`) and the chat is skipped until the user writes again.
+Chatter (counters, acknowledgements) goes with `silent=True` (`disable_notification`); an
+outcome the user waits for never does.
 """
 
 from __future__ import annotations
@@ -30,48 +34,17 @@ from aiogram.exceptions import (
 from aiogram.methods import TelegramMethod
 from aiogram.types import InlineKeyboardMarkup, Message
 
+from services.bot.app.buckets import TokenBucket
 from services.bot.app.metrics import BotMetrics
+from services.bot.app.pacing import ChatPositions, Pacer, paced
 
 log = logging.getLogger(__name__)
 Markup = InlineKeyboardMarkup | None
 ForbiddenHook = Callable[[int], Awaitable[None]]
 T = TypeVar("T")
-
-
-class TokenBucket:
-    """`rate` tokens a second, up to `capacity`; `hold()` stops issuing for a while."""
-
-    def __init__(self, rate: float, capacity: float, clock: Callable[[], float] = time.monotonic):
-        self.rate = rate
-        self.capacity = capacity
-        self._clock = clock
-        self._tokens = capacity
-        self._stamp = clock()
-        self._hold_until = 0.0
-        self._lock = asyncio.Lock()
-
-    def _refill(self, now: float) -> None:
-        self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
-
-    @property
-    def full(self) -> bool:
-        self._refill(self._clock())
-        return self._tokens >= self.capacity
-
-    def hold(self, seconds: float) -> None:
-        self._hold_until = max(self._hold_until, self._clock() + seconds)
-
-    async def acquire(self) -> None:
-        async with self._lock:
-            while True:
-                now = self._clock()
-                self._refill(now)
-                wait = self._hold_until - now
-                if wait <= 0 and self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                await asyncio.sleep(max(wait, (1 - self._tokens) / self.rate, 0.001))
+#: Seconds between two edits of one message: the last state wins in between.
+EDIT_INTERVAL = 1.0
+__all__ = ["EDIT_INTERVAL", "Sender", "TokenBucket"]
 
 
 @dataclass
@@ -83,6 +56,7 @@ class _Job:
     markup: Markup = None
     waiters: list[asyncio.Future[Any]] = field(default_factory=list)
     method: TelegramMethod[Any] | None = None
+    silent: bool = False
 
 
 @dataclass
@@ -105,14 +79,14 @@ class Sender:
         max_attempts: int = 5,
         on_forbidden: ForbiddenHook | None = None,
         metrics: BotMetrics | None = None,
+        pacer: Pacer | None = None,
+        positions: ChatPositions | None = None,
     ):
         self.bot = bot
-        # A burst of a third of Telegram's: pacing at exactly Telegram's own bucket leaves no
-        # room for requests that arrive bunched up (a slow first connection), and Telegram
-        # answers 429. Two thirds of its burst in reserve absorb ~0.7 s of such jitter.
-        self._global = TokenBucket(global_rate, max(1.0, global_rate / 3))
-        self._chat_rate = chat_rate
-        self._chat_burst = chat_burst
+        self.pacer = pacer or Pacer(global_rate, chat_rate, chat_burst)
+        self.positions = positions or ChatPositions()
+        self._global = self.pacer.global_bucket
+        self._edited_at: OrderedDict[tuple[int, int], float] = OrderedDict()
         self._max_attempts = max_attempts
         self._on_forbidden = on_forbidden
         self._chats: dict[int, _Chat] = {}
@@ -121,9 +95,26 @@ class Sender:
         self._metrics = metrics or BotMetrics()
         self._metrics.sender_queued.set_function(self.queued)
 
-    async def send(self, chat_id: int, text: str, markup: Markup = None) -> Message | None:
-        result = await self._submit(_Job("send", chat_id, None, text, markup))
+    async def send(
+        self, chat_id: int, text: str, markup: Markup = None, *, silent: bool = False
+    ) -> Message | None:
+        """A new message; `silent` for chatter the user did not wait for (no sound)."""
+        result = await self._submit(_Job("send", chat_id, None, text, markup, silent=silent))
         return result if isinstance(result, Message) else None
+
+    async def show_progress(
+        self, chat_id: int, message_id: int, text: str, markup: Markup = None
+    ) -> int | None:
+        """Update a live progress message where the user can see it: edited in place while
+        it is among the last `RECENT_MESSAGES` of the chat, otherwise re-sent at the bottom
+        (silently) and the old one deleted. The id now showing it, None if nothing could."""
+        if not self.positions.buried(chat_id, message_id):
+            return message_id if await self.edit(chat_id, message_id, text, markup) else None
+        sent = await self.send(chat_id, text, markup, silent=True)
+        if sent is None:
+            return None
+        await self.delete(chat_id, message_id)
+        return sent.message_id
 
     async def edit(self, chat_id: int, message_id: int, text: str, markup: Markup = None) -> bool:
         """Edit a message; a queued edit of the same message is replaced, not repeated."""
@@ -213,7 +204,7 @@ class Sender:
         if chat is None:
             if len(self._chats) > 10_000:
                 self._evict_idle()
-            chat = _Chat(TokenBucket(self._chat_rate, self._chat_burst))
+            chat = _Chat(self.pacer.chat(chat_id))
             self._chats[chat_id] = chat
         return chat
 
@@ -222,16 +213,21 @@ class Sender:
             del self._chats[chat_id]
 
     async def _drain(self, chat_id: int, chat: _Chat) -> None:
+        paced()  # this task's calls took their token here: the session middleware skips them
         try:
             while chat.queue:
-                await chat.bucket.acquire()
-                await self._global.acquire()
+                await self._edit_pause(chat)
+                if chat.queue[0].kind != "delete":  # deletes are not messages: no token
+                    await chat.bucket.acquire()
+                    await self._global.acquire()
                 job = chat.queue.popleft()
                 result = await self._deliver(job)
                 if job.kind == "edit":
                     self._metrics.progress_edits.labels("sent" if result else "failed").inc()
                 if job.kind == "edit" and result:
                     self._remember(job)
+                if job.kind == "edit" and job.message_id is not None:
+                    self._edited(chat_id, job.message_id)
                 _resolve(job, result)
                 while chat_id in self._blocked and chat.queue:
                     _resolve(chat.queue.popleft(), None)
@@ -239,6 +235,24 @@ class Sender:
             chat.task = None
             while chat.queue:  # only after a cancel: nobody must wait forever
                 _resolve(chat.queue.popleft(), None)
+
+    async def _edit_pause(self, chat: _Chat) -> None:
+        """Hold an edit of a message edited less than `EDIT_INTERVAL` ago; newer edits
+        of it coalesce into the waiting job meanwhile."""
+        job = chat.queue[0]
+        if job.kind != "edit" or job.message_id is None:
+            return
+        last = self._edited_at.get((job.chat_id, job.message_id))
+        if last is not None:
+            wait = last + EDIT_INTERVAL - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+
+    def _edited(self, chat_id: int, message_id: int) -> None:
+        self._edited_at[(chat_id, message_id)] = time.monotonic()
+        self._edited_at.move_to_end((chat_id, message_id))
+        while len(self._edited_at) > 10_000:
+            self._edited_at.popitem(last=False)
 
     async def _deliver(self, job: _Job) -> Any:
         for attempt in range(1, self._max_attempts + 1):
@@ -271,7 +285,12 @@ class Sender:
             assert job.method is not None
             return await self.bot(job.method)
         if job.kind == "send":
-            return await self.bot.send_message(job.chat_id, job.text, reply_markup=job.markup)
+            return await self.bot.send_message(
+                job.chat_id,
+                job.text,
+                reply_markup=job.markup,
+                disable_notification=True if job.silent else None,
+            )
         assert job.message_id is not None
         if job.kind == "edit":
             await self.bot.edit_message_text(

@@ -234,17 +234,18 @@ class PhotoIntake:
     async def show_counter(
         self, chat_id: int, avatar: Avatar, t: Translator, *, move: bool
     ) -> None:
-        """Edit the live counter; `move` re-posts it below the photos the user just sent."""
+        """Edit the live counter; `move` (or a counter scrolled out of sight) re-posts it
+        below the photos the user just sent. Counters are chatter: sent silently."""
         text = counter_text(t, avatar, self.avatars.min_photos, self.avatars.max_photos)
         if avatar.photo_count >= self.avatars.min_photos:
             summary = self.gate.summary(await self.known(avatar.id))
             text = "\n\n".join([text, verdicts.summary_text(t, summary)])
         markup = kb.photo_counter(t, avatar.id, avatar.photo_count >= self.avatars.min_photos)
         old = avatar.progress_message_id
-        if old is not None and not move:
+        if old is not None and not move and not self.sender.positions.buried(chat_id, old):
             await self.sender.edit(chat_id, old, text, markup)
             return
-        sent = await self.sender.send(chat_id, text, markup)
+        sent = await self.sender.send(chat_id, text, markup, silent=True)
         if sent is None:
             return
         await self.avatars.set_live_message(avatar.id, chat_id, sent.message_id)

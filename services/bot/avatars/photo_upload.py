@@ -11,7 +11,7 @@ from aiogram.types import Message
 
 from services.bot.app import main_menu as menu
 from services.bot.app.filters import Is
-from services.bot.app.photo_validation import Upload
+from services.bot.app.photo_validation import Upload, is_image_document
 from services.bot.app.routing import FeatureRouter
 from services.bot.app.texts import Translator
 from services.bot.avatars.photo_intake import PhotoIntake
@@ -50,7 +50,7 @@ async def got_document(
     assert message.document
     assert message.from_user
     doc, avatar_id = message.document, await _avatar_id(state)
-    if not (doc.mime_type or "").startswith("image/"):
+    if not is_image_document(doc.mime_type, doc.file_name):
         intake.reject(
             message.chat.id, message.from_user.id, avatar_id, t, "not_image", message.message_id
         )

@@ -67,12 +67,16 @@ def burst_reply(t: Translator, outcomes: Sequence[Outcome]) -> tuple[str, int | 
 
 
 async def send_reply(sender: Sender, chat_id: int, text: str, reply_to: int | None) -> None:
-    """Attached to the photo it is about (still sent if that photo was deleted meanwhile)."""
+    """Attached to the photo it is about (still sent if that photo was deleted meanwhile).
+    Silent: the user is looking at the chat while uploading, a verdict is chatter."""
     if reply_to is None:
-        await sender.send(chat_id, text)
+        await sender.send(chat_id, text, silent=True)
         return
     parameters = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
-    await sender.call(chat_id, SendMessage(chat_id=chat_id, text=text, reply_parameters=parameters))
+    request = SendMessage(
+        chat_id=chat_id, text=text, reply_parameters=parameters, disable_notification=True
+    )
+    await sender.call(chat_id, request)
 
 
 def summary_text(t: Translator, summary: SetSummary) -> str:

@@ -26,6 +26,7 @@ from typing import Protocol
 
 from aiogram.types import StarTransaction, StarTransactions, TransactionPartnerUser
 
+from services.bot.app import main_menu as menu
 from services.bot.app.sender import Sender
 from services.bot.app.texts import DEFAULT_LANGUAGE, Texts, Translator
 from services.bot.avatars.service import AvatarService
@@ -130,6 +131,5 @@ class PaymentNotices:
         lang = await self.avatars.user_language(payment.user_id) or DEFAULT_LANGUAGE
         t = Translator(self.texts, lang)
         key = f"credits.payment_{result.outcome.value}"
-        await self.sender.send(
-            payment.user_id, t(key, credits=result.credits, balance=result.balance)
-        )
+        text = t(key, credits=result.credits, balance=result.balance)
+        await self.sender.send(payment.user_id, text, menu.main_menu(t))

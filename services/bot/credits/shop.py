@@ -16,6 +16,7 @@ from aiogram.types import (
     PreCheckoutQuery,
 )
 
+from services.bot.app import main_menu as menu
 from services.bot.app.filters import Is
 from services.bot.app.models import User
 from services.bot.app.presets import price_range
@@ -113,7 +114,9 @@ async def paid(message: Message, t: Translator, user: User, billing: Billing) ->
     )  # fmt: skip
     if result.outcome is not PaymentOutcome.DUPLICATE:
         key = f"credits.payment_{result.outcome.value}"
-        await message.answer(t(key, credits=result.credits, balance=result.balance))
+        # a new message (notified) with the menu's buttons: what the credits are for
+        text = t(key, credits=result.credits, balance=result.balance)
+        await message.answer(text, reply_markup=menu.main_menu(t))
 
 
 async def refunded(message: Message) -> None:

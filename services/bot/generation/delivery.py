@@ -66,7 +66,8 @@ class ResultDelivery:
         notes = views.notes(t, withheld, missing)
         if refunded:
             notes += "\n\n" + t("credits.refunded_nsfw", credits=refunded)
-        markup = kb.results(t, generation.id, GalleryCb())
+        originals = [r.item.id for r in ready]
+        markup = kb.results(t, generation.id, GalleryCb(), originals)
         sent: list[Message] = []
         if len(ready) == 1:
             photo = await self.sender.call(chat_id, SendPhoto(

@@ -102,12 +102,14 @@ class GenerationEvents:
             text = view.text
             if moved.refund is not None:
                 text += "\n\n" + refund_note(t, moved.refund.entry)
-            await self._show(moved.generation, text, view.markup)
+            await self._tell_end(moved.generation, text, view.markup)  # before the commit
 
         async with self._lock(_uuid(e.generation_id)):
             moved = await self.generations.transition(
                 e.event_id, _uuid(e.generation_id), GenerationStatus.FAILED, reason, tell
             )
+        if moved is not None:
+            await self._close(moved.generation)
         if moved is not None and moved.refund is not None and not moved.refund.duplicate:
             self.metrics.credit_refunds.labels("generation", e.reason.value).inc()
 
@@ -178,6 +180,18 @@ class GenerationEvents:
             await self.sender.edit(chat, message, text, markup)
         else:
             await self.sender.send(generation.user_id, text, markup)
+
+    async def _tell_end(self, generation: Generation, text: str, markup: Any) -> None:
+        """An end the user waits for is a new message: the phone notifies (an edit never
+        does)."""
+        await self.sender.send(generation.progress_chat_id or generation.user_id, text, markup)
+
+    async def _close(self, generation: Generation) -> None:
+        """After the commit: the "generating…" message the end replaced is deleted, as after
+        a delivery."""
+        chat, message = generation.progress_chat_id, generation.progress_message_id
+        if chat is not None and message is not None:
+            await self.sender.delete(chat, message)
 
     def _lock(self, generation_id: UUID) -> asyncio.Lock:
         """One event per generation at a time in this process, so "generating…" cannot be

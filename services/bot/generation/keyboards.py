@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from uuid import UUID
 
 from aiogram.filters.callback_data import CallbackData
@@ -12,6 +13,7 @@ from services.bot.app.keyboards import keyboard
 from services.bot.app.main_menu import MenuCb
 from services.bot.app.models import Avatar
 from services.bot.app.texts import Translator
+from services.bot.gallery.callbacks import ImageCb
 from services.bot.generation.callbacks import (
     GenAspectCb,
     GenCategoryCb,
@@ -103,17 +105,34 @@ def back_to_source(t: Translator) -> InlineKeyboardMarkup:
     return keyboard(t, ("menu.back", GenCb(action="src")))
 
 
-def results(t: Translator, generation_id: UUID, gallery: CallbackData) -> InlineKeyboardMarkup:
-    """Under the delivered pictures: again, more like this, the gallery (`gallery` comes from
-    the caller: the gallery keyboards import this module), the menu."""
-    return keyboard(
-        t,
-        ("generate.again_button", GenRunCb(action="again", generation_id=generation_id)),
-        ("generate.more_button", GenRunCb(action="more", generation_id=generation_id)),
-        ("gallery.open_button", gallery),
-        ("generate.menu_short", MenuCb(action="main")),
-        rows=(2, 2),
+def results(
+    t: Translator, generation_id: UUID, gallery: CallbackData, originals: Sequence[UUID] = ()
+) -> InlineKeyboardMarkup:
+    """Under the delivered pictures: the original file of each (Telegram recompresses
+    photos; numbered in album order), again, more like this, the gallery (`gallery` comes
+    from the caller: the gallery keyboards import this module), the menu."""
+    kb = InlineKeyboardBuilder()
+    for number, image_id in enumerate(originals, start=1):
+        label = (
+            t.plain("originals.one")
+            if len(originals) == 1
+            else t.plain("originals.numbered", number=number)
+        )
+        kb.button(text=label, callback_data=ImageCb(action="doc", image_id=image_id))
+    kb.adjust(min(len(originals), 5) or 1)
+    kb.attach(
+        InlineKeyboardBuilder.from_markup(
+            keyboard(
+                t,
+                ("generate.again_button", GenRunCb(action="again", generation_id=generation_id)),
+                ("generate.more_button", GenRunCb(action="more", generation_id=generation_id)),
+                ("gallery.open_button", gallery),
+                ("generate.menu_short", MenuCb(action="main")),
+                rows=(2, 2),
+            )
+        )
     )
+    return kb.as_markup()
 
 
 def failed(t: Translator, generation_id: UUID) -> InlineKeyboardMarkup:

@@ -12,7 +12,7 @@ from aiogram.types import CallbackQuery, Message
 
 from services.bot.app.filters import Is
 from services.bot.app.models import User
-from services.bot.app.photo_validation import PhotoRejected, Upload
+from services.bot.app.photo_validation import PhotoRejected, Upload, is_image_document
 from services.bot.app.routing import FeatureRouter
 from services.bot.app.screens import View, show, stale
 from services.bot.app.texts import Translator
@@ -35,7 +35,7 @@ def _upload(message: Message) -> Upload | None:
         return Upload(file_id=size.file_id, file_unique_id=size.file_unique_id,
                       file_size=size.file_size)  # fmt: skip
     doc = message.document
-    if doc is not None and (doc.mime_type or "").startswith("image/"):
+    if doc is not None and is_image_document(doc.mime_type, doc.file_name):
         return Upload(file_id=doc.file_id, file_unique_id=doc.file_unique_id,
                       file_size=doc.file_size)  # fmt: skip
     return None

@@ -4,10 +4,16 @@ Each event is claimed in `processed_events` in the same transaction as the statu
 so redelivery does nothing twice. Status only moves forward: training → completed | error |
 cancelled. Events of an older attempt and progress after an end state are ignored. A
 progress edit is queued after commit, under a per-avatar lock so a slow progress edit
-cannot overtake the final "ready". The final message is delivered *before* its transaction
-commits: a process killed while Telegram holds it back rolls back, and the redelivered
-event tells the user again (at worst an identical edit, or one extra message if the
-progress message had to be replaced) — the end of a training is never told zero times.
+cannot overtake the final "ready". A progress message more than a few messages up the chat
+is re-sent at the bottom (silently) instead of edited out of sight.
+
+The end (ready, failed, cancelled) is a **new message** with its buttons, so the phone
+notifies (an edit never does); the progress message is then deleted: the outcome says all
+it said, and a delete spends none of the chat's messages a second (an edit would, halving
+how fast a wave of finished trainings is told).
+The outcome is delivered *before* its transaction commits: a process killed while Telegram
+holds it back rolls back, and the redelivered event tells the user again (at worst one
+extra message) — the end of a training is never told zero times.
 """
 
 from __future__ import annotations
@@ -16,7 +22,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 from weakref import WeakValueDictionary
 
@@ -99,6 +104,9 @@ FROM (VALUES (1)) AS one (x) LEFT JOIN claim ON true LEFT JOIN locked ON true
 """
 
 
+_REMEMBER = "UPDATE avatars SET progress_chat_id = $2, progress_message_id = $3 WHERE id = $1"
+
+
 class TrainingEvents:
     """Handlers for the `BOT_TRAINING` consumer."""
 
@@ -158,19 +166,23 @@ class TrainingEvents:
         lock = self._locks.setdefault(str(avatar_id), asyncio.Lock())
         async with lock:
             shown = await self._transition(event, avatar_id, status, render)
-            if shown is None or status is not None:  # final: delivered in `_transition`
+            if shown is None:
                 return
             avatar, view = shown
-            if avatar.progress_chat_id is None or avatar.progress_message_id is None:
-                pending: Any = None
-            else:
-                pending = self.sender.enqueue_edit(
-                    avatar.progress_chat_id, avatar.progress_message_id, view.text, view.markup
-                )
-        if pending is not None:
-            await pending
-        else:
-            await self._repost(avatar, view)
+            if status is not None:  # the outcome went out in `_transition`: close progress
+                await self._close(avatar)
+                return
+            chat, message = avatar.progress_chat_id, avatar.progress_message_id
+            if chat is None or message is None:
+                await self._repost(avatar, view)
+                return
+            if self.sender.positions.buried(chat, message):
+                moved = await self.sender.show_progress(chat, message, view.text, view.markup)
+                if moved is not None and moved != message:
+                    await self._remember(avatar.id, chat, moved)
+                return
+            pending = self.sender.enqueue_edit(chat, message, view.text, view.markup)
+        await pending
 
     async def _transition(
         self, event: TrainingEvent, avatar_id: UUID, status: AvatarStatus | None, render: Render
@@ -272,32 +284,25 @@ class TrainingEvents:
         log.info("training %s shown to the user", outcome, extra={"avatar_id": str(avatar.id)})
 
     async def _tell_end(self, conn: asyncpg.Connection, avatar: Avatar, view: View) -> None:
-        """Show the end on the progress message, or in a new one if that cannot be edited
-        (deleted, lost); runs inside the status change's transaction (see the module doc)."""
-        chat, message = avatar.progress_chat_id, avatar.progress_message_id
-        edited = (
-            chat is not None
-            and message is not None
-            and await self.sender.edit(chat, message, view.text, view.markup)
-        )
-        if edited:
-            return
-        sent = await self.sender.send(avatar.user_id, view.text, view.markup)
-        if sent is not None:  # same transaction: it holds the avatar row's lock
-            await conn.execute(
-                "UPDATE avatars SET progress_chat_id = $2, progress_message_id = $3 WHERE id = $1",
-                avatar.id,
-                sent.chat.id,
-                sent.message_id,
-            )
+        """The outcome as a new message with its buttons (notified); runs inside the status
+        change's transaction (see the module doc). The outcome becomes the avatar's live
+        message (Retry is pressed there)."""
+        chat = avatar.progress_chat_id or avatar.user_id
+        sent = await self.sender.send(chat, view.text, view.markup)
+        if sent is not None:
+            await conn.execute(_REMEMBER, avatar.id, sent.chat.id, sent.message_id)
+
+    async def _close(self, avatar: Avatar) -> None:
+        """After the commit: the old progress message is deleted (its buttons, Cancel among
+        them, go with it); the avatar's lock keeps a late progress edit off it."""
+        if avatar.progress_chat_id is not None and avatar.progress_message_id is not None:
+            await self.sender.delete(avatar.progress_chat_id, avatar.progress_message_id)
 
     async def _repost(self, avatar: Avatar, view: View) -> None:
         """No progress message is known (it was lost): send a new one and remember it."""
-        sent = await self.sender.send(avatar.user_id, view.text, view.markup)
+        sent = await self.sender.send(avatar.user_id, view.text, view.markup, silent=True)
         if sent is not None:
-            await self.pool.execute(
-                "UPDATE avatars SET progress_chat_id = $2, progress_message_id = $3 WHERE id = $1",
-                avatar.id,
-                sent.chat.id,
-                sent.message_id,
-            )
+            await self._remember(avatar.id, sent.chat.id, sent.message_id)
+
+    async def _remember(self, avatar_id: UUID, chat_id: int, message_id: int) -> None:
+        await self.pool.execute(_REMEMBER, avatar_id, chat_id, message_id)

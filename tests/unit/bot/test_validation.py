@@ -1,4 +1,4 @@
-"""The photo validator: real decodable JPEG/PNG/WebP, big enough, EXIF-rotated, bombs refused."""
+"""The photo validator: decodable JPEG/PNG/WebP/HEIC, big enough, EXIF-rotated, bombs refused."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ import zlib
 import pytest
 from PIL import Image
 
-from services.bot.app.photo_validation import MAX_PIXELS, PhotoRejected, validate_photo
+from services.bot.app.photo_validation import (
+    MAX_PIXELS,
+    PhotoRejected,
+    is_image_document,
+    validate_photo,
+)
 
 
 def image_bytes(fmt: str, size: tuple[int, int] = (600, 600), color=(200, 30, 30), **kw) -> bytes:
@@ -99,3 +104,36 @@ def test_an_animated_image_is_refused_as_animated(fmt: str) -> None:
     with pytest.raises(PhotoRejected) as refused:
         validate_photo(buf.getvalue())
     assert refused.value.code == "animated"
+
+
+def test_heic_is_converted_on_intake() -> None:
+    """An iPhone photo sent as a file: HEIC made here by pillow-heif from a sample picture."""
+    source = Image.new("RGB", (900, 700), (30, 140, 220))
+    buf = io.BytesIO()
+    source.save(buf, "HEIF", quality=90)
+    photo = validate_photo(buf.getvalue())
+    assert (photo.width, photo.height, photo.source_format) == (900, 700, "heif")
+    stored = Image.open(io.BytesIO(photo.data))
+    assert stored.format == "JPEG"
+    assert abs(stored.getpixel((450, 350))[2] - 220) < 12  # the picture, not a blank
+
+
+def test_a_small_heic_is_refused_like_any_small_photo() -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (300, 300), (30, 140, 220)).save(buf, "HEIF")
+    assert reason(buf.getvalue()) == "too_small"
+
+
+@pytest.mark.parametrize(
+    ("mime", "name", "taken"),
+    [
+        ("image/heic", "IMG_1.HEIC", True),
+        ("application/octet-stream", "IMG_2.heic", True),  # how some clients type HEIC
+        (None, "photo.HEIF", True),
+        ("image/jpeg", None, True),
+        ("application/pdf", "cv.pdf", False),
+        ("application/octet-stream", "notes.txt", False),
+    ],
+)
+def test_image_documents_are_told_by_type_or_name(mime, name, taken) -> None:
+    assert is_image_document(mime, name) is taken
