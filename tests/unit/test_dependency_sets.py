@@ -123,8 +123,20 @@ def test_dev_lock_adds_the_dev_tools_on_top_of_the_runtime_pins() -> None:
     assert sorted(dev.keys() & runtime.keys()) == []
 
 
+def import_providers() -> dict[str, list[str]]:
+    """Top-level import name → distributions, from `top_level.txt` and, where a wheel's
+    `top_level.txt` leaves a package out (dlib-bin names only its extension module), from
+    the files each distribution installed."""
+    providers = {k: list(v) for k, v in metadata.packages_distributions().items()}
+    for dist in metadata.distributions():
+        for file in dist.files or []:
+            if len(file.parts) > 1 and file.parts[1] == "__init__.py":
+                providers.setdefault(file.parts[0], []).append(dist.metadata["Name"])
+    return providers
+
+
 def test_every_runtime_import_is_satisfied_by_the_runtime_lock() -> None:
-    providers = metadata.packages_distributions()
+    providers = import_providers()
     runtime = pins(RUNTIME_LOCK)
     imports = third_party_imports()
     assert {"aiogram", "nats", "asyncpg", "pgserver"} <= imports.keys()
