@@ -95,6 +95,8 @@ async def test_a_person_creates_a_portrait_avatar_in_the_web_chat(product: Stack
         path = tmp_path / f"p{i}.jpg"
         path.write_bytes(photo(i))
         files.append(str(path))
+    no_face = tmp_path / "coffee.jpg"
+    no_face.write_bytes(faces.jpeg(faces.fit(faces.original(faces.NO_FACE[0]))))
     assert product.telegram is not None
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=chromium_path(), args=ARGS)
@@ -116,7 +118,12 @@ async def test_a_person_creates_a_portrait_avatar_in_the_web_chat(product: Stack
             await expect(page.locator(".bubble.bot").last).to_contain_text("Who is in the photos")
             await page.get_by_role("button", name="👩 Woman").last.click()
             await expect(page.locator(".bubble.bot").last).to_contain_text("send 10–20 photos")
+            # The photo gate: a picture with no face is refused with its reason, shown on it.
+            await page.set_input_files("#photos", [str(no_face)])
+            await expect(page.locator(".bubble.bot").last).to_contain_text("no face found")
             await page.set_input_files("#photos", files)
+            # ... and the set's check is summed up before any credit is spent.
+            await expect(page.locator(".bubble.bot").last).to_contain_text("Photo check")
             start = page.get_by_role("button", name="🚀 Start training").last
             await start.click()
             # the confirmation card: one click on a quality preset starts the training
