@@ -35,8 +35,10 @@ __all__ = [
     "entry",
     "generation_charge_key",
     "history",
+    "pack_charge_key",
     "post",
     "refund",
+    "refund_part",
     "training_charge_key",
 ]
 
@@ -121,6 +123,11 @@ def generation_charge_key(generation_id: str) -> str:
     return f"charge:generation:{generation_id}"
 
 
+def pack_charge_key(order_id: str) -> str:
+    """One entry for a whole pack: its generations carry no charge of their own."""
+    return f"charge:pack:{order_id}"
+
+
 async def balance(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> int:
     newest = await conn.fetchrow(_NEWEST, user_id)
     return int(newest["balance_after"]) if newest is not None else 0
@@ -187,6 +194,25 @@ async def refund(conn: asyncpg.Connection, *, charge_key: str, reason: str) -> P
         kind=Kind.REFUND,
         amount=-charge.amount,
         key=f"refund:{charge_key}",
+        subject=charge.subject,
+        reason=reason,
+    )
+
+
+async def refund_part(
+    conn: asyncpg.Connection, *, charge_key: str, part: str, amount: int, reason: str
+) -> Posting | None:
+    """Give back `amount` of what `charge_key` took, once per `part` (a pack's generation);
+    never more than was charged. None when nothing was charged or nothing is due."""
+    charge = await entry(conn, charge_key)
+    if charge is None or charge.amount >= 0 or amount <= 0:
+        return None
+    return await post(
+        conn,
+        user_id=charge.user_id,
+        kind=Kind.REFUND,
+        amount=min(amount, -charge.amount),
+        key=f"refund:{charge_key}:{part}",
         subject=charge.subject,
         reason=reason,
     )

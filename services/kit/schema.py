@@ -301,6 +301,7 @@ generations = sa.Table(
     sa.Column("parent_id", sa.Uuid(), sa.ForeignKey("generations.id", ondelete="SET NULL")),
     sa.Column("progress_chat_id", sa.BigInteger()),
     sa.Column("progress_message_id", sa.BigInteger()),
+    sa.Column("pack_order_id", sa.Uuid()),  # 0009: one charged pack of generations
     # --- trainer ---------------------------------------------------------------------------
     sa.Column("fal_request_id", sa.Text()),
     sa.Column("fal_endpoint", sa.Text()),
@@ -321,6 +322,11 @@ generations = sa.Table(
         "ix_generations_poll_due",
         "next_poll_at",
         postgresql_where=sa.text("fal_request_id IS NOT NULL AND finished_at IS NULL"),
+    ),
+    sa.Index(
+        "ix_generations_pack_order_id",
+        "pack_order_id",
+        postgresql_where=sa.text("pack_order_id IS NOT NULL"),
     ),
 )
 

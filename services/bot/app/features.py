@@ -16,6 +16,7 @@ from services.bot.gallery import sharing as share
 from services.bot.generation import photo_to_prompt as describe
 from services.bot.generation import wizard as generate
 from services.bot.menu import fallback, groups, settings, start
+from services.bot.packs import orders as packs
 from services.bot.privacy import commands as privacy
 from services.bot.training import controls as training
 
@@ -33,6 +34,7 @@ def get_routers() -> list[Router]:
         settings.build(),
         privacy.build(),
         generate.build(),
+        packs.build(),
         describe.build(),  # before photos: a reference picture is not a training photo
         inline.build(),
         avatar.build(),

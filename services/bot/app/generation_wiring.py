@@ -21,6 +21,8 @@ from services.bot.generation.describer import Describer
 from services.bot.generation.events import GenerationEvents
 from services.bot.generation.prompts import Catalogue
 from services.bot.generation.service import GenerationService
+from services.bot.packs.catalogue import PackCatalogue
+from services.bot.packs.service import PackOrders
 from services.kit.consumer import EventConsumer
 from services.kit.runtime import Runtime
 
@@ -60,6 +62,8 @@ async def wire_generation(
     rt.run_consumer(EventConsumer(rt.js, BOT_GENERATION, events.handlers(), rt.metrics))
     return {
         "styles": styles,
+        "packs": PackCatalogue.load(styles),
+        "pack_orders": PackOrders(rt.pool, config.pricing.per_image),
         "image_store": image_store,
         "generations": generations,
         "images": images,

@@ -12,6 +12,7 @@ from services.bot.app.texts import Translator
 from services.bot.credits.callbacks import ShopCb
 from services.bot.gallery.callbacks import GalleryCb
 from services.bot.generation.callbacks import GenCb
+from services.bot.packs.callbacks import PackCb
 
 
 class MenuCb(CallbackData, prefix="menu"):
@@ -25,12 +26,13 @@ def main_menu(t: Translator) -> InlineKeyboardMarkup:
         t,
         ("generate.menu_button", GenCb(action="home")),
         ("gallery.menu_button", GalleryCb()),
+        ("packs.menu_button", PackCb(action="list")),
         ("menu.create", MenuCb(action="create")),
         ("menu.avatars", MenuCb(action="avatars")),
         ("menu.credits", ShopCb(action="open")),
         ("menu.settings", MenuCb(action="settings")),
         ("menu.help", MenuCb(action="help")),
-        rows=(2, 1, 2, 2),
+        rows=(2, 1, 2, 2, 1),
     )
 
 

@@ -132,6 +132,12 @@ class BotMetrics(KitMetrics):
             ["kind"],
             registry=r,
         )
+        self.packs_ordered = Counter(
+            "aisha_bot_packs_ordered",
+            "Packs ordered and charged (one per press that charged), by pack id",
+            ["pack"],
+            registry=r,
+        )
         self.credit_refunds = Counter(
             "aisha_bot_credit_refunds",
             "Jobs whose credits were given back, by job kind and failure reason",

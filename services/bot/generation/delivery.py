@@ -65,7 +65,8 @@ class ResultDelivery:
         caption = views.caption(t, generation, self.styles)
         notes = views.notes(t, withheld, missing)
         if refunded:
-            notes += "\n\n" + t("credits.refunded_nsfw", credits=refunded)
+            key = "packs.refunded_part" if generation.pack_order_id else "credits.refunded_nsfw"
+            notes += "\n\n" + t(key, credits=refunded)
         originals = [r.item.id for r in ready]
         markup = kb.results(t, generation.id, GalleryCb(), originals)
         sent: list[Message] = []

@@ -121,17 +121,31 @@ class GenerationEvents:
                 log.info("generation %s already delivered (or unknown)", generation_id)
                 return
             generation, lang = pending
-            # Policy: when content checks withhold every picture, the user got nothing for
-            # their credits, so they are refunded (some withheld: the rest was delivered).
-            nsfw_only = bool(e.images) and all(image.nsfw for image in e.images)
-            refund = await self.generations.charged(generation_id) if nsfw_only else 0
+            refund, lost = await self._refund_due(generation, e)
             file_ids = await self.results.deliver(
                 generation, e.images, Translator(self.texts, lang), refunded=refund
             )
             reason = "nsfw" if refund else None
-            done = await self.generations.complete(e.event_id, generation_id, file_ids, reason)
+            done = await self.generations.complete(
+                e.event_id, generation_id, file_ids, reason, lost
+            )
             if done and reason is not None:
-                self.metrics.credit_refunds.labels("generation", reason).inc()
+                kind = "pack" if generation.pack_order_id else "generation"
+                self.metrics.credit_refunds.labels(kind, reason).inc()
+
+    async def _refund_due(
+        self, generation: Generation, e: GenerationCompleted
+    ) -> tuple[int, int | None]:
+        """Credits back for a delivery, and for a pack's picture the count they pay back.
+        Policy: a single generation whose pictures were all withheld is refunded whole (some
+        withheld: the rest was delivered); a pack is priced per picture, so each picture
+        withheld or not made is refunded."""
+        if generation.pack_order_id is not None:
+            withheld = sum(1 for image in e.images if image.nsfw)
+            lost = withheld + max(0, generation.num_images - len(e.images))
+            return await self.generations.pack_refund_due(generation, lost), lost
+        nsfw_only = bool(e.images) and all(image.nsfw for image in e.images)
+        return (await self.generations.charged(generation.id) if nsfw_only else 0), None
 
     async def on_described(self, e: PromptDescribed, _: Delivery) -> None:
         """Applies to the user's flow only if it still waits for this very request. The
@@ -172,6 +186,8 @@ class GenerationEvents:
             await show(moved.generation, Translator(self.texts, moved.language))
 
     async def _running(self, generation: Generation, t: Translator) -> None:
+        if generation.pack_order_id is not None:
+            return  # a pack has one "on their way" message for all its pictures
         await self._show(generation, views.running(t, generation), None)
 
     async def _show(self, generation: Generation, text: str, markup: Any) -> None:

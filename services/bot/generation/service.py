@@ -32,7 +32,8 @@ SEED_LIMIT = 2**31
 ACTIVE_WINDOW = "30 minutes"
 COLUMNS = (
     "id, user_id, avatar_id, prompt, user_prompt, style_id, aspect_ratio, num_images, seed, "
-    "lora_scale, status, parent_id, progress_chat_id, progress_message_id, created_at"
+    "lora_scale, status, parent_id, progress_chat_id, progress_message_id, created_at, "
+    "pack_order_id"
 )
 
 
@@ -61,6 +62,8 @@ class Generation:
     progress_chat_id: int | None
     progress_message_id: int | None
     created_at: datetime
+    #: The pack this generation was ordered in (one charge for the pack), else None.
+    pack_order_id: UUID | None = None
 
     @classmethod
     def from_record(cls, r: Any) -> Generation:
@@ -80,6 +83,7 @@ class Generation:
             progress_chat_id=r["progress_chat_id"],
             progress_message_id=r["progress_message_id"],
             created_at=r["created_at"],
+            pack_order_id=r["pack_order_id"],
         )
 
 
@@ -134,9 +138,11 @@ class GenerationService:
 
     @staticmethod
     async def _active(conn: asyncpg.Connection, user_id: int) -> int:
+        # A pack's pictures were paid for as one order and do not lock the wizard.
         value = await conn.fetchval(
             "SELECT count(*) FROM generations WHERE user_id = $1 AND status IN "
-            f"('pending', 'submitted') AND created_at > now() - interval '{ACTIVE_WINDOW}'",
+            f"('pending', 'submitted') AND created_at > now() - interval '{ACTIVE_WINDOW}' "
+            "AND pack_order_id IS NULL",
             user_id,
         )
         return int(value or 0)
@@ -260,15 +266,39 @@ class GenerationService:
 
     @staticmethod
     async def _refund(
-        conn: asyncpg.Connection, generation_id: UUID, reason: str
+        conn: asyncpg.Connection, generation_id: UUID, reason: str, pictures: int | None = None
     ) -> credits.Posting | None:
-        key = credits.generation_charge_key(str(generation_id))
-        return await credits.refund(conn, charge_key=key, reason=reason)
+        """A single generation gets its whole charge back; a pack's generation its share of
+        the pack's charge: `pictures` of it (None: all it was to make)."""
+        row = await conn.fetchrow(
+            "SELECT pack_order_id, num_images FROM generations WHERE id = $1", generation_id
+        )
+        if row is None or row["pack_order_id"] is None:
+            key = credits.generation_charge_key(str(generation_id))
+            return await credits.refund(conn, charge_key=key, reason=reason)
+        order = str(row["pack_order_id"])
+        per_picture = await pack_price_per_picture(conn, row["pack_order_id"])
+        count = row["num_images"] if pictures is None else pictures
+        return await credits.refund_part(
+            conn,
+            charge_key=credits.pack_charge_key(order),
+            part=str(generation_id),
+            amount=per_picture * count,
+            reason=reason,
+        )
 
     async def charged(self, generation_id: UUID) -> int:
         """Credits this generation cost (0 if free or not charged yet)."""
         entry = await credits.entry(self.pool, credits.generation_charge_key(str(generation_id)))
         return -entry.amount if entry is not None else 0
+
+    async def pack_refund_due(self, generation: Generation, lost: int) -> int:
+        """Credits due back for `lost` pictures (withheld or missing) of a pack's generation."""
+        if generation.pack_order_id is None or lost <= 0:
+            return 0
+        async with self.pool.acquire() as conn:
+            price = await pack_price_per_picture(conn, generation.pack_order_id)
+        return price * min(lost, generation.num_images)
 
     async def pending_delivery(self, generation_id: UUID) -> tuple[Generation, str] | None:
         """The generation if its results were not delivered yet (else None: a duplicate)."""
@@ -287,6 +317,7 @@ class GenerationService:
         generation_id: UUID,
         file_ids: dict[UUID, str],
         refund_reason: str | None = None,
+        pictures: int | None = None,
     ) -> bool:
         """After the album went out: mark it delivered and keep each photo's `file_id` for
         cheap re-sends, refunding it in the same transaction when `refund_reason` is given
@@ -307,5 +338,17 @@ class GenerationService:
                 [(image_id, file_id, generation_id) for image_id, file_id in file_ids.items()],
             )
             if refund_reason is not None:
-                await self._refund(uow.conn, generation_id, refund_reason)
+                await self._refund(uow.conn, generation_id, refund_reason, pictures)
         return True
+
+
+async def pack_price_per_picture(conn: asyncpg.Connection, order_id: UUID) -> int:
+    """What one picture of a pack cost: the pack's charge over the pictures it ordered
+    (the price when it was pressed, whatever the price is now)."""
+    charge = await credits.entry(conn, credits.pack_charge_key(str(order_id)))
+    pictures = await conn.fetchval(
+        "SELECT coalesce(sum(num_images), 0) FROM generations WHERE pack_order_id = $1", order_id
+    )
+    if charge is None or charge.amount >= 0 or not pictures:
+        return 0
+    return -charge.amount // int(pictures)

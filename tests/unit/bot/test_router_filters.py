@@ -28,6 +28,7 @@ EXPECTED = {
     "settings": {"menu", "lang"},
     "privacy": {"privacy", "keep"},
     "generate": {"gen", "gcat", "gsty", "gar", "gnum", "grun"},
+    "packs": {"pk", "pkgo"},
     "describe": {"gen"},
     "avatar": {"menu", "gender", "training_type"},
     "training": {"training"},
