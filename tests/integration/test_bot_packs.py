@@ -168,6 +168,11 @@ async def test_a_pack_is_charged_once_delivered_as_it_arrives_and_refunded_per_l
     }  # fmt: skip
     assert await credits.balance(admin_pool, uid) == 90
     assert len(await entries(admin_pool, uid, "generation_charge")) == 1
+    # /balance names what the entries were for, never the order's bare id.
+    await emu.send_command(uid, "balance")
+    history = await bot_message(emu, uid, text="Balance: 90 credits")
+    assert charge["idempotency_key"][12:] not in history["text"]
+    assert EN.plain("credits.kind_generation_charge") in history["text"]
 
 
 async def test_a_balance_too_small_is_answered_with_a_buy_button_and_charges_nothing(

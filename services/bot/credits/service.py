@@ -80,7 +80,7 @@ _HISTORY = """
 WITH page AS (
     SELECT *, CASE
         WHEN idempotency_key ~ '^(refund:)?charge:training:' THEN 'avatar'
-        WHEN idempotency_key ~ '^(refund:)?charge:generation:' THEN 'generation'
+        WHEN idempotency_key ~ '^(refund:)?charge:(generation|pack):' THEN 'generation'
         WHEN idempotency_key ~ '^(purchase|payment_refund|payment_refund_reversal):'
             THEN 'payment'
     END AS about
