@@ -18,6 +18,7 @@ from services.bot.generation import wizard as generate
 from services.bot.menu import fallback, groups, settings, start
 from services.bot.privacy import commands as privacy
 from services.bot.training import controls as training
+from services.bot.upscale import router as upscale
 
 
 def get_routers() -> list[Router]:
@@ -29,6 +30,7 @@ def get_routers() -> list[Router]:
         admin.build(),
         share.build(),  # before start: `/start share_<token>` is a shared picture
         gallery.build(),  # before start: `/start gallery` (inline mode's button)
+        upscale.build(),
         start.build(),
         settings.build(),
         privacy.build(),

@@ -21,6 +21,8 @@ from services.bot.generation.describer import Describer
 from services.bot.generation.events import GenerationEvents
 from services.bot.generation.prompts import Catalogue
 from services.bot.generation.service import GenerationService
+from services.bot.upscale.outcomes import UpscaleOutcomes
+from services.bot.upscale.service import UpscaleService
 from services.kit.consumer import EventConsumer
 from services.kit.runtime import Runtime
 
@@ -56,6 +58,7 @@ async def wire_generation(
         storage,
         bot.id,
         rt.metrics if isinstance(rt.metrics, BotMetrics) else None,
+        kinds={"upscale": UpscaleOutcomes(images, image_store, sender)},
     )
     rt.run_consumer(EventConsumer(rt.js, BOT_GENERATION, events.handlers(), rt.metrics))
     return {
@@ -65,4 +68,7 @@ async def wire_generation(
         "images": images,
         "describer": describer,
         "exporter": Exporter(images, image_store),
+        "upscales": UpscaleService(
+            rt.pool, config.pricing, images, image_store, config.max_concurrent_generations
+        ),
     }

@@ -32,7 +32,8 @@ SEED_LIMIT = 2**31
 ACTIVE_WINDOW = "30 minutes"
 COLUMNS = (
     "id, user_id, avatar_id, prompt, user_prompt, style_id, aspect_ratio, num_images, seed, "
-    "lora_scale, status, parent_id, progress_chat_id, progress_message_id, created_at"
+    "lora_scale, status, parent_id, progress_chat_id, progress_message_id, created_at, "
+    "source_image_id, upscale_factor"
 )
 
 
@@ -61,6 +62,14 @@ class Generation:
     progress_chat_id: int | None
     progress_message_id: int | None
     created_at: datetime
+    #: An upscale (0009): the picture it enlarges and the factor; None for a generation.
+    source_image_id: UUID | None = None
+    upscale_factor: int | None = None
+
+    @property
+    def kind(self) -> str:
+        """`upscale` or `image`: which feature shows this job's progress and outcome."""
+        return "upscale" if self.upscale_factor is not None else "image"
 
     @classmethod
     def from_record(cls, r: Any) -> Generation:
@@ -80,6 +89,8 @@ class Generation:
             progress_chat_id=r["progress_chat_id"],
             progress_message_id=r["progress_message_id"],
             created_at=r["created_at"],
+            source_image_id=r["source_image_id"],
+            upscale_factor=r["upscale_factor"],
         )
 
 
