@@ -173,7 +173,8 @@ async def test_upscale_double_press_document_and_refused_too_large(
         )  # fmt: skip
     picture = await open_in_gallery(emu, uid, 1)
     choice = await factors_of(emu, uid, picture)
-    await press(emu, uid, choice, "up:go:")
+    x4 = next(b["callback_data"] for b in buttons(choice) if b["callback_data"].endswith(":4"))
+    await press(emu, uid, choice, x4)
     await bot_message(emu, uid, text="Not enough credits", button="shop:")
     await asyncio.sleep(1)
     assert len(fal.jobs) == jobs
