@@ -20,6 +20,7 @@ from contracts import GenerationRequested, UpscaleSource, derived_event_id, utcn
 from services.bot.app.pricing import Pricing
 from services.bot.gallery.service import ImageItem, ImageService
 from services.bot.generation.service import (
+    ACTIVE_WINDOW,
     COLUMNS,
     PRODUCER,
     Generation,
@@ -36,7 +37,7 @@ SELECT g.status::text AS status, i.id AS result_id
 FROM generations g LEFT JOIN generated_images i ON i.generation_id = g.id
 WHERE g.user_id = $1 AND g.source_image_id = $2 AND g.upscale_factor = $3
   AND (g.status IN ('pending', 'submitted')
-       AND g.created_at > now() - interval '{30} minutes'
+       AND g.created_at > now() - interval '{ACTIVE_WINDOW}'
        OR g.status = 'completed' AND i.id IS NOT NULL)
 ORDER BY g.created_at DESC LIMIT 1
 """
