@@ -19,6 +19,7 @@ from contracts.generation import (
     GenerationRequested,
     GenerationSubmitted,
     PromptDescribed,
+    UpscaleSource,
 )
 from contracts.registry import BY_SUBJECT, EVENT_TYPES, dead_letter_subject, decode
 from contracts.training import (
@@ -52,6 +53,7 @@ __all__ = [
     "TrainingSubmitted",
     "TrainingType",
     "TrainingWaiting",
+    "UpscaleSource",
     "dead_letter_subject",
     "decode",
     "derived_event_id",

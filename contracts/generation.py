@@ -9,6 +9,16 @@ import msgspec
 from contracts.base import Event, FailureReason
 
 
+class UpscaleSource(msgspec.Struct, frozen=True, kw_only=True):
+    """The stored picture an upscale enlarges, and by how much (2 or 4)."""
+
+    image_id: str
+    object_name: str
+    width: int
+    height: int
+    factor: int
+
+
 class GenerationRequested(Event, frozen=True, kw_only=True, tag="generation.requested"):
     """The bot stored the generation row; the trainer submits it to FAL."""
 
@@ -23,6 +33,8 @@ class GenerationRequested(Event, frozen=True, kw_only=True, tag="generation.requ
     seed: int
     #: Credits quoted to the user (per image × images); charged at submission, once.
     credits: int = 0
+    #: Set for an upscale (a FAL upscaler enlarges this picture instead of FLUX drawing).
+    upscale: UpscaleSource | None = None
 
 
 class GenerationSubmitted(Event, frozen=True, kw_only=True, tag="generation.submitted"):

@@ -273,6 +273,7 @@ class FalEmulator:
             "result_ttl_seconds": s.result_ttl_seconds,
             "lifetime_scale": self.storage.lifetime_scale,
             "log_profile": s.log_profile,
+            "upscale_max_input_pixels": s.upscale_max_input_pixels,
             "time_scale": self.clock.time_scale,
             **self.webhook_sender.segmenting.as_dict(),
             **self.outcomes.as_dict(),
@@ -291,8 +292,8 @@ class FalEmulator:
                 if value not in LOG_PROFILES:
                     raise TypeError(f"log_profile must be one of {sorted(LOG_PROFILES)}")
                 self.apps.settings.log_profile = str(value)
-            elif key == "min_training_images":
-                self.apps.settings.min_training_images = int(value)
+            elif key in ("min_training_images", "upscale_max_input_pixels"):
+                setattr(self.apps.settings, key, int(value))
             elif key == "webhook_segment_bytes":
                 self.webhook_sender.segmenting.size = int(value)
             elif key == "webhook_segment_pause_ms":

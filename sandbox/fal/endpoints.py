@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.fal import images
+from sandbox.fal import images, upscaler
 from sandbox.fal.jobs import Clock, Job, JobFailure, validation_error
 from sandbox.fal.storage import CDN_HOST, Storage
 
@@ -22,7 +22,8 @@ FLUX_DEV = "fal-ai/flux/dev"
 CAPTION = "fal-ai/florence-2-large/detailed-caption"
 TRAINERS = (PORTRAIT_TRAINER, FAST_TRAINER)
 GENERATORS = (FLUX_LORA, FLUX_DEV)
-APPS = (*TRAINERS, *GENERATORS, CAPTION)
+UPSCALER = upscaler.APP_ID
+APPS = (*TRAINERS, *GENERATORS, CAPTION, UPSCALER)
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "images_data_url": (str,),
@@ -64,6 +65,8 @@ def _is_int(value: Any) -> bool:
 
 def validate(app_id: str, args: dict[str, Any]) -> list[dict[str, Any]]:
     """FAL-style (pydantic) errors for one request's arguments; empty when valid."""
+    if app_id == UPSCALER:
+        return upscaler.validate(args)
     errors = [
         _err(f, "field required", "value_error.missing") for f in _REQUIRED[app_id] if f not in args
     ]
@@ -119,6 +122,8 @@ class AppSettings:
     #: What a trainer prints while it runs: *assumed*, no public source shows FAL's own
     #: (see README): `none`, `tqdm`, `steps` or `noise` (`LOG_PROFILES`).
     log_profile: str = "steps"
+    #: The upscaler's largest input in pixels: *assumed* (its page names none), switchable.
+    upscale_max_input_pixels: int = upscaler.MAX_INPUT_PIXELS
 
 
 def _tqdm(step: int, steps: int, pct: int) -> str:
@@ -157,6 +162,8 @@ class Apps:
             return await self._train(job)
         if job.app_id in GENERATORS:
             return await self._generate(job)
+        if job.app_id == UPSCALER:
+            return await self._upscale(job)
         return await self._caption(job)
 
     def _ttl(self, job: Job) -> tuple[float, int]:
@@ -308,3 +315,40 @@ class Apps:
                 ["body", "image_url"], "Could not decode the image", "image_load_error"
             ) from None
         return {"results": caption}
+
+    async def _upscale(self, job: Job) -> dict[str, Any]:
+        """The input (which must be a file FAL can fetch: our storage) resized by exactly
+        `upscale_factor`; too large (assumed limit) or undecodable → 422."""
+        args = job.arguments
+        data = self._download("image_url", args["image_url"])
+        factor = float(args.get("upscale_factor", 2))
+        limit = self.settings.upscale_max_input_pixels
+        try:
+            out, width, height = await asyncio.to_thread(upscaler.upscale, data, factor, limit)
+        except OverflowError as exc:
+            msg = f"Image too large: {exc} exceeds the maximum of {limit} pixels"
+            raise validation_error(["body", "image_url"], msg, "image_too_large") from None
+        except ValueError:
+            raise validation_error(
+                ["body", "image_url"], "Could not decode the image", "image_load_error"
+            ) from None
+        ticks = 4
+        steps = int(args.get("num_inference_steps", 18))
+        for tick in range(1, ticks + 1):
+            await self._clock.sleep(self.settings.generation_seconds / ticks)
+            job.log(f"Upscaling step {steps * tick // ticks}/{steps}")
+        self._maybe_fail(job)
+        ttl, expired = self._ttl(job)
+        stored = self._storage.put(
+            out, "image/jpeg", "upscaled.jpg", ttl=ttl, expired_status=expired
+        )
+        image = {
+            "url": stored.url,
+            "content_type": "image/jpeg",
+            "file_name": "upscaled.jpg",
+            "file_size": len(out),
+            "width": width,
+            "height": height,
+        }
+        timings = {"inference": self._clock.seconds(self.settings.generation_seconds)}
+        return {"image": image, "seed": upscaler.seed_of(args), "timings": timings}

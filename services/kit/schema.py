@@ -302,6 +302,13 @@ generations = sa.Table(
     sa.Column("progress_chat_id", sa.BigInteger()),
     sa.Column("progress_message_id", sa.BigInteger()),
     sa.Column("pack_order_id", sa.Uuid()),  # 0009: one charged pack of generations
+    # 0010: an upscale enlarges one stored picture (both written once, on INSERT).
+    sa.Column(
+        "source_image_id",
+        sa.Uuid(),
+        sa.ForeignKey("generated_images.id", ondelete="SET NULL", use_alter=True),
+    ),
+    sa.Column("upscale_factor", sa.SmallInteger()),
     # --- trainer ---------------------------------------------------------------------------
     sa.Column("fal_request_id", sa.Text()),
     sa.Column("fal_endpoint", sa.Text()),
@@ -316,7 +323,11 @@ generations = sa.Table(
     sa.Column("next_poll_at", TZ),
     sa.Column("poll_count", sa.Integer(), nullable=False, server_default="0"),
     sa.CheckConstraint("num_images BETWEEN 1 AND 4", name="num_images_range"),
+    sa.CheckConstraint(
+        "upscale_factor IS NULL OR upscale_factor IN (2, 4)", name="upscale_factor_values"
+    ),
     sa.Index("ix_generations_fal_request_id", "fal_request_id"),
+    sa.Index("ix_generations_source_image_id", "source_image_id"),
     sa.Index("ix_generations_user_id", "user_id", "created_at"),
     sa.Index(
         "ix_generations_poll_due",

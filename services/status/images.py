@@ -52,8 +52,11 @@ class StoredImage:
 
 
 def result_urls(payload: Mapping[str, Any]) -> list[str]:
-    """The image URLs of a FLUX result, in order; ResultsLost when there are none."""
+    """The image URLs of a FLUX result (`images`, in order) or an upscaler's (one `image`);
+    ResultsLost when there are none."""
     images = payload.get("images")
+    if images is None and isinstance(payload.get("image"), dict):
+        images = [payload["image"]]
     if not isinstance(images, list) or not images:
         raise ResultsLost("FAL result has no images")
     urls = [i.get("url") for i in images if isinstance(i, dict)]

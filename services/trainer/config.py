@@ -21,6 +21,8 @@ class TrainerConfig:
     generation_lora_scale: float = 1.0
     generation_cost_per_megapixel_usd: float = 0.035
     describe_timeout_seconds: float = 40.0
+    #: fal-ai/clarity-upscaler's price per (output) megapixel.
+    upscale_cost_per_megapixel_usd: float = 0.03
     #: How often the waiting line looks for a free training slot (`waiting_line.py`).
     waiting_line_seconds: float = 2.0
 
@@ -53,6 +55,7 @@ class TrainerConfig:
                 "GENERATION_COST_PER_MEGAPIXEL_USD", 0.035
             ),
             describe_timeout_seconds=_describe_timeout(env),
+            upscale_cost_per_megapixel_usd=env.number("UPSCALE_COST_PER_MEGAPIXEL_USD", 0.03),
             waiting_line_seconds=env.number("TRAINER_WAITING_LINE_SECONDS", 2.0),
         )
 

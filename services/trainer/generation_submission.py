@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 import asyncpg
+from nats.js.object_store import ObjectStore
 
 from contracts import (
     FailureReason,
@@ -42,6 +43,7 @@ from services.trainer.generation_plan import (
 from services.trainer.lora_source import LoraSource
 from services.trainer.metrics import TrainerMetrics
 from services.trainer.submission import Submitter
+from services.trainer.upscale_plan import UPSCALER, estimate_upscale_cost, plan_upscale
 
 #: How long a redelivery waits for an unknown submission outcome (in practice bounded by
 #: the consumer's max_deliver, about two minutes: a generation's webhook comes in seconds).
@@ -57,6 +59,17 @@ UPDATE generations SET fal_request_id = $2, fal_endpoint = $3, submitted_at = no
     cost_usd = $4
 WHERE id = $1
 """
+
+
+def _endpoint(event: GenerationRequested) -> str:
+    if event.upscale is not None:
+        return UPSCALER
+    return FLUX_LORA if event.avatar_id else FLUX_DEV
+
+
+def _kind(event: GenerationRequested) -> str:
+    """The `kind` label of the charge and spend metrics."""
+    return "upscale" if event.upscale is not None else "generation"
 
 
 def idempotency_key(generation_id: str) -> str:
@@ -81,6 +94,8 @@ class GenerationService(Submitter[GenerationRequested]):
     metrics: TrainerMetrics
     #: Where a LoRA FAL has deleted is re-uploaded from (None: FAL's URL as given).
     loras: LoraSource | None = None
+    #: Where an upscale's source picture is read from (`aisha_images`).
+    images: ObjectStore | None = None
     KIND: ClassVar[str] = "generation"
     SUBJECT: ClassVar[str] = "generation_id"
     RECORDS_MOVED_ON: ClassVar[bool] = False
@@ -91,7 +106,7 @@ class GenerationService(Submitter[GenerationRequested]):
         except ValueError:
             raise Reject(f"generation id {event.generation_id!r} is not a uuid") from None
         key = idempotency_key(event.generation_id)
-        endpoint = FLUX_LORA if event.avatar_id else FLUX_DEV
+        endpoint = _endpoint(event)
         try:
             existing = await self._reserve(key, event, endpoint)
         except credits.InsufficientCredits as exc:
@@ -101,7 +116,12 @@ class GenerationService(Submitter[GenerationRequested]):
             await self._resume(existing, event, delivery)
             return
         try:
-            arguments, cost = await plan_generation(self.pool, event, self.config, self.loras)
+            if event.upscale is not None:
+                arguments, cost = await plan_upscale(
+                    self.pool, event, self.config, self.fal, self.images
+                )
+            else:
+                arguments, cost = await plan_generation(self.pool, event, self.config, self.loras)
             webhook = f"{self.config.webhook_url}?key={key}"
             request_id = await self.fal.submit(
                 endpoint,
@@ -150,7 +170,7 @@ class GenerationService(Submitter[GenerationRequested]):
                 key=credits.generation_charge_key(event.generation_id),
                 subject=event.generation_id,
             ):
-                self.metrics.credits_charged.labels("generation").inc(event.credits)
+                self.metrics.credits_charged.labels(_kind(event)).inc(event.credits)
         if inserted is not None:
             return None
         return await ledger.existing(self.pool, key)
@@ -168,6 +188,8 @@ class GenerationService(Submitter[GenerationRequested]):
         return event.generation_id, 1
 
     def _cost(self, event: GenerationRequested) -> float:
+        if event.upscale is not None:
+            return estimate_upscale_cost(event.upscale, self.config.upscale_cost_per_megapixel_usd)
         usd_per_megapixel = self.config.generation_cost_per_megapixel_usd
         return estimate_cost(event.aspect_ratio, event.num_images, usd_per_megapixel)
 
@@ -214,3 +236,6 @@ class GenerationService(Submitter[GenerationRequested]):
     def _count_orphan(self, outcome: str) -> None:
         if outcome == "unanswered":  # generations count no waits nor give-ups
             self.metrics.unanswered_submits.inc()
+
+    def _spend_kind(self, event: GenerationRequested) -> str:
+        return _kind(event)

@@ -99,6 +99,10 @@ class Submitter(ABC, Generic[R]):
     def _count_orphan(self, outcome: str) -> None:
         """`unanswered`, `waiting` or `given_up` (adoptions go to `_count_submitted`)."""
 
+    def _spend_kind(self, event: R) -> str:
+        """The `kind` label of the spend metric (an upscale is a generation in the ledger)."""
+        return self.KIND
+
     def _ids(self, event: R) -> dict[str, str]:
         return {self.SUBJECT: self._subject(event)[0]}
 
@@ -154,7 +158,7 @@ class Submitter(ABC, Generic[R]):
             extra={**self._ids(event), "request_id": request_id},
         )
         self._count_submitted(event, endpoint, adopted=True)
-        self.metrics.spend_usd.labels(self.KIND).inc(cost)
+        self.metrics.spend_usd.labels(self._spend_kind(event)).inc(cost)
 
     async def _unanswered(self, event: R, delivery: Delivery, exc: FalOutcomeUnknown) -> None:
         """FAL may have queued the job: the row stays `submitting`, so the redelivery waits
@@ -193,7 +197,7 @@ class Submitter(ABC, Generic[R]):
                 await self.fal.cancel(endpoint, request_id)
             return False
         self._count_submitted(event, endpoint, adopted=False)
-        self.metrics.spend_usd.labels(self.KIND).inc(cost)
+        self.metrics.spend_usd.labels(self._spend_kind(event)).inc(cost)
         log.info("%s submitted", self.KIND, extra={**self._ids(event), "request_id": request_id})
         return True
 

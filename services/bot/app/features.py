@@ -19,6 +19,7 @@ from services.bot.menu import fallback, groups, settings, start
 from services.bot.packs import orders as packs
 from services.bot.privacy import commands as privacy
 from services.bot.training import controls as training
+from services.bot.upscale import router as upscale
 
 
 def get_routers() -> list[Router]:
@@ -30,6 +31,7 @@ def get_routers() -> list[Router]:
         admin.build(),
         share.build(),  # before start: `/start share_<token>` is a shared picture
         gallery.build(),  # before start: `/start gallery` (inline mode's button)
+        upscale.build(),
         start.build(),
         settings.build(),
         privacy.build(),

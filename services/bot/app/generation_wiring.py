@@ -23,6 +23,8 @@ from services.bot.generation.prompts import Catalogue
 from services.bot.generation.service import GenerationService
 from services.bot.packs.catalogue import PackCatalogue
 from services.bot.packs.service import PackOrders
+from services.bot.upscale.outcomes import UpscaleOutcomes
+from services.bot.upscale.service import UpscaleService
 from services.kit.consumer import EventConsumer
 from services.kit.runtime import Runtime
 
@@ -58,6 +60,7 @@ async def wire_generation(
         storage,
         bot.id,
         rt.metrics if isinstance(rt.metrics, BotMetrics) else None,
+        kinds={"upscale": UpscaleOutcomes(images, image_store, sender)},
     )
     rt.run_consumer(EventConsumer(rt.js, BOT_GENERATION, events.handlers(), rt.metrics))
     return {
@@ -69,4 +72,7 @@ async def wire_generation(
         "images": images,
         "describer": describer,
         "exporter": Exporter(images, image_store),
+        "upscales": UpscaleService(
+            rt.pool, config.pricing, images, image_store, config.max_concurrent_generations
+        ),
     }

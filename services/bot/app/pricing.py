@@ -76,6 +76,9 @@ def check_coherent(packages: list[Package]) -> None:
             )
 
 
+UPSCALE_BLOCK_PIXELS = 1024 * 1024
+
+
 @dataclass(frozen=True, kw_only=True)
 class Pricing:
     #: The `quality` preset's training price (the default preset).
@@ -83,6 +86,10 @@ class Pricing:
     training_speed: int = 30
     training_high_res: int = 60
     per_image: int = 1
+    #: An upscale ×2 / ×4 of a picture up to 1024 × 1024 (every generated one); a larger
+    #: source costs this per started 1024 × 1024 block (FAL bills output megapixels).
+    upscale_2x: int = 5
+    upscale_4x: int = 20
     trial: int = 10
     packages: tuple[Package, ...] = parse_packages(DEFAULT_PACKAGES)
     #: A Stars purchase may be refunded this long after payment if none of it was spent.
@@ -93,7 +100,10 @@ class Pricing:
     @classmethod
     def free_jobs(cls) -> Pricing:
         """Trainings and pictures at no charge (tests that are not about credits)."""
-        return cls(training=0, training_speed=0, training_high_res=0, per_image=0)
+        return cls(
+            training=0, training_speed=0, training_high_res=0, per_image=0, upscale_2x=0,
+            upscale_4x=0,
+        )  # fmt: skip
 
     @classmethod
     def from_env(cls, env: Env) -> Pricing:
@@ -104,6 +114,8 @@ class Pricing:
             training_speed=env.integer("CREDITS_TRAINING_SPEED", 30, minimum=0),
             training_high_res=env.integer("CREDITS_TRAINING_HIGH_RES", 60, minimum=0),
             per_image=env.integer("CREDITS_PER_IMAGE", 1),
+            upscale_2x=env.integer("CREDITS_UPSCALE_2X", 5, minimum=0),
+            upscale_4x=env.integer("CREDITS_UPSCALE_4X", 20, minimum=0),
             trial=env.integer("CREDITS_TRIAL", 10),
             packages=parse_packages(env.text("CREDIT_PACKAGES", DEFAULT_PACKAGES)),
             refund_days=env.integer("STARS_REFUND_DAYS", 14),
@@ -127,6 +139,11 @@ class Pricing:
 
     def generation(self, num_images: int) -> int:
         return self.per_image * num_images
+
+    def upscale(self, factor: int, width: int, height: int) -> int:
+        """An upscale's price: the factor's price per started 1024 × 1024 block of source."""
+        blocks = max(1, -(-width * height // UPSCALE_BLOCK_PIXELS))
+        return (self.upscale_4x if factor == 4 else self.upscale_2x) * blocks
 
     def package(self, package_id: str) -> Package | None:
         return next((p for p in self.packages if p.id == package_id), None)

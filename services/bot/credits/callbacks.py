@@ -25,7 +25,8 @@ class ShopCb(CallbackData, prefix="shop"):
     invoice, `refund` asks to confirm refunding purchase `seq`, `refund_yes` does it."""
 
     action: Literal["open", "show", "buy", "refund", "refund_yes"]
-    package: str = ""
+    # A package id as `CREDIT_PACKAGES` allows it (a-z0-9_, ≤ 16): forged text is stale data.
+    package: str = Field(default="", pattern=r"^[a-z0-9_]{0,16}$")
     # Bounded like the column it names: a forged huge number is stale data, not a query.
     seq: int = Field(default=0, ge=0, le=2**31 - 1)
 

@@ -13,6 +13,7 @@ from services.bot.app.texts import Translator
 from services.bot.gallery.callbacks import GalleryCb, GalleryMenuCb, ImageCb
 from services.bot.gallery.service import ImageItem, Page
 from services.bot.generation.callbacks import GenCb
+from services.bot.upscale.callbacks import UpscaleCb
 
 
 def page(t: Translator, view: Page, current: GalleryCb, avatar_label: str) -> InlineKeyboardMarkup:
@@ -65,7 +66,7 @@ def avatar_filter(
 
 
 def image(t: Translator, item: ImageItem) -> InlineKeyboardMarkup:
-    """Under an opened picture: favourite toggle, original file, share, delete."""
+    """Under an opened picture: favourite toggle, original file, share, delete, upscale."""
     kb = InlineKeyboardBuilder()
     iid = item.id
     fav = "gallery.unfavorite" if item.is_favorite else "gallery.favorite"
@@ -73,7 +74,8 @@ def image(t: Translator, item: ImageItem) -> InlineKeyboardMarkup:
     kb.button(text=t.plain("gallery.original"), callback_data=ImageCb(action="doc", image_id=iid))
     kb.button(text=t.plain("share.button"), callback_data=ImageCb(action="share", image_id=iid))
     kb.button(text=t.plain("gallery.delete"), callback_data=ImageCb(action="del", image_id=iid))
-    kb.adjust(2, 2)
+    kb.button(text=t.plain("upscale.button"), callback_data=UpscaleCb(action="menu", image_id=iid))
+    kb.adjust(2, 2, 1)
     return kb.as_markup()
 
 

@@ -20,12 +20,19 @@ import asyncpg
 SELECT = (
     "SELECT i.id, i.generation_id, i.position, i.object_name, i.width, i.height, "
     "i.content_type, i.nsfw, i.telegram_file_id, i.is_favorite, i.created_at, g.prompt, "
-    "g.user_prompt, g.style_id, g.seed, g.aspect_ratio, g.avatar_id, a.name AS avatar_name "
+    "g.user_prompt, g.style_id, g.seed, g.aspect_ratio, g.avatar_id, a.name AS avatar_name, "
+    "g.upscale_factor "
     "FROM generated_images i JOIN generations g ON g.id = i.generation_id "
     "LEFT JOIN avatars a ON a.id = g.avatar_id "
+    "LEFT JOIN generated_images src ON src.id = g.source_image_id "
 )
 VISIBLE = "i.user_id = $1 AND g.user_id = $1 AND NOT i.nsfw"
-ORDER = " ORDER BY i.created_at DESC, i.generation_id, i.position"
+#: Newest first; an upscale sits right after the picture it enlarges (its source's place).
+ORDER = (
+    " ORDER BY coalesce(src.created_at, i.created_at) DESC,"
+    " coalesce(src.generation_id, i.generation_id), coalesce(src.position, i.position),"
+    " g.upscale_factor NULLS FIRST, i.created_at"
+)
 #: `secrets.token_urlsafe(16)`: 128 random bits, 22 URL-safe characters.
 TOKEN_BYTES = 16
 
@@ -50,6 +57,8 @@ class ImageItem:
     aspect_ratio: str
     avatar_id: UUID | None
     avatar_name: str | None
+    #: Set when this picture is an upscale (2 or 4) of another one.
+    upscale_factor: int | None = None
 
     @classmethod
     def from_record(cls, r: Any) -> ImageItem:

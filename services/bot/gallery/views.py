@@ -29,7 +29,8 @@ def page(
             "gallery.item",
             number=number,
             date=item.created_at.strftime(DATE),
-            title=choice(t, styles, item.style_id, item.user_prompt or item.prompt),
+            title=_mark(t, item)
+            + choice(t, styles, item.style_id, item.user_prompt or item.prompt),
             star=" ⭐" if item.is_favorite else "",
         )
         for number, item in enumerate(view.items, start=view.first)
@@ -65,3 +66,10 @@ def details(t: Translator, item: ImageItem, styles: Catalogue) -> str:
         avatar=item.avatar_name or t.plain("generate.quick_label"),
         date=item.created_at.strftime(DATE),
     )
+
+
+def _mark(t: Translator, item: ImageItem) -> str:
+    """ "⬆️×2 " before an upscale, which sits right after the picture it enlarges."""
+    if item.upscale_factor is None:
+        return ""
+    return t.plain("upscale.gallery_mark", factor=item.upscale_factor)

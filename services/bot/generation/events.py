@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 from weakref import WeakValueDictionary
 
@@ -21,12 +21,15 @@ from aiogram.fsm.storage.base import BaseStorage, StorageKey
 
 from contracts import (
     Event,
+    FailureReason,
+    GeneratedImage,
     GenerationCompleted,
     GenerationFailed,
     GenerationSubmitted,
     PromptDescribed,
 )
 from services.bot.app.metrics import BotMetrics
+from services.bot.app.screens import View
 from services.bot.app.sender import Sender
 from services.bot.app.texts import Texts, Translator
 from services.bot.avatars.service import AvatarService
@@ -45,6 +48,23 @@ from services.bot.generation.service import (
 from services.kit.consumer import Delivery, Handler, Reject
 
 log = logging.getLogger(__name__)
+
+
+class OtherKind(Protocol):
+    """How a job that is not a picture generation (an upscale) looks while it runs and
+    ends; supplied by its feature at composition (`app/generation_wiring.py`)."""
+
+    def running(self, t: Translator, generation: Generation) -> str: ...
+
+    def failed(self, t: Translator, generation: Generation, reason: FailureReason) -> View: ...
+
+    async def deliver(
+        self,
+        generation: Generation,
+        results: tuple[GeneratedImage, ...],
+        t: Translator,
+        refunded: int = 0,
+    ) -> dict[UUID, str]: ...
 
 
 def _uuid(value: str) -> UUID:
@@ -68,6 +88,7 @@ class GenerationEvents:
         storage: BaseStorage,
         bot_id: int,
         metrics: BotMetrics | None = None,
+        kinds: dict[str, OtherKind] | None = None,
     ):
         self.generations = generations
         self.avatars = avatars
@@ -78,6 +99,8 @@ class GenerationEvents:
         self.storage = storage
         self.bot_id = bot_id
         self.metrics = metrics or BotMetrics()
+        #: By `Generation.kind`: the faces of other jobs on this pipeline (`upscale`).
+        self.kinds = kinds or {}
         self._locks: WeakValueDictionary[UUID, asyncio.Lock] = WeakValueDictionary()
 
     def handlers(self) -> dict[type[Event], Handler]:
@@ -98,7 +121,8 @@ class GenerationEvents:
 
         async def tell(moved: Transition) -> None:
             t = Translator(self.texts, moved.language)
-            view = views.failed(t, moved.generation, e.reason)
+            other = self.kinds.get(moved.generation.kind)
+            view = (other.failed if other else views.failed)(t, moved.generation, e.reason)
             text = view.text
             if moved.refund is not None:
                 text += "\n\n" + refund_note(t, moved.refund.entry)
@@ -111,7 +135,8 @@ class GenerationEvents:
         if moved is not None:
             await self._close(moved.generation)
         if moved is not None and moved.refund is not None and not moved.refund.duplicate:
-            self.metrics.credit_refunds.labels("generation", e.reason.value).inc()
+            kind = "generation" if moved.generation.kind == "image" else moved.generation.kind
+            self.metrics.credit_refunds.labels(kind, e.reason.value).inc()
 
     async def on_completed(self, e: GenerationCompleted, _: Delivery) -> None:
         generation_id = _uuid(e.generation_id)
@@ -122,7 +147,8 @@ class GenerationEvents:
                 return
             generation, lang = pending
             refund, lost = await self._refund_due(generation, e)
-            file_ids = await self.results.deliver(
+            other = self.kinds.get(generation.kind)
+            file_ids = await (other or self.results).deliver(
                 generation, e.images, Translator(self.texts, lang), refunded=refund
             )
             reason = "nsfw" if refund else None
@@ -188,7 +214,9 @@ class GenerationEvents:
     async def _running(self, generation: Generation, t: Translator) -> None:
         if generation.pack_order_id is not None:
             return  # a pack has one "on their way" message for all its pictures
-        await self._show(generation, views.running(t, generation), None)
+        other = self.kinds.get(generation.kind)
+        text = other.running(t, generation) if other else views.running(t, generation)
+        await self._show(generation, text, None)
 
     async def _show(self, generation: Generation, text: str, markup: Any) -> None:
         chat, message = generation.progress_chat_id, generation.progress_message_id

@@ -33,7 +33,7 @@ ACTIVE_WINDOW = "30 minutes"
 COLUMNS = (
     "id, user_id, avatar_id, prompt, user_prompt, style_id, aspect_ratio, num_images, seed, "
     "lora_scale, status, parent_id, progress_chat_id, progress_message_id, created_at, "
-    "pack_order_id"
+    "pack_order_id, source_image_id, upscale_factor"
 )
 
 
@@ -64,6 +64,14 @@ class Generation:
     created_at: datetime
     #: The pack this generation was ordered in (one charge for the pack), else None.
     pack_order_id: UUID | None = None
+    #: An upscale (0010): the picture it enlarges and the factor; None for a generation.
+    source_image_id: UUID | None = None
+    upscale_factor: int | None = None
+
+    @property
+    def kind(self) -> str:
+        """`upscale` or `image`: which feature shows this job's progress and outcome."""
+        return "upscale" if self.upscale_factor is not None else "image"
 
     @classmethod
     def from_record(cls, r: Any) -> Generation:
@@ -84,6 +92,8 @@ class Generation:
             progress_message_id=r["progress_message_id"],
             created_at=r["created_at"],
             pack_order_id=r["pack_order_id"],
+            source_image_id=r["source_image_id"],
+            upscale_factor=r["upscale_factor"],
         )
 
 

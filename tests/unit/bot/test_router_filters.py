@@ -24,6 +24,7 @@ EXPECTED = {
     "shop": {"shop"},
     "share": {"img"},
     "gallery": {"gal", "galm", "img"},
+    "upscale": {"up"},
     "start": {"menu"},
     "settings": {"menu", "lang"},
     "privacy": {"privacy", "keep"},
