@@ -255,7 +255,7 @@ async def start_training(
     data = next(
         b["callback_data"]
         for b in buttons(card)
-        if b["callback_data"].startswith("training:go") and b["callback_data"].endswith(preset)
+        if b["callback_data"].startswith(f"training:go_{preset}:")
     )
     await emu.press_button(user, card["message_id"], data=data)
     return card

@@ -166,7 +166,7 @@ async def start(db_url: str, tg: TelegramEmulator, flow: Flow, within: float = 6
         MenuCb(action="avatars").pack(),
         AvatarCb(action="view", avatar_id=flow.avatar_id).pack(),
         TrainingCb(action="start", avatar_id=flow.avatar_id).pack(),
-        TrainingCb(action="go", avatar_id=flow.avatar_id, priority=FalPriority.QUALITY).pack(),
+        TrainingCb.go(flow.avatar_id, FalPriority.QUALITY).pack(),
     ]
     while asyncio.get_running_loop().time() < deadline:
         await tg.send_command(flow.uid, "start")

@@ -155,7 +155,9 @@ async def test_create_avatar_upload_photos_train_and_get_ready(
     card = await bot_message(emu, uid, text="Choose the quality", button="training:go")
     assert card["message_id"] == counter["message_id"]
     data = next(
-        b["callback_data"] for b in buttons(card) if b["callback_data"].endswith(":quality")
+        b["callback_data"]
+        for b in buttons(card)
+        if b["callback_data"].startswith("training:go_quality:")
     )
     await emu.press_button(uid, counter["message_id"], data=data)
     await emu.press_button(uid, counter["message_id"], data=data)
@@ -278,9 +280,9 @@ async def test_another_users_avatar_ids_are_not_found(
     await emu.send_command(thief, "start")
     menu = await bot_message(emu, thief, button="menu:create")
     for data in (
-        f"training:start:{hex_id}:",
-        f"training:go:{hex_id}:quality",
-        f"training:retry:{hex_id}:",
+        f"training:start:{hex_id}",
+        f"training:go_quality:{hex_id}",
+        f"training:retry:{hex_id}",
         f"avatar:delete_yes:{hex_id}",
         f"avatar:view:{hex_id}",
     ):

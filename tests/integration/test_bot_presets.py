@@ -80,7 +80,9 @@ async def card_of(emu: TelegramEmulator, uid: int) -> Json:
 
 def preset_data(card: Json, priority: FalPriority) -> str:
     return next(
-        b["callback_data"] for b in buttons(card) if b["callback_data"].endswith(priority.value)
+        b["callback_data"]
+        for b in buttons(card)
+        if b["callback_data"].startswith(f"training:go_{priority.value}:")
     )
 
 
@@ -143,7 +145,7 @@ async def test_a_style_avatar_is_never_asked_for_a_gender_and_trains_as_a_style(
     go = [b["text"] for b in buttons(confirm) if b["callback_data"].startswith("training:go")]
     assert go == ["⚡ Speed · 30 cr. · ~4 min", "⭐ Quality · 50 cr. · ~7 min"]  # no high-res
     # a forged high-res press for a style is refused, nothing requested
-    forged = f"training:go:{row['id'].hex}:high_res_only"
+    forged = f"training:go_high_res_only:{row['id'].hex}"
     answer = await answer_of(emu, uid, forge_press(emu, uid, confirm["message_id"], forged))
     assert answer["text"] == "This quality is not available for this avatar."
 
@@ -205,7 +207,7 @@ async def test_stale_and_foreign_preset_presses_and_a_retry_keeping_the_preset(
     await emu.send_command(thief, "start")
     theirs = await bot_message(emu, thief, button="menu:create")
     hex_id = uuid.UUID(avatar_id).hex
-    for data in (f"training:go:{hex_id}:speed", f"training:start:{hex_id}:"):
+    for data in (f"training:go_speed:{hex_id}", f"training:start:{hex_id}"):
         answer = await answer_of(emu, thief, forge_press(emu, thief, theirs["message_id"], data))
         assert answer["text"] == "Аватар не найден."
 
@@ -221,7 +223,7 @@ async def test_stale_and_foreign_preset_presses_and_a_retry_keeping_the_preset(
 
     # failed → retry keeps the chosen preset and its price
     await admin_pool.execute("UPDATE avatars SET status = 'error' WHERE id = $1", avatar_id)
-    retry = f"training:retry:{hex_id}:"
+    retry = f"training:retry:{hex_id}"
     await answer_of(emu, owner, forge_press(emu, owner, card["message_id"], retry))
 
     async def two() -> list[TrainingRequested] | None:

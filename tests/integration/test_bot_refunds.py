@@ -417,9 +417,7 @@ async def test_starting_a_training_without_enough_credits_requests_nothing(
     avatar_id = await seed_training(admin_pool, uid, "Gala", status="ready")
     await emu.send_command(uid, "start")
     menu = await bot_message(emu, uid, button="menu:create")
-    start = TrainingCb(
-        action="go", avatar_id=uuid.UUID(avatar_id), priority=FalPriority.QUALITY
-    ).pack()
+    start = TrainingCb.go(uuid.UUID(avatar_id), FalPriority.QUALITY).pack()
 
     forge_press(emu, uid, menu["message_id"], start)
     refused = await bot_message(emu, uid, text=shown("credits.not_enough", price=50, balance=20))

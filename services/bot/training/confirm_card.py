@@ -32,7 +32,7 @@ def _keyboard(t: Translator, avatar: Avatar, pricing: Pricing) -> InlineKeyboard
     for priority in presets.PRESETS[avatar.training_type]:
         kb.button(
             text=presets.preset_button(t, pricing, avatar.training_type, priority),
-            callback_data=TrainingCb(action="go", avatar_id=avatar.id, priority=priority),
+            callback_data=TrainingCb.go(avatar.id, priority),
         )
     kb.adjust(1)
     kb.row(buy_below(t))

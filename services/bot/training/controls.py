@@ -20,7 +20,7 @@ from services.bot.avatars.service import AvatarService
 from services.bot.credits.callbacks import not_enough_credits
 from services.bot.credits.service import Billing
 from services.bot.training import progress
-from services.bot.training.callbacks import TrainingCb
+from services.bot.training.callbacks import GO_ACTIONS, TrainingCb
 from services.bot.training.confirm_card import card
 from services.kit.credits import InsufficientCredits
 
@@ -127,6 +127,6 @@ async def cancel(
 def build() -> Router:
     router = FeatureRouter(name="training", callbacks=(TrainingCb,))
     router.callback_query.register(confirm, TrainingCb.filter(F.action == "start"))
-    router.callback_query.register(start, TrainingCb.filter(F.action.in_({"go", "retry"})))
+    router.callback_query.register(start, TrainingCb.filter(F.action.in_({*GO_ACTIONS, "retry"})))
     router.callback_query.register(cancel, TrainingCb.filter(F.action == "cancel"))
     return router

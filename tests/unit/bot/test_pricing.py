@@ -108,7 +108,7 @@ def test_typical_durations_follow_the_steps(training_type: TrainingType) -> None
     assert steps == sorted(steps)
     assert minutes == sorted(minutes)
     for priority in offered:
-        data = TrainingCb(action="go", avatar_id=uuid.uuid4(), priority=priority).pack()
+        data = TrainingCb.go(uuid.uuid4(), priority).pack()
         assert len(data.encode()) <= 64
         assert TrainingCb.unpack(data).priority is priority
 
