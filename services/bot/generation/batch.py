@@ -13,8 +13,13 @@ from uuid import UUID
 
 import asyncpg
 
-from contracts import GenerationRequested, derived_event_id, utcnow
-from services.bot.generation.service import COLUMNS, PRODUCER, Generation, GenerationSpec
+from services.bot.generation.service import (
+    COLUMNS,
+    PRODUCER,
+    Generation,
+    GenerationSpec,
+    requested,
+)
 from services.kit import credits
 from services.kit.db import UnitOfWork
 
@@ -79,18 +84,5 @@ async def _insert(
         spec.aspect_ratio, spec.num_images, spec.seed, spec.lora_scale, chat_id, order_id,
     )  # fmt: skip
     generation = Generation.from_record(row)
-    uow.publish(
-        GenerationRequested(
-            event_id=derived_event_id("generation_requested", generation.id),
-            occurred_at=utcnow(),
-            generation_id=str(generation.id),
-            user_id=user_id,
-            avatar_id=str(spec.avatar_id) if spec.avatar_id else None,
-            prompt=spec.prompt,
-            aspect_ratio=spec.aspect_ratio,
-            num_images=spec.num_images,
-            seed=spec.seed,
-            credits=0,
-        )
-    )
+    uow.publish(requested(generation, 0))  # the pack's total was charged at the press
     return generation

@@ -18,7 +18,7 @@ from uuid import UUID
 
 import asyncpg
 
-from contracts import GenerationRequested, derived_event_id, utcnow
+from contracts import GenerationRequested, UpscaleSource, derived_event_id, utcnow
 from contracts.jetstream import BOT_GENERATION
 from services.bot.generation.prompts import vary
 from services.kit import credits
@@ -95,6 +95,34 @@ class Generation:
             source_image_id=r["source_image_id"],
             upscale_factor=r["upscale_factor"],
         )
+
+
+def requested(
+    generation: Generation,
+    price: int,
+    *,
+    with_avatar: bool = True,
+    upscale: UpscaleSource | None = None,
+) -> GenerationRequested:
+    """The trainer's request for a generation row just inserted, in the same transaction.
+
+    Its event id is derived from the row, so a retried transaction queues the same event;
+    `price` is what the trainer charges when it reserves the job (0: charged already, as a
+    pack is). An upscale sends no avatar (no LoRA is applied) and names its source picture.
+    """
+    return GenerationRequested(
+        event_id=derived_event_id("generation_requested", generation.id),
+        occurred_at=utcnow(),
+        generation_id=str(generation.id),
+        user_id=generation.user_id,
+        avatar_id=str(generation.avatar_id) if with_avatar and generation.avatar_id else None,
+        prompt=generation.prompt,
+        aspect_ratio=generation.aspect_ratio,
+        num_images=generation.num_images,
+        seed=generation.seed,
+        credits=price,
+        upscale=upscale,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,20 +216,7 @@ class GenerationService:
                 chat_id, message_id,
             )  # fmt: skip
             generation = Generation.from_record(row)
-            uow.publish(
-                GenerationRequested(
-                    event_id=derived_event_id("generation_requested", generation.id),
-                    occurred_at=utcnow(),
-                    generation_id=str(generation.id),
-                    user_id=user_id,
-                    avatar_id=str(spec.avatar_id) if spec.avatar_id else None,
-                    prompt=spec.prompt,
-                    aspect_ratio=spec.aspect_ratio,
-                    num_images=spec.num_images,
-                    seed=spec.seed,
-                    credits=price,
-                )
-            )
+            uow.publish(requested(generation, price))
         return generation
 
     async def get(self, user_id: int, generation_id: UUID) -> Generation | None:

@@ -16,7 +16,7 @@ from uuid import UUID
 import asyncpg
 from nats.js.object_store import ObjectStore
 
-from contracts import GenerationRequested, UpscaleSource, derived_event_id, utcnow
+from contracts import UpscaleSource
 from services.bot.app.pricing import Pricing
 from services.bot.gallery.service import ImageItem, ImageService
 from services.bot.generation.service import (
@@ -27,6 +27,7 @@ from services.bot.generation.service import (
     GenerationRefused,
     GenerationService,
     new_seed,
+    requested,
 )
 from services.kit import credits
 from services.kit.db import UnitOfWork
@@ -104,27 +105,14 @@ class UpscaleService:
                 source.aspect_ratio, new_seed(), image_id, factor,
             )  # fmt: skip
             generation = Generation.from_record(row)
-            uow.publish(
-                GenerationRequested(
-                    event_id=derived_event_id("generation_requested", generation.id),
-                    occurred_at=utcnow(),
-                    generation_id=str(generation.id),
-                    user_id=user_id,
-                    avatar_id=None,
-                    prompt=source.prompt,
-                    aspect_ratio=source.aspect_ratio,
-                    num_images=1,
-                    seed=generation.seed,
-                    credits=price,
-                    upscale=UpscaleSource(
-                        image_id=str(image_id),
-                        object_name=source.object_name,
-                        width=source.width,
-                        height=source.height,
-                        factor=factor,
-                    ),
-                )
+            source_picture = UpscaleSource(
+                image_id=str(image_id),
+                object_name=source.object_name,
+                width=source.width,
+                height=source.height,
+                factor=factor,
             )
+            uow.publish(requested(generation, price, with_avatar=False, upscale=source_picture))
         return generation
 
     async def show_progress_in(self, generation_id: UUID, chat_id: int, message_id: int) -> None:
