@@ -39,13 +39,9 @@ _FILE_FIELDS = (
 
 
 def _record(record: MessageRecord) -> dict[str, Any]:
-    return {
-        "message": record.message,
-        "outgoing": record.outgoing,
-        "history": record.history,
-        "deleted": record.deleted,
-        "reply_keyboard": record.reply_keyboard,
-    }
+    """Every field of the record (a field added to `MessageRecord` is kept without a change
+    here: the restore passes them back by name)."""
+    return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
 
 
 def _files(store: FileStore) -> dict[str, Any]:

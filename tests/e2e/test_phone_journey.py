@@ -22,7 +22,13 @@ from pillow_heif import register_heif_opener
 from contracts.jetstream import OBJ_IMAGES
 from sandbox.stack import Stack
 from sandbox.telegram import TelegramEmulator
-from tests.botkit import bot_message, eventually, open_generation_settings, press
+from tests.botkit import (
+    bot_message,
+    eventually,
+    open_generation_settings,
+    press,
+    start_training,
+)
 from tests.conftest import create_database
 from tests.e2e.services import whole_product
 from tests.e2e.test_product import photo, rule_violations
@@ -64,17 +70,20 @@ def button(message: dict[str, Any], fragment: str) -> str:
 
 
 async def new_avatar(emu: TelegramEmulator, uid: int, name: str, kind: str) -> dict[str, Any]:
-    """/start → create → name → woman → `kind`: the message asking for photos."""
+    """/start → create → name → `kind` (its card shows the prices) → woman for a portrait;
+    returns the message asking for photos."""
     await emu.send_command(uid, "start")
     menu = await bot_message(emu, uid, button="menu:create")
     await press(emu, uid, menu, "menu:create")
     await bot_message(emu, uid, text="How shall we call")
     await emu.send_text(uid, name)
-    gender = await bot_message(emu, uid, text="Who is in the photos")
-    await press(emu, uid, gender, button(gender, "Woman"))
     types = await bot_message(emu, uid, text="Choose the training type")
     await press(emu, uid, types, button(types, kind))
-    return types
+    if kind != "Portrait":
+        return await bot_message(emu, uid, text="Now send")
+    gender = await bot_message(emu, uid, text="Who is in the photos")
+    await press(emu, uid, gender, button(gender, "Woman"))
+    return await bot_message(emu, uid, text="Now send")
 
 
 async def outcome_is_new(
@@ -137,7 +146,7 @@ async def test_journey_to_a_picture_under_strict_limits(product: Stack):
     await emu.send_document(uid, heic(409), "IMG_0409.HEIC", "image/heic")
     counter = await bot_message(emu, uid, text="You can start training now", within=30)
 
-    await press(emu, uid, counter, "training:start")
+    await start_training(emu, uid, counter)
     ready = await bot_message(emu, uid, text="is ready", within=90)
     await outcome_is_new(emu, uid, ready, counter["message_id"])
     assert emu.world.below(uid, ready["message_id"]) == 0
@@ -189,7 +198,7 @@ async def test_a_failed_training_is_told_in_a_new_message(product: Stack):
     counter = await bot_message(emu, uid, text="You can start training now", within=30)
     avatar = await one_row(product, "SELECT trigger_word FROM avatars WHERE user_id = $1", uid)
     fal.add_fault("job_failed", contains=avatar["trigger_word"], times=1)
-    await press(emu, uid, counter, "training:start")
+    await start_training(emu, uid, counter)
     failed = await bot_message(emu, uid, text="failed", button="training:retry", within=90)
     await outcome_is_new(emu, uid, failed, counter["message_id"])
     closed = record(emu, uid, counter["message_id"])

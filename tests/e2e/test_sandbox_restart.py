@@ -25,7 +25,14 @@ import pytest
 
 from sandbox.embedded import free_port
 from sandbox.supervisor import ROOT, base_env
-from tests.botkit import bot_message, eventually, open_generation_settings, photo, press
+from tests.botkit import (
+    bot_message,
+    eventually,
+    open_generation_settings,
+    photo,
+    press,
+    start_training,
+)
 from tests.e2e.services import EXTERNAL
 
 pytestmark = [pytest.mark.e2e]
@@ -124,13 +131,11 @@ async def train_style_avatar(chat: WebChat, uid: int) -> None:
     await press(chat, uid, menu, "menu:create")
     await bot_message(chat, uid, text="How shall we call")
     await chat.send_text(uid, "Rita Style")
-    gender = await bot_message(chat, uid, text="Who is in the photos")
-    await press(chat, uid, gender, labelled(gender, "Woman"))
     kinds = await bot_message(chat, uid, text="Choose the training type")
-    await press(chat, uid, kinds, labelled(kinds, "Style"))
+    await press(chat, uid, kinds, labelled(kinds, "Style"))  # a style: no gender asked
     await chat.send_album(uid, [photo(300 + i) for i in range(10)])
     ready = await bot_message(chat, uid, text="You can start training now", within=30)
-    await press(chat, uid, ready, labelled(ready, "Start"))
+    await start_training(chat, uid, ready)  # type: ignore[arg-type]  # the quality preset (50)
     await bot_message(chat, uid, text="is ready", within=90)
 
 
@@ -183,8 +188,8 @@ async def test_a_second_run_continues_with_the_same_person_avatar_and_files(
             uid = (await chat.create_user("Rita"))["id"]
             await train_style_avatar(chat, uid)
             await chat.send_command(uid, "buy")
-            shop = await bot_message(chat, uid, button="shop:buy:images20")
-            await press(chat, uid, shop, "shop:buy:images20")
+            shop = await bot_message(chat, uid, button="shop:buy:starter")
+            await press(chat, uid, shop, "shop:buy:starter")
             invoice = await eventually(lambda: _invoice(chat, uid), 20)
             assert (await chat.pay(uid, invoice["message_id"]))["status"] == "paid"
             await bot_message(chat, uid, text="Payment received")
