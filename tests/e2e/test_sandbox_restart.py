@@ -109,9 +109,13 @@ async def launcher(state: Path, env: dict[str, str], log: Path) -> AsyncIterator
         await eventually(running, 240)
         yield proc
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        if proc.returncode is None:  # a failed test: SIGTERM, so its servers stop with it
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 60)
+            except TimeoutError:
+                proc.kill()  # the last resort orphans its NATS and PostgreSQL
+                await proc.wait()
 
 
 async def stop(proc: Any, sig: signal.Signals) -> None:
