@@ -37,8 +37,10 @@ async def once(lab: Lab, emu: TelegramEmulator, poster: Poster, rate: float, cou
     hooks = [lab.signer.completed(t.request_id) for t in made]
     shown, published = Stopwatch(), Stopwatch()
     arrivals = botrun.Arrivals(emu, shown)
+    # Ours tells the outcome in a new message (an edit never notifies); the least code, in an
+    # edit of the progress message: whichever the chat shows first stops the clock.
     for t in made:
-        arrivals.watch(t.user_id, t.request_id)
+        arrivals.watch(t.user_id, t.request_id, kinds=("message", "edit"))
 
     async def on_event(msg: Msg) -> None:
         published.stop(msgspec.json.decode(msg.data, type=TrainingCompleted).request_id)
@@ -54,7 +56,7 @@ async def once(lab: Lab, emu: TelegramEmulator, poster: Poster, rate: float, cou
             published.start(hooks[i].request_id, at)
 
         http = await open_loop(post, rate, count, scheduled)
-        await shown.wait(count, 60.0, "Telegram edits")
+        await shown.wait(count, 60.0, "outcomes shown")
     finally:
         await sub.unsubscribe()
         await arrivals.close()
