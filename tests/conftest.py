@@ -14,7 +14,9 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import nats
 import pytest
+from nats.js.object_store import ObjectStore
 
 from sandbox.embedded import EmbeddedNats, EmbeddedPostgres
 from tests.botkit import admin_pool, bot, bot_overrides, emu, js  # noqa: F401
@@ -111,3 +113,16 @@ async def db_url(pg_admin_url: str, migrated_template: str) -> AsyncIterator[str
     url = await create_database(pg_admin_url, template=migrated_template)
     yield url
     await drop_database(pg_admin_url, url)
+
+
+@pytest.fixture
+async def bucket(nats_url: str) -> AsyncIterator[ObjectStore]:
+    """A throw-away Object Store bucket on the suite's NATS, deleted after the test."""
+    nc = await nats.connect(nats_url)
+    stream = nc.jetstream()
+    name = f"scratch_{uuid.uuid4().hex[:8]}"
+    try:
+        yield await stream.create_object_store(name)
+    finally:
+        await stream.delete_object_store(name)
+        await nc.close()

@@ -16,7 +16,6 @@ from typing import Any
 
 import asyncpg
 import fal_client
-import nats
 import pytest
 from nats.js.object_store import ObjectStore
 
@@ -42,18 +41,6 @@ async def emu(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FalEmulator]:
         for key, value in emulator.client_env().items():
             monkeypatch.setenv(key, value)
         yield emulator
-
-
-@pytest.fixture
-async def bucket(nats_url: str) -> AsyncIterator[ObjectStore]:
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-    name = f"files_{uuid.uuid4().hex[:8]}"
-    try:
-        yield await js.create_object_store(name)
-    finally:
-        await js.delete_object_store(name)
-        await nc.close()
 
 
 def kept(metrics: StatusMetrics, kind: str, outcome: str) -> float:

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import asyncpg
-import nats
 import pytest
 from nats.js.object_store import ObjectStore
 
@@ -34,18 +33,6 @@ async def emu(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FalEmulator]:
         for key, value in emulator.client_env().items():
             monkeypatch.setenv(key, value)
         yield emulator
-
-
-@pytest.fixture
-async def bucket(nats_url: str) -> AsyncIterator[ObjectStore]:
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-    name = f"loras_{uuid.uuid4().hex[:8]}"
-    try:
-        yield await js.create_object_store(name)
-    finally:
-        await js.delete_object_store(name)
-        await nc.close()
 
 
 @pytest.fixture
