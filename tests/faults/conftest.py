@@ -98,6 +98,10 @@ async def running_product(
                 # scenario also checks that each attempt was charged once (and refunded once
                 # when it failed), whatever crashed.
                 "CREDITS_TRAINING": str(TRAINING_PRICE),
+                # The shared product runs ~50 trainings at FAL's list price in one "day" of
+                # the spend ledger; the default 100 USD cap would start refusing them midway
+                # through the suite (a refusal is a test of its own, in the unit tier).
+                "TRAINER_DAILY_SPEND_LIMIT_USD": "100000",
                 **fal.client_env(),
                 **(env or {}),
             },

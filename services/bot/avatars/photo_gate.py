@@ -2,13 +2,19 @@
 avatar's photos (near-duplicates by perceptual hash, the same person by face embedding).
 
 dlib holds the GIL for most of a detection (a thread stalled the event loop for ~175 ms),
-so the analysis runs in a small process pool; each worker loads the models once.
+so the analysis runs in a small process pool; each worker loads the models once. A worker
+leaves with its parent: a bot killed with SIGKILL runs no shutdown, and a `spawn` worker holds
+both ends of its call queue, so it would otherwise wait for work forever (with the resource
+tracker it keeps alive), one orphan per crash.
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -41,8 +47,26 @@ class SetSummary:
         return not self.warnings and not self.outliers
 
 
+#: How often a worker checks that the bot that started it is still its parent.
+PARENT_CHECK_SECONDS = 1.0
+
+
 def _warm() -> None:
     checks.models()
+
+
+def _start_worker(parent: int) -> None:
+    threading.Thread(
+        target=_exit_with_parent, args=(parent,), name="exit-with-parent", daemon=True
+    ).start()
+    _warm()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Re-parented (the bot died without shutting the pool down): leave at once."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)
 
 
 class PhotoGate:
@@ -56,7 +80,10 @@ class PhotoGate:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_warm
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(os.getpid(),),
             )
         return self._pool
 

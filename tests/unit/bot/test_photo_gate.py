@@ -4,6 +4,10 @@ the per-photo checks, the checks against the other photos, and the worker proces
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageFilter
@@ -12,6 +16,8 @@ from services.bot.avatars import photo_checks as checks
 from services.bot.avatars.photo_checks import Verdict
 from services.bot.avatars.photo_gate import Known, PhotoGate, near_duplicate, other_person, outliers
 from tests import faces
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize("case", sorted(faces.BAD))
@@ -89,3 +95,59 @@ async def test_the_worker_process_analyses_off_the_event_loop() -> None:
         gate.close()
     assert (report.face_count, report.verdicts) == (1, ())
     assert refused.verdicts[0] is Verdict.SEVERAL_FACES
+
+
+#: A bot stand-in: starts the gate's worker, says so, then waits to be killed.
+_HOLDER = """
+import asyncio, sys, time
+from services.bot.avatars.photo_gate import PhotoGate
+from tests import faces
+gate = PhotoGate()
+asyncio.run(gate.analyze(faces.person(1), faces=True))
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.add(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_the_worker_leaves_when_the_bot_is_killed() -> None:
+    """SIGKILL runs no shutdown: the worker (and the resource tracker it keeps alive) must
+    notice on its own, or every crashed bot leaves a process behind."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "ready"
+        workers = _children(holder.pid)
+        assert workers, "the gate started no worker process"
+        holder.kill()
+        holder.wait(10)
+        deadline = time.monotonic() + 15
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert [w for w in workers if _alive(w)] == []
+    finally:
+        holder.kill()
+        holder.wait(10)
