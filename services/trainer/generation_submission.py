@@ -225,7 +225,7 @@ class GenerationService(Submitter[GenerationRequested]):
         )
 
     def _count_submitted(self, event: GenerationRequested, endpoint: str, *, adopted: bool) -> None:
-        self.metrics.generations_submitted.labels(endpoint).inc()
+        self.metrics.generations_submitted.labels(endpoint, _kind(event)).inc()
 
     def _count_not_submitted(self, event: GenerationRequested, reason: FailureReason) -> None:
         self.metrics.generations_not_submitted.labels(reason.value).inc()

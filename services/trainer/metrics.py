@@ -58,8 +58,8 @@ class TrainerMetrics(KitMetrics):
         )
         self.generations_submitted = Counter(
             "aisha_trainer_generations_submitted",
-            "Generations accepted by FAL",
-            ["endpoint"],
+            "Generation jobs accepted by FAL, by endpoint and kind (generation, upscale...)",
+            ["endpoint", "kind"],
             registry=r,
         )
         self.generations_not_submitted = Counter(

@@ -50,8 +50,8 @@ from services.kit.waiting import pause
 
 log = logging.getLogger(__name__)
 COMMANDS = (
-    "start", "new", "generate", "gallery", "buy", "balance", "settings", "help", "cancel",
-    "delete_me",
+    "start", "new", "generate", "packs", "gallery", "buy", "balance", "settings", "help",
+    "cancel", "delete_me",
 )  # fmt: skip
 
 
