@@ -30,6 +30,14 @@ POINTS: dict[str, str] = {
         " event not yet published, FAL not answered"
     ),
     "status.before_finish_commit": "final outcome written in an open transaction, not committed",
+    "trainer.after_generation_submit": (
+        "FAL accepted a picture job (generation, pack picture, upscale); ledger not committed"
+    ),
+    "status.before_generation_finish_commit": (
+        "a picture job's results copied to the Object Store and its outcome written in an"
+        " open transaction, not committed"
+    ),
+    "bot.after_pictures_sent": "a picture job's results sent to the chat; delivery not recorded",
     "bot.after_training_request_commit": "avatar moved to training and request queued; no reply",
     "outbox.after_publish_before_mark": "events published to JetStream; rows not marked sent",
     "consumer.after_handler_before_ack": "handler committed its effects; message not acked",

@@ -27,6 +27,7 @@ from contracts import (
     utcnow,
 )
 from services.kit.consumer import Delivery
+from services.kit.crashpoints import crashpoint
 from services.kit.db import UnitOfWork
 from services.status.images import ImageStore, ResultsLost, StoredImage
 from services.status.metrics import StatusMetrics
@@ -155,6 +156,7 @@ class GenerationTracker:
                         detail=(error or "")[:200] or None,
                     )
                 )
+            crashpoint("status.before_generation_finish_commit")
         self._observe("completed" if ok else ("lost" if lost else "failed"), stored, done)
         log.info(
             "generation %s",

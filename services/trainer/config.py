@@ -18,6 +18,9 @@ class TrainerConfig:
     daily_spend_limit_usd: float
     training_cost_per_1000_steps_usd: float
     reconcile_minutes: float = 90.0
+    #: How long a picture job whose submit outcome is unknown waits for its webhook before
+    #: it is failed and refunded (a picture's webhook comes within seconds of the job).
+    generation_reconcile_seconds: float = 600.0
     generation_lora_scale: float = 1.0
     generation_cost_per_megapixel_usd: float = 0.035
     describe_timeout_seconds: float = 40.0
@@ -50,6 +53,7 @@ class TrainerConfig:
             daily_spend_limit_usd=env.number("TRAINER_DAILY_SPEND_LIMIT_USD", 100.0),
             training_cost_per_1000_steps_usd=env.number("TRAINER_COST_PER_1000_STEPS_USD", 2.0),
             reconcile_minutes=_reconcile_minutes(env),
+            generation_reconcile_seconds=_generation_reconcile(env),
             generation_lora_scale=_lora_scale(env),
             generation_cost_per_megapixel_usd=env.number(
                 "GENERATION_COST_PER_MEGAPIXEL_USD", 0.035
@@ -68,6 +72,14 @@ def _lora_scale(env: Env) -> float:
     value = env.number("GENERATION_LORA_SCALE", 1.0)
     if not 0.0 < value <= 2.0:
         raise ConfigError(f"GENERATION_LORA_SCALE: expected a number in (0, 2], got {value}")
+    return value
+
+
+def _generation_reconcile(env: Env) -> float:
+    """Past the request consumer's last delivery (about 2 minutes) the job fails anyway."""
+    value = env.number("TRAINER_GENERATION_RECONCILE_SECONDS", 600.0)
+    if value < 5.0:
+        raise ConfigError(f"TRAINER_GENERATION_RECONCILE_SECONDS: expected ≥ 5, got {value}")
     return value
 
 

@@ -1,7 +1,9 @@
 """Generation submission: one FAL job per generation id, whatever crashes or redeliveries.
 
-The ledger row `generation:<id>` is committed in state `submitting` (no `preparing`: there
-is nothing to upload) together with the credits' charge, before FAL is called; FAL's answer
+The ledger row `generation:<id>` is committed in state `preparing` together with the
+credits' charge, and moved to `submitting` right before FAL is called — so a delivery that
+died while planning (a pack's other pictures, when the trainer is killed) is taken over and
+submitted by the next one instead of waiting for a webhook that cannot come; FAL's answer
 is committed with the generation's trainer columns and `generation.submitted` in one
 transaction, and a redelivered request finds the row and never submits again — the step
 both kinds share (`submission.py`). Everything that can refuse a request without FAL (an
@@ -14,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import asyncpg
@@ -30,6 +32,7 @@ from contracts import (
 )
 from services.kit import credits
 from services.kit.consumer import Delivery, Reject
+from services.kit.crashpoints import crashpoint
 from services.trainer import ledger, lifetimes
 from services.trainer.config import TrainerConfig
 from services.trainer.fal_gateway import FalGateway, FalOutcomeUnknown, FalRejected, FalRetryable
@@ -42,17 +45,16 @@ from services.trainer.generation_plan import (
 )
 from services.trainer.lora_source import LoraSource
 from services.trainer.metrics import TrainerMetrics
-from services.trainer.submission import Submitter
+from services.trainer.submission import Submitter, Superseded
 from services.trainer.upscale_plan import UPSCALER, estimate_upscale_cost, plan_upscale
 
-#: How long a redelivery waits for an unknown submission outcome (in practice bounded by
-#: the consumer's max_deliver, about two minutes: a generation's webhook comes in seconds).
-RECONCILE_WINDOW = timedelta(minutes=10)
-
 _RESERVE = """
-INSERT INTO fal_submissions (kind, subject_id, attempt, idempotency_key, endpoint, state)
-VALUES ('generation', $1, 1, $2, $3, 'submitting')
-ON CONFLICT (idempotency_key) DO NOTHING RETURNING id
+INSERT INTO fal_submissions (kind, subject_id, attempt, idempotency_key, endpoint, state,
+    updated_at)
+VALUES ('generation', $1, 1, $2, $3, 'preparing', clock_timestamp())
+ON CONFLICT (idempotency_key) DO UPDATE SET updated_at = clock_timestamp()
+    WHERE fal_submissions.state = 'preparing'
+RETURNING updated_at
 """
 _GENERATION_SUBMITTED = """
 UPDATE generations SET fal_request_id = $2, fal_endpoint = $3, submitted_at = now(),
@@ -108,12 +110,14 @@ class GenerationService(Submitter[GenerationRequested]):
         key = idempotency_key(event.generation_id)
         endpoint = _endpoint(event)
         try:
-            existing = await self._reserve(key, event, endpoint)
+            lease = await self._reserve(key, event, endpoint)
         except credits.InsufficientCredits as exc:
             await self._refuse_unpaid(event, endpoint, exc)
             return
-        if existing is not None:
-            await self._resume(existing, event, delivery)
+        if lease is None:
+            existing = await ledger.existing(self.pool, key)
+            if existing is not None:
+                await self._resume(existing, event, delivery)
             return
         try:
             if event.upscale is not None:
@@ -123,12 +127,18 @@ class GenerationService(Submitter[GenerationRequested]):
             else:
                 arguments, cost = await plan_generation(self.pool, event, self.config, self.loras)
             webhook = f"{self.config.webhook_url}?key={key}"
+            lease = await self._begin_submit(key, lease)
             request_id = await self.fal.submit(
                 endpoint,
                 arguments,
                 webhook,
                 output_lifetime_seconds=lifetimes.GENERATION_OUTPUT_SECONDS,
             )
+            crashpoint("trainer.after_generation_submit")
+        except Superseded:
+            if delivery.last:
+                return  # the job is in other hands; this copy is done
+            raise
         except Refused as exc:
             await self._fail(event, exc.reason, str(exc))
             return
@@ -141,11 +151,11 @@ class GenerationService(Submitter[GenerationRequested]):
         except FalRetryable as exc:
             if await self._gave_up(event, delivery, exc):
                 return
-            await self._release(key)
+            await ledger.release(self.pool, key, lease)
             raise
         except (asyncpg.PostgresError, OSError):
             with contextlib.suppress(asyncpg.PostgresError, OSError):
-                await self._release(key)
+                await ledger.release(self.pool, key, lease)
             raise
 
         async def write(conn: asyncpg.Connection) -> None:
@@ -157,12 +167,15 @@ class GenerationService(Submitter[GenerationRequested]):
 
     async def _reserve(
         self, key: str, event: GenerationRequested, endpoint: str
-    ) -> asyncpg.Record | None:
-        """Insert the ledger row and charge the quoted credits in one transaction; returns
-        the existing row when this generation was seen (and charged) before."""
+    ) -> datetime | None:
+        """Own the job in `preparing` (new, or taken over from a delivery that died before
+        FAL) and charge the quoted credits (once per generation, whoever takes it over) in
+        one transaction: the lease, or None when the job is past `preparing`."""
         async with self.pool.acquire() as conn, conn.transaction():
-            inserted = await conn.fetchval(_RESERVE, event.generation_id, key, endpoint)
-            if inserted is not None and await ledger.charge(
+            lease: datetime | None = await conn.fetchval(
+                _RESERVE, event.generation_id, key, endpoint
+            )
+            if lease is not None and await ledger.charge(
                 conn,
                 user_id=event.user_id,
                 kind=credits.Kind.GENERATION_CHARGE,
@@ -171,13 +184,7 @@ class GenerationService(Submitter[GenerationRequested]):
                 subject=event.generation_id,
             ):
                 self.metrics.credits_charged.labels(_kind(event)).inc(event.credits)
-        if inserted is not None:
-            return None
-        return await ledger.existing(self.pool, key)
-
-    async def _release(self, key: str) -> None:
-        """Nothing reached FAL: forget the reservation so the retry may submit."""
-        await self.pool.execute("DELETE FROM fal_submissions WHERE idempotency_key = $1", key)
+        return lease
 
     # What `Submitter` needs to know about a generation.
 
@@ -194,7 +201,7 @@ class GenerationService(Submitter[GenerationRequested]):
         return estimate_cost(event.aspect_ratio, event.num_images, usd_per_megapixel)
 
     def _reconcile_window(self) -> timedelta:
-        return RECONCILE_WINDOW
+        return timedelta(seconds=self.config.generation_reconcile_seconds)
 
     async def _write_adopted(
         self,

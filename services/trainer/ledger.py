@@ -4,15 +4,16 @@ A row per key (`training:<avatar>:<attempt>`, `generation:<id>`) moves to `submi
 just before FAL is called, then `submitted` with FAL's request id (or `failed`,
 `cancelled`). A delivery that finds `submitting` cannot know whether FAL accepted the job —
 an orphan — and must not submit again; it waits for the job's webhook (`orphans.py`).
-A training passes through `preparing` first, under a lease (`training_ledger.py`); a
-generation is inserted straight in `submitting` (`generation_submission.py`). This module
-holds the statements that are the same for both; the step that runs them is
-`submission.py`.
+Both pass through `preparing` first, under a lease (`updated_at`, compare-and-set): a
+delivery that died while preparing (building an archive, planning a generation) left no
+job at FAL, so the next delivery takes the row over and submits. This module holds the
+statements that are the same for both; the step that runs them is `submission.py`.
 """
 
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 
 import asyncpg
 
@@ -119,4 +120,27 @@ async def mark_failed(conn: asyncpg.Connection, key: str, detail: str) -> None:
         " WHERE idempotency_key = $1",
         key,
         detail[:500],
+    )
+
+
+async def begin_submit(pool: asyncpg.Pool, key: str, lease: datetime) -> datetime | None:
+    """`preparing` → `submitting` if the lease is still ours; the new lease, else None."""
+    renewed: datetime | None = await pool.fetchval(
+        "UPDATE fal_submissions SET state = 'submitting', updated_at = clock_timestamp()"
+        " WHERE idempotency_key = $1 AND state = 'preparing' AND updated_at = $2"
+        " RETURNING updated_at",
+        key,
+        lease,
+    )
+    return renewed
+
+
+async def release(pool: asyncpg.Pool, key: str, lease: datetime) -> None:
+    """Drop our row when FAL was not called or refused (no job exists), so a later
+    delivery starts afresh; a row someone else holds is left alone."""
+    await pool.execute(
+        "DELETE FROM fal_submissions WHERE idempotency_key = $1 AND updated_at = $2"
+        " AND state IN ('preparing', 'submitting')",
+        key,
+        lease,
     )

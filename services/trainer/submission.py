@@ -16,7 +16,7 @@ import contextlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import ClassVar, Generic, TypeVar
 
 import asyncpg
@@ -39,6 +39,10 @@ WriteColumns = Callable[[asyncpg.Connection], Awaitable[None]]
 
 class TryLater(Exception):
     """Not now (limits, or an unfinished earlier attempt): the consumer naks with backoff."""
+
+
+class Superseded(TryLater):
+    """Another delivery (or a cancel) took the attempt over: back off, FAL not called."""
 
 
 class Submitter(ABC, Generic[R]):
@@ -121,6 +125,14 @@ class Submitter(ABC, Generic[R]):
             failed=failed,
         ):
             self.metrics.charges_refused.labels(self.KIND).inc()
+
+    async def _begin_submit(self, key: str, lease: datetime) -> datetime:
+        """Commit `submitting` right before FAL is called; another delivery that took the
+        job over (or a cancel) wins, and this one backs off without calling FAL."""
+        renewed = await ledger.begin_submit(self.pool, key, lease)
+        if renewed is None:
+            raise Superseded("this job moved on while it was prepared")
+        return renewed
 
     async def _resume(self, row: asyncpg.Record, event: R, delivery: Delivery) -> None:
         """A redelivery of a request that was reserved before: never submit again."""

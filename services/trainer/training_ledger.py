@@ -85,29 +85,6 @@ async def reserve(
     return Reservation(row["updated_at"], charged)
 
 
-async def begin_submit(pool: asyncpg.Pool, key: str, lease: datetime) -> datetime | None:
-    """`preparing` → `submitting` if the lease is still ours; the new lease, else None."""
-    renewed: datetime | None = await pool.fetchval(
-        "UPDATE fal_submissions SET state = 'submitting', updated_at = clock_timestamp()"
-        " WHERE idempotency_key = $1 AND state = 'preparing' AND updated_at = $2"
-        " RETURNING updated_at",
-        key,
-        lease,
-    )
-    return renewed
-
-
-async def release(pool: asyncpg.Pool, key: str, lease: datetime) -> None:
-    """Drop our row when FAL was not called or refused (no job exists), so a later
-    delivery starts afresh; a row someone else holds is left alone."""
-    await pool.execute(
-        "DELETE FROM fal_submissions WHERE idempotency_key = $1 AND updated_at = $2"
-        " AND state IN ('preparing', 'submitting')",
-        key,
-        lease,
-    )
-
-
 async def accepted_photos(conn: asyncpg.Connection, avatar_id: str) -> int:
     """How many photos the archive held (an adopted job's archive died with its process)."""
     count: int = await conn.fetchval(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, ClassVar
 
 import asyncpg
@@ -47,14 +47,10 @@ from services.trainer.fal_gateway import (
 from services.trainer.metrics import TrainerMetrics
 from services.trainer.presets import TrainingPlan, plan_training
 from services.trainer.spend import spent_last_day
-from services.trainer.submission import Submitter, TryLater
+from services.trainer.submission import Submitter, Superseded, TryLater
 
 log = logging.getLogger(__name__)
 CONSUMER = "trainer-avatar"
-
-
-class Superseded(TryLater):
-    """Another delivery (or a cancel) took the attempt over: back off, FAL not called."""
 
 
 def idempotency_key(avatar_id: str, attempt: int) -> str:
@@ -141,7 +137,7 @@ class TrainingService(Submitter[TrainingRequested]):
         except (FalRetryable, TryLater) as exc:
             if await self._gave_up(event, delivery, exc):
                 return
-            await training_ledger.release(self.pool, key, lease)
+            await ledger.release(self.pool, key, lease)
             raise
 
         cost = self._cost(event)
@@ -160,14 +156,6 @@ class TrainingService(Submitter[TrainingRequested]):
 
         await self._record(event, plan.endpoint, request_id, cost, write)
         crashpoint("trainer.after_commit")
-
-    async def _begin_submit(self, key: str, lease: datetime) -> datetime:
-        """Commit `submitting` right before FAL is called; another delivery that took the
-        attempt over (or a cancel) wins, and this one backs off without calling FAL."""
-        renewed = await training_ledger.begin_submit(self.pool, key, lease)
-        if renewed is None:
-            raise Superseded("this attempt moved on while its archive was prepared")
-        return renewed
 
     async def _check_limits(self, event: TrainingRequested) -> None:
         """The daily spend limit; the concurrency limit is the waiting line's (`reserve`)."""

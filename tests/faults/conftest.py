@@ -46,8 +46,9 @@ FAL_OPTIONS: dict[str, Any] = {
     "webhook_segmenting": WEBHOOK_SEGMENTING,
 }
 #: The shared product waits only 30 s for an orphan's webhook (90 min in production) so a
-#: user whose attempt cannot be reconciled is told within the scenario (random kills).
-SHARED_ENV = {"TRAINER_RECONCILE_MINUTES": "0.5"}
+#: user whose attempt cannot be reconciled is told within the scenario (random kills); a
+#: picture job the same after 15 s (10 min in production; the tool crash scenarios).
+SHARED_ENV = {"TRAINER_RECONCILE_MINUTES": "0.5", "TRAINER_GENERATION_RECONCILE_SECONDS": "15"}
 
 
 @dataclass

@@ -30,6 +30,7 @@ from services.status.metrics import StatusMetrics
 from services.status.signature import JwksVerifier
 from services.status.training_tracking import Tracker
 from services.status.webhooks import ORPHAN_TTL_SECONDS, WebhookReceiver
+from services.trainer import ledger as shared_ledger
 from services.trainer import training_ledger as ledger
 from services.trainer.config import TrainerConfig
 from services.trainer.fal_gateway import FalGateway
@@ -219,8 +220,8 @@ async def test_lease_moves_to_the_delivery_that_took_a_preparing_row_over(traine
     assert first is not None
     assert second is not None
     assert first != second
-    assert await ledger.begin_submit(trainer.pool, key, first) is None  # may not call FAL
-    assert await ledger.begin_submit(trainer.pool, key, second) is not None
+    assert await shared_ledger.begin_submit(trainer.pool, key, first) is None  # may not call FAL
+    assert await shared_ledger.begin_submit(trainer.pool, key, second) is not None
     now = await ledger.reserve(trainer.pool, key, event, plan, SLOTS)
     assert now.lease is None  # `submitting`
 

@@ -46,6 +46,7 @@ from services.bot.generation.service import (
     Transition,
 )
 from services.kit.consumer import Delivery, Handler, Reject
+from services.kit.crashpoints import crashpoint
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,7 @@ class GenerationEvents:
             file_ids = await (other or self.results).deliver(
                 generation, e.images, Translator(self.texts, lang), refunded=refund
             )
+            crashpoint("bot.after_pictures_sent")
             reason = "nsfw" if refund else None
             done = await self.generations.complete(
                 e.event_id, generation_id, file_ids, reason, lost
