@@ -94,9 +94,9 @@ async def plan_generation(
         raise Refused(FailureReason.INTERNAL, "no such generation for this user")
     if row["status"] == "cancelled":
         raise Refused(FailureReason.CANCELLED, "cancelled before submission")
-    lora_url = await _lora_url(pool, event, loras) if event.avatar_id else None
+    lora = await lora_url(pool, event, loras) if event.avatar_id else None
     scale = row["lora_scale"] or config.generation_lora_scale
-    arguments = generation_arguments(event, lora_url, round(float(scale), 3))  # REAL → 0.8
+    arguments = generation_arguments(event, lora, round(float(scale), 3))  # REAL → 0.8
     cost = estimate_cost(
         event.aspect_ratio, event.num_images, config.generation_cost_per_megapixel_usd
     )
@@ -106,9 +106,7 @@ async def plan_generation(
     return arguments, cost
 
 
-async def _lora_url(
-    pool: asyncpg.Pool, event: GenerationRequested, loras: LoraSource | None
-) -> str:
+async def lora_url(pool: asyncpg.Pool, event: GenerationRequested, loras: LoraSource | None) -> str:
     """The LoRA of a completed avatar of this user; anything else is refused."""
     try:
         avatar_id = uuid.UUID(event.avatar_id or "")
