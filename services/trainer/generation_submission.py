@@ -30,6 +30,7 @@ from contracts import (
 )
 from services.kit import credits
 from services.kit.consumer import Delivery, Reject
+from services.kit.crashpoints import crashpoint
 from services.trainer import ledger, lifetimes
 from services.trainer.config import TrainerConfig
 from services.trainer.fal_gateway import FalGateway, FalOutcomeUnknown, FalRejected, FalRetryable
@@ -144,6 +145,7 @@ class GenerationService(Submitter[GenerationRequested]):
                 webhook,
                 output_lifetime_seconds=lifetimes.GENERATION_OUTPUT_SECONDS,
             )
+            crashpoint("trainer.after_generation_fal_submit")  # FAL has it, the ledger not
         except Refused as exc:
             await self._fail(event, exc.reason, str(exc))
             return
