@@ -106,14 +106,14 @@ class RetentionSweeper:
         return names
 
     async def purge_references(self) -> list[str]:
-        """One batch of reference photos past the retention that no running job uses."""
+        """One batch of reference photos past the retention that no running job uses. No
+        `FOR UPDATE` (nobody may UPDATE the table): two replicas deleting the same row
+        delete it once, and each removes only the files its own DELETE returned."""
         rows = await self.pool.fetch(
-            "WITH due AS (SELECT r.id FROM reference_photos r "
+            "DELETE FROM reference_photos WHERE id IN (SELECT r.id FROM reference_photos r "
             "WHERE r.created_at < now() - $1 * interval '1 hour' AND NOT EXISTS ("
             "SELECT 1 FROM generations g WHERE g.reference_id = r.id "
-            "AND g.status IN ('pending', 'submitted')) "
-            "LIMIT $2 FOR UPDATE OF r SKIP LOCKED) "
-            "DELETE FROM reference_photos WHERE id IN (SELECT id FROM due) RETURNING object_name",
+            "AND g.status IN ('pending', 'submitted')) LIMIT $2) RETURNING object_name",
             self.retention_hours,
             self.batch,
         )
