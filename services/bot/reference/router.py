@@ -53,9 +53,13 @@ async def got_photo(
 ) -> None:  # fmt: skip
     """Checked and stored first; only a stored photo leaves the waiting state."""
     raw = (await state.get_data()).get(AVATAR_KEY)
+    if not isinstance(raw, str):  # the waiting state without its avatar (data lost)
+        await state.clear()
+        await message.answer(t("reference.avatar_gone"))
+        return
     try:
         upload = upload_of(message)
-        stored = await reference_intake.take(bot, user.id, UUID(str(raw)), upload)
+        stored = await reference_intake.take(bot, user.id, UUID(raw), upload)
     except PhotoRejected as exc:
         await message.answer(t(f"reference.rejected.{exc.code}"))
         return
