@@ -268,14 +268,12 @@ class Apps:
                 )
         return loras
 
-    async def _image_to_image(self, job: Job) -> dict[str, Any]:
-        """The picture at `image_url` re-drawn (`image_to_image.redraw`) at its own size or
-        `image_size`; undecodable or over the assumed input limit → 422."""
-        args = dict(job.arguments)
-        data = self._download("image_url", args["image_url"])
-        limit = self.settings.image_to_image_max_input_pixels
+    @staticmethod
+    async def _on_input(work: Callable[..., Any], *args: Any, limit: int) -> Any:
+        """`work(*args)` in a thread; its OverflowError (over `limit` pixels) and ValueError
+        (undecodable) become the 422s FAL answers for an unusable `image_url`."""
         try:
-            source = await asyncio.to_thread(image_to_image.input_size, data, limit)
+            return await asyncio.to_thread(work, *args)
         except OverflowError as exc:
             msg = f"Image too large: {exc} exceeds the maximum of {limit} pixels"
             raise validation_error(["body", "image_url"], msg, "image_too_large") from None
@@ -283,6 +281,14 @@ class Apps:
             raise validation_error(
                 ["body", "image_url"], "Could not decode the image", "image_load_error"
             ) from None
+
+    async def _image_to_image(self, job: Job) -> dict[str, Any]:
+        """The picture at `image_url` re-drawn (`image_to_image.redraw`) at its own size or
+        `image_size`; undecodable or over the assumed input limit → 422."""
+        args = dict(job.arguments)
+        data = self._download("image_url", args["image_url"])
+        limit = self.settings.image_to_image_max_input_pixels
+        source = await self._on_input(image_to_image.input_size, data, limit, limit=limit)
         loras = self._check_loras(args)
         width, height = image_to_image.output_size(args, source)
         args.setdefault("seed", random.randrange(2**31))
@@ -384,15 +390,9 @@ class Apps:
         data = self._download("image_url", args["image_url"])
         factor = float(args.get("upscale_factor", 2))
         limit = self.settings.upscale_max_input_pixels
-        try:
-            out, width, height = await asyncio.to_thread(upscaler.upscale, data, factor, limit)
-        except OverflowError as exc:
-            msg = f"Image too large: {exc} exceeds the maximum of {limit} pixels"
-            raise validation_error(["body", "image_url"], msg, "image_too_large") from None
-        except ValueError:
-            raise validation_error(
-                ["body", "image_url"], "Could not decode the image", "image_load_error"
-            ) from None
+        out, width, height = await self._on_input(
+            upscaler.upscale, data, factor, limit, limit=limit
+        )
         ticks = 4
         steps = int(args.get("num_inference_steps", 18))
         for tick in range(1, ticks + 1):

@@ -13,23 +13,18 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
-import nats.errors
-from nats.js.errors import ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 
 from contracts import FailureReason, GenerationRequested, ReferenceSource
-from services.trainer import lifetimes
 from services.trainer.config import TrainerConfig
-from services.trainer.fal_gateway import FalGateway, FalRetryable
-from services.trainer.generation_plan import Refused, lora_url
+from services.trainer.fal_gateway import FalGateway
+from services.trainer.generation_plan import Refused, lora_url, upload_stored
 from services.trainer.lora_source import LoraSource
 from services.trainer.spend import spent_last_day
 
 IMAGE_TO_IMAGE = "fal-ai/flux-lora/image-to-image"
 #: FAL's documented range of `strength`.
 STRENGTH_RANGE = (0.01, 1.0)
-#: A picture FAL fetches when the job starts; a job not started in 6 h is failed by FAL.
-SOURCE_SECONDS = 6 * lifetimes.HOUR
 
 
 def estimate_reference_cost(source: ReferenceSource, usd_per_megapixel: float) -> float:
@@ -86,15 +81,6 @@ async def plan_reference(
     spent = await spent_last_day(pool)
     if spent >= config.daily_spend_limit_usd:
         raise Refused(FailureReason.SPEND_LIMIT, f"daily spend {spent:.2f} reached")
-    if photos is None:
-        raise Refused(FailureReason.INTERNAL, "no photo store")
-    try:
-        stored = await photos.get(source.object_name)
-    except ObjectNotFoundError:
-        raise Refused(FailureReason.INTERNAL, "the reference photo is gone") from None
-    except (nats.errors.Error, TimeoutError) as exc:
-        raise FalRetryable(f"object store: {exc}") from exc
-    name = source.object_name.rsplit("/", 1)[-1]
-    url = await fal.upload(stored.data or b"", "image/jpeg", name, lifetime_seconds=SOURCE_SECONDS)
+    url = await upload_stored(fal, photos, source.object_name, "reference photo")
     scale = round(float(row["lora_scale"] or config.generation_lora_scale), 3)
     return reference_arguments(url, event, lora, scale), cost

@@ -173,6 +173,18 @@ class Transition:
     refund: credits.Posting | None = None
 
 
+async def follow_in(pool: asyncpg.Pool, generation_id: UUID, chat_id: int, message_id: int) -> None:
+    """The message that follows a job started by a button (an upscale, a reference photo),
+    sent after its row exists; an event that came first found none and sent its own."""
+    await pool.execute(
+        "UPDATE generations SET progress_chat_id = $2, progress_message_id = $3 "
+        "WHERE id = $1 AND progress_message_id IS NULL AND status IN ('pending', 'submitted')",
+        generation_id,
+        chat_id,
+        message_id,
+    )
+
+
 def new_seed() -> int:
     return secrets.randbelow(SEED_LIMIT)
 
