@@ -19,6 +19,7 @@ from contracts.generation import (
     GenerationRequested,
     GenerationSubmitted,
     PromptDescribed,
+    ReferenceSource,
     UpscaleSource,
 )
 from contracts.registry import BY_SUBJECT, EVENT_TYPES, dead_letter_subject, decode
@@ -44,6 +45,7 @@ __all__ = [
     "GenerationRequested",
     "GenerationSubmitted",
     "PromptDescribed",
+    "ReferenceSource",
     "TrainingCancelRequested",
     "TrainingCancelled",
     "TrainingCompleted",

@@ -19,6 +19,18 @@ class UpscaleSource(msgspec.Struct, frozen=True, kw_only=True):
     factor: int
 
 
+class ReferenceSource(msgspec.Struct, frozen=True, kw_only=True):
+    """The user's reference photo a generation re-draws with the avatar's LoRA
+    (`fal-ai/flux-lora/image-to-image`), and how far it may move away from it."""
+
+    reference_id: str
+    object_name: str
+    width: int
+    height: int
+    #: FAL's `strength` (0.01–1): how much of the photo is re-drawn (1 = all of it).
+    strength: float
+
+
 class GenerationRequested(Event, frozen=True, kw_only=True, tag="generation.requested"):
     """The bot stored the generation row; the trainer submits it to FAL."""
 
@@ -35,6 +47,8 @@ class GenerationRequested(Event, frozen=True, kw_only=True, tag="generation.requ
     credits: int = 0
     #: Set for an upscale (a FAL upscaler enlarges this picture instead of FLUX drawing).
     upscale: UpscaleSource | None = None
+    #: Set for a re-drawn reference photo (image-to-image with the avatar's LoRA).
+    reference: ReferenceSource | None = None
 
 
 class GenerationSubmitted(Event, frozen=True, kw_only=True, tag="generation.submitted"):

@@ -274,6 +274,7 @@ class FalEmulator:
             "lifetime_scale": self.storage.lifetime_scale,
             "log_profile": s.log_profile,
             "upscale_max_input_pixels": s.upscale_max_input_pixels,
+            "image_to_image_max_input_pixels": s.image_to_image_max_input_pixels,
             "time_scale": self.clock.time_scale,
             **self.webhook_sender.segmenting.as_dict(),
             **self.outcomes.as_dict(),
@@ -292,7 +293,11 @@ class FalEmulator:
                 if value not in LOG_PROFILES:
                     raise TypeError(f"log_profile must be one of {sorted(LOG_PROFILES)}")
                 self.apps.settings.log_profile = str(value)
-            elif key in ("min_training_images", "upscale_max_input_pixels"):
+            elif key in (
+                "min_training_images",
+                "upscale_max_input_pixels",
+                "image_to_image_max_input_pixels",
+            ):
                 setattr(self.apps.settings, key, int(value))
             elif key == "webhook_segment_bytes":
                 self.webhook_sender.segmenting.size = int(value)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.fal import images, upscaler
+from sandbox.fal import image_to_image, images, upscaler
 from sandbox.fal.jobs import Clock, Job, JobFailure, validation_error
 from sandbox.fal.storage import CDN_HOST, Storage
 
@@ -23,7 +23,8 @@ CAPTION = "fal-ai/florence-2-large/detailed-caption"
 TRAINERS = (PORTRAIT_TRAINER, FAST_TRAINER)
 GENERATORS = (FLUX_LORA, FLUX_DEV)
 UPSCALER = upscaler.APP_ID
-APPS = (*TRAINERS, *GENERATORS, CAPTION, UPSCALER)
+IMAGE_TO_IMAGE = image_to_image.APP_ID
+APPS = (*TRAINERS, *GENERATORS, CAPTION, UPSCALER, IMAGE_TO_IMAGE)
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "images_data_url": (str,),
@@ -67,6 +68,8 @@ def validate(app_id: str, args: dict[str, Any]) -> list[dict[str, Any]]:
     """FAL-style (pydantic) errors for one request's arguments; empty when valid."""
     if app_id == UPSCALER:
         return upscaler.validate(args)
+    if app_id == IMAGE_TO_IMAGE:
+        return image_to_image.validate(args)
     errors = [
         _err(f, "field required", "value_error.missing") for f in _REQUIRED[app_id] if f not in args
     ]
@@ -124,6 +127,8 @@ class AppSettings:
     log_profile: str = "steps"
     #: The upscaler's largest input in pixels: *assumed* (its page names none), switchable.
     upscale_max_input_pixels: int = upscaler.MAX_INPUT_PIXELS
+    #: Image-to-image's largest input in pixels: *assumed* (its page names none).
+    image_to_image_max_input_pixels: int = image_to_image.MAX_INPUT_PIXELS
 
 
 def _tqdm(step: int, steps: int, pct: int) -> str:
@@ -164,6 +169,8 @@ class Apps:
             return await self._generate(job)
         if job.app_id == UPSCALER:
             return await self._upscale(job)
+        if job.app_id == IMAGE_TO_IMAGE:
+            return await self._image_to_image(job)
         return await self._caption(job)
 
     def _ttl(self, job: Job) -> tuple[float, int]:
@@ -250,6 +257,72 @@ class Apps:
         )
         return {"diffusers_lora_file": lora.describe(), "config_file": config_file.describe()}
 
+    def _check_loras(self, args: dict[str, Any]) -> list[str]:
+        """The LoRA paths; one on our CDN that is gone fails the job as FAL does."""
+        loras = [lora["path"] for lora in args.get("loras") or []]
+        for n, path in enumerate(loras):
+            if f"//{CDN_HOST}/" in path and self._storage.by_url(path) is None:
+                msg = f"Failed to download LoRA weights from {path}"
+                raise validation_error(
+                    ["body", "loras", str(n), "path"], msg, "file_download_error"
+                )
+        return loras
+
+    @staticmethod
+    async def _on_input(work: Callable[..., Any], *args: Any, limit: int) -> Any:
+        """`work(*args)` in a thread; its OverflowError (over `limit` pixels) and ValueError
+        (undecodable) become the 422s FAL answers for an unusable `image_url`."""
+        try:
+            return await asyncio.to_thread(work, *args)
+        except OverflowError as exc:
+            msg = f"Image too large: {exc} exceeds the maximum of {limit} pixels"
+            raise validation_error(["body", "image_url"], msg, "image_too_large") from None
+        except ValueError:
+            raise validation_error(
+                ["body", "image_url"], "Could not decode the image", "image_load_error"
+            ) from None
+
+    async def _image_to_image(self, job: Job) -> dict[str, Any]:
+        """The picture at `image_url` re-drawn (`image_to_image.redraw`) at its own size or
+        `image_size`; undecodable or over the assumed input limit → 422."""
+        args = dict(job.arguments)
+        data = self._download("image_url", args["image_url"])
+        limit = self.settings.image_to_image_max_input_pixels
+        source = await self._on_input(image_to_image.input_size, data, limit, limit=limit)
+        loras = self._check_loras(args)
+        width, height = image_to_image.output_size(args, source)
+        args.setdefault("seed", random.randrange(2**31))
+        steps = int(args.get("num_inference_steps", 28))
+        ticks = 4
+        for tick in range(1, ticks + 1):
+            await self._clock.sleep(self.settings.generation_seconds / ticks)
+            job.log(f"Inference step {steps * tick // ticks}/{steps}")
+        self._maybe_fail(job)
+        nsfw = "nsfw" in job.faults and bool(args.get("enable_safety_checker", True))
+        output_format = args.get("output_format", "jpeg")
+        _, content_type = images.FORMATS[output_format]
+        ttl, expired = self._ttl(job)
+        out = []
+        for index in range(int(args.get("num_images", 1))):
+            if nsfw:
+                picture = await asyncio.to_thread(images.black, width, height, output_format)
+            else:
+                picture = await asyncio.to_thread(
+                    image_to_image.redraw, data, args, index, (width, height), "|".join(loras)
+                )
+            name = f"image_{index}.{'jpg' if output_format == 'jpeg' else 'png'}"
+            stored = self._storage.put(picture, content_type, name, ttl=ttl, expired_status=expired)
+            out.append(
+                {"url": stored.url, "width": width, "height": height, "content_type": content_type}
+            )
+        return {
+            "images": out,
+            "timings": {"inference": self._clock.seconds(self.settings.generation_seconds)},
+            "seed": args["seed"],
+            "has_nsfw_concepts": [nsfw] * len(out),
+            "prompt": args["prompt"],
+        }
+
     async def _generate(self, job: Job) -> dict[str, Any]:
         args = job.arguments
         prompt: str = args["prompt"]
@@ -262,13 +335,7 @@ class Apps:
         count = int(args.get("num_images", 1))
         seed = int(args["seed"]) if args.get("seed") is not None else random.randrange(2**31)
         output_format = args.get("output_format", "jpeg")
-        loras = [lora["path"] for lora in args.get("loras") or []]
-        for n, path in enumerate(loras):
-            if f"//{CDN_HOST}/" in path and self._storage.by_url(path) is None:
-                msg = f"Failed to download LoRA weights from {path}"
-                raise validation_error(
-                    ["body", "loras", str(n), "path"], msg, "file_download_error"
-                )
+        loras = self._check_loras(args)
         steps = int(args.get("num_inference_steps", 28))
         ticks = 4
         for tick in range(1, ticks + 1):
@@ -323,15 +390,9 @@ class Apps:
         data = self._download("image_url", args["image_url"])
         factor = float(args.get("upscale_factor", 2))
         limit = self.settings.upscale_max_input_pixels
-        try:
-            out, width, height = await asyncio.to_thread(upscaler.upscale, data, factor, limit)
-        except OverflowError as exc:
-            msg = f"Image too large: {exc} exceeds the maximum of {limit} pixels"
-            raise validation_error(["body", "image_url"], msg, "image_too_large") from None
-        except ValueError:
-            raise validation_error(
-                ["body", "image_url"], "Could not decode the image", "image_load_error"
-            ) from None
+        out, width, height = await self._on_input(
+            upscaler.upscale, data, factor, limit, limit=limit
+        )
         ticks = 4
         steps = int(args.get("num_inference_steps", 18))
         for tick in range(1, ticks + 1):

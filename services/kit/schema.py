@@ -309,6 +309,13 @@ generations = sa.Table(
         sa.ForeignKey("generated_images.id", ondelete="SET NULL", use_alter=True),
     ),
     sa.Column("upscale_factor", sa.SmallInteger()),
+    # 0011: a re-drawn reference photo and FAL's `strength` (both written once, on INSERT).
+    sa.Column(
+        "reference_id",
+        sa.Uuid(),
+        sa.ForeignKey("reference_photos.id", ondelete="SET NULL", use_alter=True),
+    ),
+    sa.Column("reference_strength", sa.REAL()),
     # --- trainer ---------------------------------------------------------------------------
     sa.Column("fal_request_id", sa.Text()),
     sa.Column("fal_endpoint", sa.Text()),
@@ -326,8 +333,13 @@ generations = sa.Table(
     sa.CheckConstraint(
         "upscale_factor IS NULL OR upscale_factor IN (2, 4)", name="upscale_factor_values"
     ),
+    sa.CheckConstraint(
+        "reference_strength IS NULL OR reference_strength BETWEEN 0.01 AND 1",
+        name="reference_strength_range",
+    ),
     sa.Index("ix_generations_fal_request_id", "fal_request_id"),
     sa.Index("ix_generations_source_image_id", "source_image_id"),
+    sa.Index("ix_generations_reference_id", "reference_id"),
     sa.Index("ix_generations_user_id", "user_id", "created_at"),
     sa.Index(
         "ix_generations_poll_due",
@@ -416,6 +428,29 @@ fal_webhooks = sa.Table(
         "received_at",
         postgresql_where=sa.text("processed_at IS NULL"),
     ),
+)
+
+# --- reference photos (0011): the user's own picture, re-drawn with their avatar ------------
+
+reference_photos = sa.Table(
+    "reference_photos",
+    metadata,
+    # --- bot: every column written once on INSERT; deleted by /delete_me and retention --
+    _uuid_pk(),
+    sa.Column(
+        "user_id", sa.BigInteger(), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column(
+        "avatar_id", sa.Uuid(), sa.ForeignKey("avatars.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("object_name", sa.Text(), nullable=False, unique=True),
+    sa.Column("sha256", sa.Text(), nullable=False),
+    sa.Column("size_bytes", sa.Integer(), nullable=False),
+    sa.Column("width", sa.Integer(), nullable=False),
+    sa.Column("height", sa.Integer(), nullable=False),
+    _created_at(),
+    sa.Index("ix_reference_photos_user_id", "user_id"),
+    sa.Index("ix_reference_photos_created_at", "created_at"),
 )
 
 share_links = sa.Table(
@@ -667,6 +702,7 @@ OWNERS: Final[dict[str, dict[str, frozenset[str]]]] = {
     "share_links": {
         BOT: frozenset({"revoked_at"}),
     },
+    "reference_photos": {},
     # Append-only: nobody may UPDATE or DELETE a ledger entry.
     "credit_entries": {},
     "star_payments": {
@@ -690,6 +726,7 @@ INSERTERS: Final[dict[str, frozenset[str]]] = {
     "processed_events": frozenset(ROLES),
     "fal_webhooks": frozenset({STATUS}),
     "share_links": frozenset({BOT}),
+    "reference_photos": frozenset({BOT}),
     "credit_entries": frozenset({BOT, TRAINER}),  # purchases/refunds/grants; charges at submit
     "star_payments": frozenset({BOT}),
     "promo_codes": frozenset({BOT}),
@@ -708,6 +745,7 @@ DELETERS: Final[dict[str, frozenset[str]]] = {
     "processed_events": frozenset(ROLES),
     "fal_webhooks": frozenset({STATUS}),  # pruning old webhook bodies
     "share_links": frozenset({BOT}),
+    "reference_photos": frozenset({BOT}),
     # The credit tables are financial records: nobody deletes them (promo codes expire).
     "credit_entries": frozenset(),
     "star_payments": frozenset(),

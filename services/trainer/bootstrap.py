@@ -40,7 +40,7 @@ async def run(config: TrainerConfig, stop: asyncio.Event) -> None:
         images = await rt.js.object_store(OBJ_IMAGES.name)
         trainings = TrainingService(rt.pool, fal, photos, config, metrics)
         generations = GenerationService(
-            rt.pool, fal, config, metrics, LoraSource(rt.pool, fal, images), images
+            rt.pool, fal, config, metrics, LoraSource(rt.pool, fal, images), images, photos
         )
         describer = DescribeService(rt.pool, fal, images, config, metrics)
         consumers: list[tuple[ConsumerSpec, Mapping[type[Event], Handler]]] = [

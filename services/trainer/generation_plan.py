@@ -11,13 +11,20 @@ import uuid
 from typing import Any
 
 import asyncpg
+import nats.errors
+from nats.js.errors import ObjectNotFoundError
+from nats.js.object_store import ObjectStore
 
 from contracts import FailureReason, GenerationRequested
+from services.trainer import lifetimes
 from services.trainer.config import TrainerConfig
+from services.trainer.fal_gateway import FalGateway, FalRetryable
 from services.trainer.lora_source import AVATAR_COLUMNS, LoraSource
 from services.trainer.spend import spent_last_day
 
 FLUX_LORA = "fal-ai/flux-lora"
+#: A picture of ours FAL fetches when a job starts; one not started in 6 h is failed by FAL.
+SOURCE_SECONDS = 6 * lifetimes.HOUR
 FLUX_DEV = "fal-ai/flux/dev"
 
 #: aspect ratio -> (FAL `image_size` preset, width, height)
@@ -94,9 +101,9 @@ async def plan_generation(
         raise Refused(FailureReason.INTERNAL, "no such generation for this user")
     if row["status"] == "cancelled":
         raise Refused(FailureReason.CANCELLED, "cancelled before submission")
-    lora_url = await _lora_url(pool, event, loras) if event.avatar_id else None
+    lora = await lora_url(pool, event, loras) if event.avatar_id else None
     scale = row["lora_scale"] or config.generation_lora_scale
-    arguments = generation_arguments(event, lora_url, round(float(scale), 3))  # REAL → 0.8
+    arguments = generation_arguments(event, lora, round(float(scale), 3))  # REAL → 0.8
     cost = estimate_cost(
         event.aspect_ratio, event.num_images, config.generation_cost_per_megapixel_usd
     )
@@ -106,9 +113,7 @@ async def plan_generation(
     return arguments, cost
 
 
-async def _lora_url(
-    pool: asyncpg.Pool, event: GenerationRequested, loras: LoraSource | None
-) -> str:
+async def lora_url(pool: asyncpg.Pool, event: GenerationRequested, loras: LoraSource | None) -> str:
     """The LoRA of a completed avatar of this user; anything else is refused."""
     try:
         avatar_id = uuid.UUID(event.avatar_id or "")
@@ -128,3 +133,22 @@ async def _lora_url(
     if loras is not None:
         return await loras.url(avatar_id, avatar)
     return str(avatar["diffusers_lora_file_url"])
+
+
+async def upload_stored(
+    fal: FalGateway, store: ObjectStore | None, object_name: str, what: str
+) -> str:
+    """Our stored picture (an upscale's source, a reference photo) uploaded to FAL's storage
+    for the job to fetch: Refused when it is gone (deleted or erased meanwhile), retryable
+    when the object store does not answer."""
+    if store is None:
+        raise Refused(FailureReason.INTERNAL, "no object store")
+    try:
+        stored = await store.get(object_name)
+    except ObjectNotFoundError:
+        raise Refused(FailureReason.INTERNAL, f"the {what} is gone") from None
+    except (nats.errors.Error, TimeoutError) as exc:
+        raise FalRetryable(f"object store: {exc}") from exc
+    name = object_name.rsplit("/", 1)[-1]
+    content_type = "image/png" if name.endswith(".png") else "image/jpeg"
+    return await fal.upload(stored.data or b"", content_type, name, lifetime_seconds=SOURCE_SECONDS)

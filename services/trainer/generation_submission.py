@@ -45,6 +45,11 @@ from services.trainer.generation_plan import (
 )
 from services.trainer.lora_source import LoraSource
 from services.trainer.metrics import TrainerMetrics
+from services.trainer.reference_plan import (
+    IMAGE_TO_IMAGE,
+    estimate_reference_cost,
+    plan_reference,
+)
 from services.trainer.submission import Submitter, Superseded
 from services.trainer.upscale_plan import UPSCALER, estimate_upscale_cost, plan_upscale
 
@@ -66,11 +71,15 @@ WHERE id = $1
 def _endpoint(event: GenerationRequested) -> str:
     if event.upscale is not None:
         return UPSCALER
+    if event.reference is not None:
+        return IMAGE_TO_IMAGE
     return FLUX_LORA if event.avatar_id else FLUX_DEV
 
 
 def _kind(event: GenerationRequested) -> str:
     """The `kind` label of the charge and spend metrics."""
+    if event.reference is not None:
+        return "reference"
     return "upscale" if event.upscale is not None else "generation"
 
 
@@ -98,6 +107,8 @@ class GenerationService(Submitter[GenerationRequested]):
     loras: LoraSource | None = None
     #: Where an upscale's source picture is read from (`aisha_images`).
     images: ObjectStore | None = None
+    #: Where a reference photo is read from (`aisha_photos`, like training photos).
+    photos: ObjectStore | None = None
     KIND: ClassVar[str] = "generation"
     SUBJECT: ClassVar[str] = "generation_id"
     RECORDS_MOVED_ON: ClassVar[bool] = False
@@ -123,6 +134,10 @@ class GenerationService(Submitter[GenerationRequested]):
             if event.upscale is not None:
                 arguments, cost = await plan_upscale(
                     self.pool, event, self.config, self.fal, self.images
+                )
+            elif event.reference is not None:
+                arguments, cost = await plan_reference(
+                    self.pool, event, self.config, self.fal, self.loras, self.photos
                 )
             else:
                 arguments, cost = await plan_generation(self.pool, event, self.config, self.loras)
@@ -197,6 +212,9 @@ class GenerationService(Submitter[GenerationRequested]):
     def _cost(self, event: GenerationRequested) -> float:
         if event.upscale is not None:
             return estimate_upscale_cost(event.upscale, self.config.upscale_cost_per_megapixel_usd)
+        if event.reference is not None:
+            per_megapixel = self.config.generation_cost_per_megapixel_usd
+            return estimate_reference_cost(event.reference, per_megapixel)
         usd_per_megapixel = self.config.generation_cost_per_megapixel_usd
         return estimate_cost(event.aspect_ratio, event.num_images, usd_per_megapixel)
 

@@ -10,21 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
-import nats.errors
-from nats.js.errors import ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 
 from contracts import FailureReason, GenerationRequested, UpscaleSource
-from services.trainer import lifetimes
 from services.trainer.config import TrainerConfig
-from services.trainer.fal_gateway import FalGateway, FalRetryable
-from services.trainer.generation_plan import Refused
+from services.trainer.fal_gateway import FalGateway
+from services.trainer.generation_plan import Refused, upload_stored
 from services.trainer.spend import spent_last_day
 
 UPSCALER = "fal-ai/clarity-upscaler"
 FACTORS = (2, 4)
-#: A picture FAL fetches when the job starts; a job not started in 6 h is failed by FAL.
-SOURCE_SECONDS = 6 * lifetimes.HOUR
 
 
 def estimate_upscale_cost(source: UpscaleSource, usd_per_megapixel: float) -> float:
@@ -71,15 +66,5 @@ async def plan_upscale(
     spent = await spent_last_day(pool)
     if spent >= config.daily_spend_limit_usd:
         raise Refused(FailureReason.SPEND_LIMIT, f"daily spend {spent:.2f} reached")
-    if images is None:
-        raise Refused(FailureReason.INTERNAL, "no image store")
-    try:
-        stored = await images.get(source.object_name)
-    except ObjectNotFoundError:
-        raise Refused(FailureReason.INTERNAL, "the picture to upscale is gone") from None
-    except (nats.errors.Error, TimeoutError) as exc:
-        raise FalRetryable(f"object store: {exc}") from exc
-    name = source.object_name.rsplit("/", 1)[-1]
-    content_type = "image/png" if name.endswith(".png") else "image/jpeg"
-    url = await fal.upload(stored.data or b"", content_type, name, lifetime_seconds=SOURCE_SECONDS)
+    url = await upload_stored(fal, images, source.object_name, "picture to upscale")
     return upscale_arguments(url, event), cost

@@ -47,6 +47,7 @@ USER_TABLES = {
     "generations": "user_id = $1",
     "generated_images": "user_id = $1",
     "share_links": "user_id = $1",
+    "reference_photos": "user_id = $1",
 }
 
 

@@ -52,6 +52,8 @@ class Seed:
         }
         if table == "share_links":
             return "token = $1", (self.share_token,)
+        if table == "reference_photos":
+            return "object_name = $1", ("references/1/1.jpg",)
         if table == "star_payments":
             return "telegram_payment_charge_id = $1", ("stx-1",)
         if table == "promo_codes":
@@ -110,6 +112,11 @@ class Seed:
             "share_links": (
                 "INSERT INTO share_links (token, image_id, user_id) VALUES ($1, $2, $3)",
                 (fresh.hex, self.image_id, USER_ID),
+            ),
+            "reference_photos": (
+                "INSERT INTO reference_photos (user_id, avatar_id, object_name, sha256,"
+                " size_bytes, width, height) VALUES ($1, $2, $3, 'abc', 10, 64, 64)",
+                (USER_ID, self.avatar_id, fresh.hex),
             ),
             "credit_entries": (
                 "INSERT INTO credit_entries (user_id, seq, kind, amount, balance_after, "
@@ -182,6 +189,12 @@ async def seed_rows(conn: asyncpg.Connection) -> Seed:
         "INSERT INTO share_links (token, image_id, user_id) VALUES ('tok-1', $1, $2)",
         image_id,
         USER_ID,
+    )
+    await conn.execute(
+        "INSERT INTO reference_photos (user_id, avatar_id, object_name, sha256, size_bytes,"
+        " width, height) VALUES ($1, $2, 'references/1/1.jpg', 'abc', 10, 64, 64)",
+        USER_ID,
+        avatar_id,
     )
     credit_entry_id = await conn.fetchval(
         "INSERT INTO credit_entries (user_id, seq, kind, amount, balance_after, idempotency_key)"

@@ -18,6 +18,7 @@ from services.bot.generation import wizard as generate
 from services.bot.menu import fallback, groups, settings, start
 from services.bot.packs import orders as packs
 from services.bot.privacy import commands as privacy
+from services.bot.reference import router as reference
 from services.bot.training import controls as training
 from services.bot.upscale import router as upscale
 
@@ -37,6 +38,7 @@ def get_routers() -> list[Router]:
         privacy.build(),
         generate.build(),
         packs.build(),
+        reference.build(),  # before photos: a reference photo is not a training photo
         describe.build(),  # before photos: a reference picture is not a training photo
         inline.build(),
         avatar.build(),

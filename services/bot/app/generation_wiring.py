@@ -8,7 +8,7 @@ from typing import Any
 from aiogram import Bot
 from aiogram.fsm.storage.base import BaseStorage
 
-from contracts.jetstream import BOT_GENERATION, OBJ_IMAGES
+from contracts.jetstream import BOT_GENERATION, OBJ_IMAGES, OBJ_PHOTOS
 from services.bot.app.config import BotConfig
 from services.bot.app.metrics import BotMetrics
 from services.bot.app.sender import Sender
@@ -23,6 +23,9 @@ from services.bot.generation.prompts import Catalogue
 from services.bot.generation.service import GenerationService
 from services.bot.packs.catalogue import PackCatalogue
 from services.bot.packs.service import PackOrders
+from services.bot.reference.intake import ReferenceIntake
+from services.bot.reference.outcomes import ReferenceOutcomes
+from services.bot.reference.service import ReferenceService
 from services.bot.upscale.outcomes import UpscaleOutcomes
 from services.bot.upscale.service import UpscaleService
 from services.kit.consumer import EventConsumer
@@ -60,7 +63,10 @@ async def wire_generation(
         storage,
         bot.id,
         rt.metrics if isinstance(rt.metrics, BotMetrics) else None,
-        kinds={"upscale": UpscaleOutcomes(images, image_store, sender)},
+        kinds={
+            "upscale": UpscaleOutcomes(images, image_store, sender),
+            "reference": ReferenceOutcomes(images, image_store, sender),
+        },
     )
     rt.run_consumer(EventConsumer(rt.js, BOT_GENERATION, events.handlers(), rt.metrics))
     return {
@@ -72,6 +78,8 @@ async def wire_generation(
         "images": images,
         "describer": describer,
         "exporter": Exporter(images, image_store),
+        "references": ReferenceService(rt.pool, config.pricing, config.max_concurrent_generations),
+        "reference_intake": ReferenceIntake(rt.pool, await rt.js.object_store(OBJ_PHOTOS.name)),
         "upscales": UpscaleService(
             rt.pool, config.pricing, images, image_store, config.max_concurrent_generations
         ),

@@ -16,6 +16,7 @@ from services.bot.app.texts import Translator
 from services.bot.avatars.callbacks import AvatarCb
 from services.bot.generation.callbacks import GenCb
 from services.bot.privacy.callbacks import keep_photos_button
+from services.bot.reference.callbacks import RefCb
 from services.bot.training.callbacks import TrainingCb
 
 
@@ -40,6 +41,9 @@ def avatar_details(t: Translator, avatar: Avatar, is_main: bool) -> InlineKeyboa
         kb.button(
             text=t.plain("generate.with_avatar"),
             callback_data=GenCb(action="avatar", avatar_id=aid),
+        )
+        kb.button(
+            text=t.plain("reference.button"), callback_data=RefCb(action="ask", avatar_id=aid)
         )
     if avatar.status is AvatarStatus.COMPLETED and not is_main:
         kb.button(

@@ -18,7 +18,13 @@ from uuid import UUID
 
 import asyncpg
 
-from contracts import GenerationRequested, UpscaleSource, derived_event_id, utcnow
+from contracts import (
+    GenerationRequested,
+    ReferenceSource,
+    UpscaleSource,
+    derived_event_id,
+    utcnow,
+)
 from contracts.jetstream import BOT_GENERATION
 from services.bot.generation.prompts import vary
 from services.kit import credits
@@ -33,7 +39,7 @@ ACTIVE_WINDOW = "30 minutes"
 COLUMNS = (
     "id, user_id, avatar_id, prompt, user_prompt, style_id, aspect_ratio, num_images, seed, "
     "lora_scale, status, parent_id, progress_chat_id, progress_message_id, created_at, "
-    "pack_order_id, source_image_id, upscale_factor"
+    "pack_order_id, source_image_id, upscale_factor, reference_id, reference_strength"
 )
 
 
@@ -67,11 +73,17 @@ class Generation:
     #: An upscale (0010): the picture it enlarges and the factor; None for a generation.
     source_image_id: UUID | None = None
     upscale_factor: int | None = None
+    #: A re-drawn reference photo (0011): the photo and FAL's strength; None otherwise.
+    reference_id: UUID | None = None
+    reference_strength: float | None = None
 
     @property
     def kind(self) -> str:
-        """`upscale` or `image`: which feature shows this job's progress and outcome."""
-        return "upscale" if self.upscale_factor is not None else "image"
+        """`upscale`, `reference` or `image`: which feature shows this job's progress and
+        outcome."""
+        if self.upscale_factor is not None:
+            return "upscale"
+        return "reference" if self.reference_strength is not None else "image"
 
     @classmethod
     def from_record(cls, r: Any) -> Generation:
@@ -94,6 +106,8 @@ class Generation:
             pack_order_id=r["pack_order_id"],
             source_image_id=r["source_image_id"],
             upscale_factor=r["upscale_factor"],
+            reference_id=r["reference_id"],
+            reference_strength=r["reference_strength"],
         )
 
 
@@ -103,6 +117,7 @@ def requested(
     *,
     with_avatar: bool = True,
     upscale: UpscaleSource | None = None,
+    reference: ReferenceSource | None = None,
 ) -> GenerationRequested:
     """The trainer's request for a generation row just inserted, in the same transaction.
 
@@ -122,6 +137,7 @@ def requested(
         seed=generation.seed,
         credits=price,
         upscale=upscale,
+        reference=reference,
     )
 
 
@@ -155,6 +171,18 @@ class Transition:
     generation: Generation
     language: str
     refund: credits.Posting | None = None
+
+
+async def follow_in(pool: asyncpg.Pool, generation_id: UUID, chat_id: int, message_id: int) -> None:
+    """The message that follows a job started by a button (an upscale, a reference photo),
+    sent after its row exists; an event that came first found none and sent its own."""
+    await pool.execute(
+        "UPDATE generations SET progress_chat_id = $2, progress_message_id = $3 "
+        "WHERE id = $1 AND progress_message_id IS NULL AND status IN ('pending', 'submitted')",
+        generation_id,
+        chat_id,
+        message_id,
+    )
 
 
 def new_seed() -> int:

@@ -5,7 +5,12 @@ Training photos are only needed while FAL trains on them. Once an avatar is `com
 its photo rows and files are deleted, unless the user chose "keep my photos". Avatars that
 failed or were cancelled keep them: "Try again" trains on the same photos.
 
-Orphans are files in `aisha_photos`, or generated images (`gen/...`) and LoRA copies
+Reference photos (re-drawn with an avatar, `reference_photos`) are handled like training
+photos: deleted, row and file, once older than the same retention, unless a job using one
+is still pending or submitted (then the next sweep takes it).
+
+Orphans are files in `aisha_photos` (named by neither `photos` nor `reference_photos`), or
+generated images (`gen/...`) and LoRA copies
 (`lora/...`, named by `avatars.lora_object_key` and its config beside it) in `aisha_images`,
 that no row names: what a crash between a committed delete (avatar, `/delete_me`, gallery)
 and the removal of its files leaves behind. Writers store the file before the row, so only
@@ -72,13 +77,14 @@ class RetentionSweeper:
             await pause(stop, self.interval)
 
     async def sweep_once(self, *, orphans: bool = True) -> tuple[int, int]:
-        """(training photos deleted, orphan files deleted)."""
+        """(training and reference photos deleted, orphan files deleted)."""
         photos = 0
-        while True:  # in batches, so one sweep catches up after a long outage
-            names = await self.purge_training_photos()
-            photos += len(names)
-            if len(names) < self.batch:
-                break
+        for purge in (self.purge_training_photos, self.purge_references):
+            while True:  # in batches, so one sweep catches up after a long outage
+                names = await purge()
+                photos += len(names)
+                if len(names) < self.batch:
+                    break
         removed = await self.sweep_orphans() if orphans else 0
         if photos or removed:
             log.info("retention: %d training photos, %d orphan files deleted", photos, removed)
@@ -99,6 +105,22 @@ class RetentionSweeper:
         await _delete(self.photo_store, names)
         return names
 
+    async def purge_references(self) -> list[str]:
+        """One batch of reference photos past the retention that no running job uses. No
+        `FOR UPDATE` (nobody may UPDATE the table): two replicas deleting the same row
+        delete it once, and each removes only the files its own DELETE returned."""
+        rows = await self.pool.fetch(
+            "DELETE FROM reference_photos WHERE id IN (SELECT r.id FROM reference_photos r "
+            "WHERE r.created_at < now() - $1 * interval '1 hour' AND NOT EXISTS ("
+            "SELECT 1 FROM generations g WHERE g.reference_id = r.id "
+            "AND g.status IN ('pending', 'submitted')) LIMIT $2) RETURNING object_name",
+            self.retention_hours,
+            self.batch,
+        )
+        names = [r["object_name"] for r in rows]
+        await _delete(self.photo_store, names)
+        return names
+
     async def sweep_orphans(self, grace: float | None = None) -> int:
         """Delete files older than `grace` seconds that no row names; returns how many."""
         cutoff = datetime.now(UTC) - timedelta(
@@ -106,20 +128,26 @@ class RetentionSweeper:
         )
         images = await _old_names(self.image_store, cutoff)
         removed = await self._sweep_loras([n for n in images if n.startswith(loras.PREFIX)])
-        for store, table, old in (
-            (self.photo_store, "photos", await _old_names(self.photo_store, cutoff)),
+        for store, tables, old in (
+            (
+                self.photo_store,
+                ("photos", "reference_photos"),
+                await _old_names(self.photo_store, cutoff),
+            ),
             (
                 self.image_store,
-                "generated_images",
+                ("generated_images",),
                 [n for n in images if n.startswith(IMAGE_PREFIX)],
             ),
         ):
             if not old:
                 continue
+            named = " UNION ".join(
+                f"SELECT object_name FROM {table} WHERE object_name = ANY($1::text[])"
+                for table in tables
+            )
             orphans = await self.pool.fetch(
-                "SELECT n FROM unnest($1::text[]) AS n "
-                f"EXCEPT SELECT object_name FROM {table} WHERE object_name = ANY($1::text[])",
-                old,
+                f"SELECT n FROM unnest($1::text[]) AS n EXCEPT ({named})", old
             )
             removed += await _delete(store, [r["n"] for r in orphans])
         # Photo-to-prompt references have no row: each is needed only until its description

@@ -6,10 +6,11 @@ that name the user — they carry prompts and captions), which also queues a can
 training still running, so the trainer stops paying for a model nobody will see. Only after
 the commit are the stored files removed: training photos, generated images, our copy of
 each trained LoRA and its config (`kit.loras`; FAL's own copies expire at the lifetime we
-gave them) and the reference pictures of photo to prompt. A reference has no row; it is
-found through the user's `DescribeRequested` still in the outbox (published rows are kept
-24 h, and a reference older than an hour is deleted by the retention sweep anyway). A crash between
-the two steps leaves nothing but orphan objects that no row points to;
+gave them), the reference photos re-drawn with an avatar (`reference_photos` rows, their
+files beside the training photos) and the pictures of photo to prompt. The latter have no
+row; one is found through the user's `DescribeRequested` still in the outbox (published
+rows are kept 24 h, and one older than an hour is deleted by the retention sweep anyway).
+A crash between the two steps leaves nothing but orphan objects that no row points to;
 `retention.RetentionSweeper` removes those. Running it again is harmless: there is nothing
 left to find, and missing objects are skipped.
 
@@ -126,12 +127,16 @@ class PrivacyService:
             photos = await conn.fetch(f"SELECT object_name {_PHOTOS}", user_id)
             images = await conn.fetch(f"SELECT object_name {_IMAGES}", user_id)
             references = await _references(conn, user_id)
+            reference_photos = await conn.fetch(
+                "SELECT object_name FROM reference_photos WHERE user_id = $1", user_id
+            )
             await conn.execute(
                 f"DELETE FROM share_links WHERE user_id = $1 OR image_id IN (SELECT id {_IMAGES})",
                 user_id,
             )
             await conn.execute(f"DELETE {_IMAGES}", user_id)
             await conn.execute("DELETE FROM generations WHERE user_id = $1", user_id)
+            await conn.execute("DELETE FROM reference_photos WHERE user_id = $1", user_id)
             await conn.execute(f"DELETE {_PHOTOS}", user_id)
             await conn.execute("DELETE FROM avatars WHERE user_id = $1", user_id)
             await conn.execute("DELETE FROM users WHERE id = $1", user_id)
@@ -157,7 +162,7 @@ class PrivacyService:
                 )
         return Erasure(
             avatars=[a["id"] for a in avatars],
-            photo_objects=[r["object_name"] for r in photos],
+            photo_objects=[r["object_name"] for r in (*photos, *reference_photos)],
             image_objects=[r["object_name"] for r in images],
             reference_objects=references,
             lora_objects=[n for a in avatars for n in loras.object_names(a["lora_object_key"])],

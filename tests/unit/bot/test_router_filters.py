@@ -30,6 +30,7 @@ EXPECTED = {
     "privacy": {"privacy", "keep"},
     "generate": {"gen", "gcat", "gsty", "gar", "gnum", "grun"},
     "packs": {"pk", "pkgo"},
+    "reference": {"ref"},
     "describe": {"gen"},
     "avatar": {"menu", "gender", "training_type"},
     "training": {"training"},
