@@ -122,7 +122,7 @@ async def test_a_reference_photo_redrawn_charged_once_and_failures_refunded(
         uid,
     )
     assert stored["object_name"].startswith(f"references/{uid}/")
-    go = f"ref:go::{uuid.UUID(stored['id']).hex}:"  # aiogram packs a UUID as its hex
+    go = f"ref:go:{uuid.UUID(stored['id']).hex}:"  # aiogram packs a UUID as its hex
     keep = f"{go}1"
     await press(emu, uid, choice, keep)
     await press(emu, uid, choice, keep)  # pressed twice

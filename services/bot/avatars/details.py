@@ -42,9 +42,7 @@ def avatar_details(t: Translator, avatar: Avatar, is_main: bool) -> InlineKeyboa
             text=t.plain("generate.with_avatar"),
             callback_data=GenCb(action="avatar", avatar_id=aid),
         )
-        kb.button(
-            text=t.plain("reference.button"), callback_data=RefCb(action="ask", avatar_id=aid)
-        )
+        kb.button(text=t.plain("reference.button"), callback_data=RefCb(action="ask", id=aid))
     if avatar.status is AvatarStatus.COMPLETED and not is_main:
         kb.button(
             text=t.plain("avatars.set_main"), callback_data=AvatarCb(action="main", avatar_id=aid)

@@ -10,11 +10,11 @@ from pydantic import Field
 
 
 class RefCb(CallbackData, prefix="ref"):
-    """`ask` waits for a photo for `avatar_id`; `menu` shows the strengths for a stored
-    `reference_id` again; `go` starts that reference at strength `step` (1–3). At most
-    ~46 bytes: one uuid only (the reference row knows its avatar)."""
+    """`ask` waits for a photo for the avatar `id`; `menu` shows the strengths for the stored
+    reference `id` again; `go` starts that reference at strength `step` (1–3). One uuid
+    only, whatever the action (the reference row knows its avatar): two would not fit
+    Telegram's 64 bytes."""
 
     action: Literal["ask", "menu", "go"]
-    avatar_id: UUID | None = None
-    reference_id: UUID | None = None
+    id: UUID
     step: Annotated[int, Field(ge=0, le=3)] = 0

@@ -27,7 +27,7 @@ def strengths(t: Translator, reference_id: UUID, price: int) -> InlineKeyboardMa
     for step in STRENGTHS:
         kb.button(
             text=t.plain(f"reference.step_{step}", price=price),
-            callback_data=RefCb(action="go", reference_id=reference_id, step=step),
+            callback_data=RefCb(action="go", id=reference_id, step=step),
         )
     kb.button(text=t.plain("reference.cancel"), callback_data=MenuCb(action="main"))
     kb.adjust(1)
@@ -39,7 +39,7 @@ def result(t: Translator, reference_id: UUID | None) -> InlineKeyboardMarkup:
     if reference_id is not None:
         kb.button(
             text=t.plain("reference.again"),
-            callback_data=RefCb(action="menu", reference_id=reference_id),
+            callback_data=RefCb(action="menu", id=reference_id),
         )
     kb.button(text=t.plain("reference.gallery"), callback_data=GalleryCb())
     kb.adjust(1)

@@ -34,8 +34,7 @@ async def ask(
     callback: CallbackQuery, callback_data: RefCb, state: FSMContext, user: User,
     t: Translator, avatars: AvatarService,
 ) -> None:  # fmt: skip
-    avatar_id = callback_data.avatar_id
-    avatar = await avatars.get(user.id, avatar_id) if avatar_id else None
+    avatar = await avatars.get(user.id, callback_data.id)
     if avatar is None or avatar.status is not AvatarStatus.COMPLETED:
         await stale(callback, t.plain("reference.avatar_gone"))
         return
@@ -78,8 +77,7 @@ async def offer_again(
     callback: CallbackQuery, callback_data: RefCb, user: User, t: Translator,
     references: ReferenceService,
 ) -> None:  # fmt: skip
-    reference_id = callback_data.reference_id
-    found = await references.get(user.id, reference_id) if reference_id else None
+    found = await references.get(user.id, callback_data.id)
     if found is None or not isinstance(callback.message, Message):
         await stale(callback, t.plain("reference.gone"))
         return
@@ -99,12 +97,8 @@ async def start(
     callback: CallbackQuery, callback_data: RefCb, user: User, t: Translator,
     references: ReferenceService, sender: Sender,
 ) -> None:  # fmt: skip
-    reference_id = callback_data.reference_id
-    if reference_id is None:
-        await stale(callback, t.plain("reference.gone"))
-        return
     try:
-        made = await references.create(user.id, reference_id, callback_data.step)
+        made = await references.create(user.id, callback_data.id, callback_data.step)
     except AlreadyRunning:
         await callback.answer(t.plain("reference.already_running"), show_alert=True)
         return
