@@ -137,6 +137,14 @@ async def test_a_person_creates_a_portrait_avatar_in_the_web_chat(product: Stack
             await page.get_by_role("button", name="Starter: 20 credits · ⭐ 50").last.click()
             await page.get_by_role("button", name="Pay ⭐ 50").last.click()
             await expect(page.locator(".bubble.bot").last).to_contain_text("Payment received")
+            # A pack: one press with the avatar, priced before it, the pictures as they come.
+            await page.fill("#text", "/packs")
+            await page.click("#send")
+            await page.get_by_role("button", name="🐉 Fantasy · 4 pics", exact=False).last.click()
+            await expect(page.locator(".bubble.bot").last).to_contain_text("= 4 credits")
+            await page.get_by_role("button", name="▶️ Browser Ann — 4 credits").last.click()
+            await expect(page.locator(".bubble.bot").last).to_contain_text("on their way")
+            await expect(page.locator(".bubble.bot img")).to_have_count(4, timeout=60_000)
             await page.screenshot(path=str(tmp_path / "webchat.png"), full_page=True)
             shots = os.environ.get("AISHA_SCREENSHOT_DIR")
             if shots:
