@@ -6,7 +6,7 @@ appear, and below ~0.7 FLUX keeps the original face, so every step is at least 0
 
 * 1 "keep the composition" — 0.75: pose, framing, clothes and colours stay; the person
   becomes the avatar.
-* 2 "balanced" — 0.85: the endpoint's default; the scene is recognisable, details change.
+* 2 "balanced" — 0.85: between the two; the scene is recognisable, details change.
 * 3 "free" — 0.95: only the layout and palette are kept (FAL's `flux/dev/image-to-image`
   default, the value its page calls best for FLUX).
 """
