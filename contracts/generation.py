@@ -19,6 +19,18 @@ class UpscaleSource(msgspec.Struct, frozen=True, kw_only=True):
     factor: int
 
 
+class AnimateSource(msgspec.Struct, frozen=True, kw_only=True):
+    """The stored picture an animation starts from, the clip's length and the motion asked
+    for (the user's words, or our default when they skipped it)."""
+
+    image_id: str
+    object_name: str
+    width: int
+    height: int
+    seconds: int
+    motion_prompt: str
+
+
 class GenerationRequested(Event, frozen=True, kw_only=True, tag="generation.requested"):
     """The bot stored the generation row; the trainer submits it to FAL."""
 
@@ -35,6 +47,8 @@ class GenerationRequested(Event, frozen=True, kw_only=True, tag="generation.requ
     credits: int = 0
     #: Set for an upscale (a FAL upscaler enlarges this picture instead of FLUX drawing).
     upscale: UpscaleSource | None = None
+    #: Set for an animation (a FAL image-to-video model makes a short clip of this picture).
+    animate: AnimateSource | None = None
 
 
 class GenerationSubmitted(Event, frozen=True, kw_only=True, tag="generation.submitted"):

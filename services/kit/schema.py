@@ -309,6 +309,8 @@ generations = sa.Table(
         sa.ForeignKey("generated_images.id", ondelete="SET NULL", use_alter=True),
     ),
     sa.Column("upscale_factor", sa.SmallInteger()),
+    # 0011: an animation of that picture, the clip's seconds (written once, on INSERT).
+    sa.Column("animation_seconds", sa.SmallInteger()),
     # --- trainer ---------------------------------------------------------------------------
     sa.Column("fal_request_id", sa.Text()),
     sa.Column("fal_endpoint", sa.Text()),
@@ -325,6 +327,13 @@ generations = sa.Table(
     sa.CheckConstraint("num_images BETWEEN 1 AND 4", name="num_images_range"),
     sa.CheckConstraint(
         "upscale_factor IS NULL OR upscale_factor IN (2, 4)", name="upscale_factor_values"
+    ),
+    sa.CheckConstraint(
+        "animation_seconds IS NULL OR animation_seconds IN (5, 10)",
+        name="animation_seconds_values",
+    ),
+    sa.CheckConstraint(
+        "animation_seconds IS NULL OR upscale_factor IS NULL", name="one_derived_kind"
     ),
     sa.Index("ix_generations_fal_request_id", "fal_request_id"),
     sa.Index("ix_generations_source_image_id", "source_image_id"),

@@ -31,6 +31,7 @@ from contracts import (
 from services.kit import credits
 from services.kit.consumer import Delivery, Reject
 from services.trainer import ledger, lifetimes
+from services.trainer.animate_plan import ANIMATOR, estimate_animation_cost, plan_animation
 from services.trainer.config import TrainerConfig
 from services.trainer.fal_gateway import FalGateway, FalOutcomeUnknown, FalRejected, FalRetryable
 from services.trainer.generation_plan import (
@@ -64,11 +65,15 @@ WHERE id = $1
 def _endpoint(event: GenerationRequested) -> str:
     if event.upscale is not None:
         return UPSCALER
+    if event.animate is not None:
+        return ANIMATOR
     return FLUX_LORA if event.avatar_id else FLUX_DEV
 
 
 def _kind(event: GenerationRequested) -> str:
     """The `kind` label of the charge and spend metrics."""
+    if event.animate is not None:
+        return "animation"
     return "upscale" if event.upscale is not None else "generation"
 
 
@@ -118,6 +123,10 @@ class GenerationService(Submitter[GenerationRequested]):
         try:
             if event.upscale is not None:
                 arguments, cost = await plan_upscale(
+                    self.pool, event, self.config, self.fal, self.images
+                )
+            elif event.animate is not None:
+                arguments, cost = await plan_animation(
                     self.pool, event, self.config, self.fal, self.images
                 )
             else:
@@ -190,6 +199,8 @@ class GenerationService(Submitter[GenerationRequested]):
     def _cost(self, event: GenerationRequested) -> float:
         if event.upscale is not None:
             return estimate_upscale_cost(event.upscale, self.config.upscale_cost_per_megapixel_usd)
+        if event.animate is not None:
+            return estimate_animation_cost(event.animate, self.config.animation_cost_5s_usd)
         usd_per_megapixel = self.config.generation_cost_per_megapixel_usd
         return estimate_cost(event.aspect_ratio, event.num_images, usd_per_megapixel)
 

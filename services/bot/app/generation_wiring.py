@@ -9,6 +9,8 @@ from aiogram import Bot
 from aiogram.fsm.storage.base import BaseStorage
 
 from contracts.jetstream import BOT_GENERATION, OBJ_IMAGES
+from services.bot.animate.outcomes import AnimationOutcomes
+from services.bot.animate.service import AnimationService
 from services.bot.app.config import BotConfig
 from services.bot.app.metrics import BotMetrics
 from services.bot.app.sender import Sender
@@ -60,7 +62,10 @@ async def wire_generation(
         storage,
         bot.id,
         rt.metrics if isinstance(rt.metrics, BotMetrics) else None,
-        kinds={"upscale": UpscaleOutcomes(images, image_store, sender)},
+        kinds={
+            "upscale": UpscaleOutcomes(images, image_store, sender),
+            "animation": AnimationOutcomes(images, image_store, sender),
+        },
     )
     rt.run_consumer(EventConsumer(rt.js, BOT_GENERATION, events.handlers(), rt.metrics))
     return {
@@ -74,5 +79,8 @@ async def wire_generation(
         "exporter": Exporter(images, image_store),
         "upscales": UpscaleService(
             rt.pool, config.pricing, images, image_store, config.max_concurrent_generations
+        ),
+        "animations": AnimationService(
+            rt.pool, config.pricing, images, config.max_concurrent_generations
         ),
     }

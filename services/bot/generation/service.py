@@ -18,7 +18,7 @@ from uuid import UUID
 
 import asyncpg
 
-from contracts import GenerationRequested, UpscaleSource, derived_event_id, utcnow
+from contracts import AnimateSource, GenerationRequested, UpscaleSource, derived_event_id, utcnow
 from contracts.jetstream import BOT_GENERATION
 from services.bot.generation.prompts import vary
 from services.kit import credits
@@ -33,7 +33,7 @@ ACTIVE_WINDOW = "30 minutes"
 COLUMNS = (
     "id, user_id, avatar_id, prompt, user_prompt, style_id, aspect_ratio, num_images, seed, "
     "lora_scale, status, parent_id, progress_chat_id, progress_message_id, created_at, "
-    "pack_order_id, source_image_id, upscale_factor"
+    "pack_order_id, source_image_id, upscale_factor, animation_seconds"
 )
 
 
@@ -67,10 +67,15 @@ class Generation:
     #: An upscale (0010): the picture it enlarges and the factor; None for a generation.
     source_image_id: UUID | None = None
     upscale_factor: int | None = None
+    #: An animation (0011): the clip's seconds; None for a picture or an upscale.
+    animation_seconds: int | None = None
 
     @property
     def kind(self) -> str:
-        """`upscale` or `image`: which feature shows this job's progress and outcome."""
+        """`upscale`, `animation` or `image`: which feature shows this job's progress and
+        outcome."""
+        if self.animation_seconds is not None:
+            return "animation"
         return "upscale" if self.upscale_factor is not None else "image"
 
     @classmethod
@@ -94,6 +99,7 @@ class Generation:
             pack_order_id=r["pack_order_id"],
             source_image_id=r["source_image_id"],
             upscale_factor=r["upscale_factor"],
+            animation_seconds=r["animation_seconds"],
         )
 
 
@@ -103,6 +109,7 @@ def requested(
     *,
     with_avatar: bool = True,
     upscale: UpscaleSource | None = None,
+    animate: AnimateSource | None = None,
 ) -> GenerationRequested:
     """The trainer's request for a generation row just inserted, in the same transaction.
 
@@ -122,6 +129,7 @@ def requested(
         seed=generation.seed,
         credits=price,
         upscale=upscale,
+        animate=animate,
     )
 
 
