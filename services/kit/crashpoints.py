@@ -24,6 +24,9 @@ EXIT_CODE = 137
 #: Every crash point placed in the code, with the moment it stands for.
 POINTS: dict[str, str] = {
     "trainer.after_fal_submit": "FAL accepted the training; the ledger still says submitting",
+    "trainer.after_generation_submit": (
+        "FAL accepted a generation (an animation); the ledger still says submitting"
+    ),
     "trainer.after_commit": "submission committed (ledger, avatar, outbox); request not acked",
     "status.after_webhook_recorded": (
         "webhook body stored (for a running training: stored and applied in one commit);"

@@ -30,6 +30,7 @@ from contracts import (
 )
 from services.kit import credits
 from services.kit.consumer import Delivery, Reject
+from services.kit.crashpoints import crashpoint
 from services.trainer import ledger, lifetimes
 from services.trainer.animate_plan import ANIMATOR, estimate_animation_cost, plan_animation
 from services.trainer.config import TrainerConfig
@@ -138,6 +139,7 @@ class GenerationService(Submitter[GenerationRequested]):
                 webhook,
                 output_lifetime_seconds=lifetimes.GENERATION_OUTPUT_SECONDS,
             )
+            crashpoint("trainer.after_generation_submit")
         except Refused as exc:
             await self._fail(event, exc.reason, str(exc))
             return
