@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import aiohttp
 import asyncpg
 import pytest
 import pytest_asyncio
+from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox.fal.animator import FPS
 from sandbox.stack import Stack
@@ -82,6 +84,20 @@ def animator_jobs(product: Stack) -> list[dict]:
 
 
 @pytest.mark.timeout(300)
+async def samples(port: int, family_name: str) -> dict[tuple[str, ...], float]:
+    """One metric family's `_total` samples on a service's /metrics, by label values."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        text = await response.text()
+    return {
+        tuple(sample.labels.values()): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == family_name
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+
+
 async def test_animate_from_the_press_to_the_video_with_refunds(
     product: Stack, db: asyncpg.Connection
 ) -> None:
@@ -183,3 +199,16 @@ async def test_animate_from_the_press_to_the_video_with_refunds(
     await asyncio.sleep(1)
     assert len(animator_jobs(product)) == 3
     assert await rule_violations(emu) == {}
+
+    # The presses, charges, refunds and spend are counted under the animation's labels.
+    ports = product.ports  # type: ignore[attr-defined]
+    pressed = await samples(ports["bot"], "aisha_bot_animations_requested")
+    assert pressed[("started",)] == 3
+    assert pressed[("already_running",)] == 1
+    assert pressed[("insufficient_credits",)] == 1
+    refunds = await samples(ports["bot"], "aisha_bot_credit_refunds")
+    assert refunds[("animation", "fal_error")] == 1
+    charged = await samples(ports["trainer"], "aisha_trainer_credits_charged")
+    assert charged[("animation",)] == 3 * PRICE
+    spend = await samples(ports["trainer"], "aisha_trainer_estimated_spend_usd")
+    assert spend[("animation",)] == pytest.approx(3 * 0.28)

@@ -17,6 +17,7 @@ from services.bot.animate.callbacks import AnimateCb
 from services.bot.animate.service import SECONDS, AlreadyRunning, AnimationService
 from services.bot.animate.states import Animate
 from services.bot.app.filters import Is
+from services.bot.app.metrics import BotMetrics
 from services.bot.app.models import User
 from services.bot.app.routing import FeatureRouter
 from services.bot.app.screens import chat_of, stale
@@ -50,34 +51,45 @@ async def offer(
 
 async def start(
     chat_id: int, user: User, t: Translator, animations: AnimationService, sender: Sender,
-    image_id: UUID, motion: str | None,
+    metrics: BotMetrics, image_id: UUID, motion: str | None,
 ) -> str | None:  # fmt: skip
     """Start the job and send the message that follows it; else the refusal in words."""
+    outcome, refusal = await _create(chat_id, user, t, animations, sender, image_id, motion)
+    metrics.animations_requested.labels(outcome).inc()
+    return refusal
+
+
+async def _create(
+    chat_id: int, user: User, t: Translator, animations: AnimationService, sender: Sender,
+    image_id: UUID, motion: str | None,
+) -> tuple[str, str | None]:  # fmt: skip
+    """(outcome label, refusal in words or None)."""
     try:
         made = await animations.create(user.id, image_id, motion)
     except AlreadyRunning:
-        return t.plain("animate.already_running")
+        return "already_running", t.plain("animate.already_running")
     except GenerationRefused:
-        return t.plain("animate.refused_limit", limit=animations.max_active)
+        return "refused_limit", t.plain("animate.refused_limit", limit=animations.max_active)
     except InsufficientCredits as exc:
         text = t("credits.not_enough", price=exc.needed, balance=exc.balance)
         await sender.send(chat_id, text, top_up(t))
-        return None
+        return "insufficient_credits", None
     if made is None:
-        return t.plain("gallery.not_found")
+        return "not_found", t.plain("gallery.not_found")
     sent = await sender.send(chat_id, t("animate.queued", seconds=SECONDS))
     if sent is not None:
         await animations.show_progress_in(made.id, chat_id, sent.message_id)
-    return None
+    return "started", None
 
 
 async def skip_prompt(
     callback: CallbackQuery, callback_data: AnimateCb, user: User, t: Translator,
-    animations: AnimationService, state: FSMContext, sender: Sender,
+    animations: AnimationService, state: FSMContext, sender: Sender, metrics: BotMetrics,
 ) -> None:  # fmt: skip
     await state.clear()
     chat_id = chat_of(callback, user)
-    refusal = await start(chat_id, user, t, animations, sender, callback_data.image_id, None)
+    image_id = callback_data.image_id
+    refusal = await start(chat_id, user, t, animations, sender, metrics, image_id, None)
     if refusal is not None:
         await callback.answer(refusal, show_alert=True)
         return
@@ -88,7 +100,7 @@ async def skip_prompt(
 
 async def got_motion(
     message: Message, user: User, t: Translator, animations: AnimationService,
-    state: FSMContext, sender: Sender,
+    state: FSMContext, sender: Sender, metrics: BotMetrics,
 ) -> None:  # fmt: skip
     """Typed text is the motion prompt; empty or too long gets the limit named, and the
     offer stays open for another try."""
@@ -102,7 +114,8 @@ async def got_motion(
     if image_id is None:
         await message.answer(t("common.stale"))
         return
-    refusal = await start(message.chat.id, user, t, animations, sender, UUID(image_id), motion)
+    chat_id = message.chat.id
+    refusal = await start(chat_id, user, t, animations, sender, metrics, UUID(image_id), motion)
     if refusal is not None:
         await message.answer(refusal)
 
