@@ -11,16 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
-import nats.errors
-from nats.js.errors import ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 
 from contracts import AnimateSource, FailureReason, GenerationRequested
 from services.trainer.config import TrainerConfig
-from services.trainer.fal_gateway import FalGateway, FalRetryable
+from services.trainer.fal_gateway import FalGateway
 from services.trainer.generation_plan import Refused
-from services.trainer.spend import spent_last_day
-from services.trainer.upscale_plan import SOURCE_SECONDS
+from services.trainer.source_picture import check_row, check_spend, upload
 
 ANIMATOR = "fal-ai/kling-video/v2.1/standard/image-to-video"
 SECONDS = (5, 10)
@@ -58,21 +55,11 @@ async def plan_animation(
     returned. Deleting the picture after this point changes nothing: FAL has its copy."""
     source = event.animate
     assert source is not None
-    row = await pool.fetchrow(
-        "SELECT user_id, status FROM generations WHERE id = $1", event.generation_id
-    )
-    if row is None or row["user_id"] != event.user_id:
-        raise Refused(FailureReason.INTERNAL, "no such generation for this user")
-    if row["status"] == "cancelled":
-        raise Refused(FailureReason.CANCELLED, "cancelled before submission")
+    await check_row(pool, event)
     if source.seconds not in SECONDS:
         raise Refused(FailureReason.FAL_REJECTED_INPUT, f"animation of {source.seconds} s")
     cost = estimate_animation_cost(source, config.animation_cost_5s_usd)
-    spent = await spent_last_day(pool)
-    if spent >= config.daily_spend_limit_usd:
-        raise Refused(FailureReason.SPEND_LIMIT, f"daily spend {spent:.2f} reached")
-    if images is None:
-        raise Refused(FailureReason.INTERNAL, "no image store")
+    await check_spend(pool, config)
     kept = await pool.fetchval(
         "SELECT 1 FROM generated_images WHERE id = $1 AND user_id = $2",
         source.image_id,
@@ -80,13 +67,5 @@ async def plan_animation(
     )
     if kept is None:
         raise Refused(FailureReason.INTERNAL, "the picture to animate was deleted")
-    try:
-        stored = await images.get(source.object_name)
-    except ObjectNotFoundError:
-        raise Refused(FailureReason.INTERNAL, "the picture to animate is gone") from None
-    except (nats.errors.Error, TimeoutError) as exc:
-        raise FalRetryable(f"object store: {exc}") from exc
-    name = source.object_name.rsplit("/", 1)[-1]
-    content_type = "image/png" if name.endswith(".png") else "image/jpeg"
-    url = await fal.upload(stored.data or b"", content_type, name, lifetime_seconds=SOURCE_SECONDS)
+    url = await upload(images, fal, source.object_name, "animate")
     return animate_arguments(url, source), cost

@@ -10,21 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
-import nats.errors
-from nats.js.errors import ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 
 from contracts import FailureReason, GenerationRequested, UpscaleSource
-from services.trainer import lifetimes
 from services.trainer.config import TrainerConfig
-from services.trainer.fal_gateway import FalGateway, FalRetryable
+from services.trainer.fal_gateway import FalGateway
 from services.trainer.generation_plan import Refused
-from services.trainer.spend import spent_last_day
+from services.trainer.source_picture import check_row, check_spend, upload
 
 UPSCALER = "fal-ai/clarity-upscaler"
 FACTORS = (2, 4)
-#: A picture FAL fetches when the job starts; a job not started in 6 h is failed by FAL.
-SOURCE_SECONDS = 6 * lifetimes.HOUR
 
 
 def estimate_upscale_cost(source: UpscaleSource, usd_per_megapixel: float) -> float:
@@ -58,28 +53,10 @@ async def plan_upscale(
     to FAL and the arguments and cost returned."""
     source = event.upscale
     assert source is not None
-    row = await pool.fetchrow(
-        "SELECT user_id, status FROM generations WHERE id = $1", event.generation_id
-    )
-    if row is None or row["user_id"] != event.user_id:
-        raise Refused(FailureReason.INTERNAL, "no such generation for this user")
-    if row["status"] == "cancelled":
-        raise Refused(FailureReason.CANCELLED, "cancelled before submission")
+    await check_row(pool, event)
     if source.factor not in FACTORS:
         raise Refused(FailureReason.FAL_REJECTED_INPUT, f"upscale factor {source.factor}")
     cost = estimate_upscale_cost(source, config.upscale_cost_per_megapixel_usd)
-    spent = await spent_last_day(pool)
-    if spent >= config.daily_spend_limit_usd:
-        raise Refused(FailureReason.SPEND_LIMIT, f"daily spend {spent:.2f} reached")
-    if images is None:
-        raise Refused(FailureReason.INTERNAL, "no image store")
-    try:
-        stored = await images.get(source.object_name)
-    except ObjectNotFoundError:
-        raise Refused(FailureReason.INTERNAL, "the picture to upscale is gone") from None
-    except (nats.errors.Error, TimeoutError) as exc:
-        raise FalRetryable(f"object store: {exc}") from exc
-    name = source.object_name.rsplit("/", 1)[-1]
-    content_type = "image/png" if name.endswith(".png") else "image/jpeg"
-    url = await fal.upload(stored.data or b"", content_type, name, lifetime_seconds=SOURCE_SECONDS)
+    await check_spend(pool, config)
+    url = await upload(images, fal, source.object_name, "upscale")
     return upscale_arguments(url, event), cost

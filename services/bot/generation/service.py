@@ -133,6 +133,20 @@ def requested(
     )
 
 
+async def show_progress_in(
+    pool: asyncpg.Pool, generation_id: UUID, chat_id: int, message_id: int
+) -> None:
+    """The message that follows a job started from a button (an upscale, an animation): sent
+    after the row exists; an event that came first found none and sent its own."""
+    await pool.execute(
+        "UPDATE generations SET progress_chat_id = $2, progress_message_id = $3 "
+        "WHERE id = $1 AND progress_message_id IS NULL AND status IN ('pending', 'submitted')",
+        generation_id,
+        chat_id,
+        message_id,
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class GenerationSpec:
     """Everything recorded for a new generation (the final prompt included)."""

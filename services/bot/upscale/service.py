@@ -28,6 +28,7 @@ from services.bot.generation.service import (
     GenerationService,
     new_seed,
     requested,
+    show_progress_in,
 )
 from services.kit import credits
 from services.kit.db import UnitOfWork
@@ -116,12 +117,4 @@ class UpscaleService:
         return generation
 
     async def show_progress_in(self, generation_id: UUID, chat_id: int, message_id: int) -> None:
-        """The message that follows the upscale (sent after the row exists; an event that
-        came first found none and sent its own)."""
-        await self.pool.execute(
-            "UPDATE generations SET progress_chat_id = $2, progress_message_id = $3 "
-            "WHERE id = $1 AND progress_message_id IS NULL AND status IN ('pending', 'submitted')",
-            generation_id,
-            chat_id,
-            message_id,
-        )
+        await show_progress_in(self.pool, generation_id, chat_id, message_id)
