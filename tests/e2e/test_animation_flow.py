@@ -212,3 +212,8 @@ async def test_animate_from_the_press_to_the_video_with_refunds(
     assert charged[("animation",)] == 3 * PRICE
     spend = await samples(ports["trainer"], "aisha_trainer_estimated_spend_usd")
     assert spend[("animation",)] == pytest.approx(3 * 0.28)
+    # What the daily spend limit sums (services/trainer/spend.py): each clip's FAL price.
+    costs = await db.fetchval(
+        "SELECT sum(cost_usd) FROM generations WHERE user_id = $1 AND animation_seconds = 5", uid
+    )
+    assert float(costs) == pytest.approx(3 * 0.28)
