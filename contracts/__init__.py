@@ -12,6 +12,7 @@ from contracts.base import (
     utcnow,
 )
 from contracts.generation import (
+    AnimateSource,
     DescribeRequested,
     GeneratedImage,
     GenerationCompleted,
@@ -35,6 +36,7 @@ from contracts.training import (
 __all__ = [
     "BY_SUBJECT",
     "EVENT_TYPES",
+    "AnimateSource",
     "DescribeRequested",
     "Event",
     "FailureReason",

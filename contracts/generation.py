@@ -31,6 +31,18 @@ class ReferenceSource(msgspec.Struct, frozen=True, kw_only=True):
     strength: float
 
 
+class AnimateSource(msgspec.Struct, frozen=True, kw_only=True):
+    """The stored picture an animation starts from, the clip's length and the motion asked
+    for (the user's words, or our default when they skipped it)."""
+
+    image_id: str
+    object_name: str
+    width: int
+    height: int
+    seconds: int
+    motion_prompt: str
+
+
 class GenerationRequested(Event, frozen=True, kw_only=True, tag="generation.requested"):
     """The bot stored the generation row; the trainer submits it to FAL."""
 
@@ -49,6 +61,8 @@ class GenerationRequested(Event, frozen=True, kw_only=True, tag="generation.requ
     upscale: UpscaleSource | None = None
     #: Set for a re-drawn reference photo (image-to-image with the avatar's LoRA).
     reference: ReferenceSource | None = None
+    #: Set for an animation (a FAL image-to-video model makes a short clip of this picture).
+    animate: AnimateSource | None = None
 
 
 class GenerationSubmitted(Event, frozen=True, kw_only=True, tag="generation.submitted"):

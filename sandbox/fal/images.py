@@ -7,7 +7,7 @@ import io
 import textwrap
 import zipfile
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 IMAGE_SIZE_PRESETS: dict[str, tuple[int, int]] = {
     "square_hd": (1024, 1024),
@@ -114,3 +114,12 @@ def describe(data: bytes) -> str:
         f"It shows a person in front of a softly lit background whose dominant colour is "
         f"rgb({red}, {green}, {blue}). The lighting is even and the subject faces the camera."
     )
+
+
+def size_of(data: bytes) -> tuple[int, int]:
+    """(width, height) of a picture; ValueError when it is not one."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        raise ValueError(str(exc)) from exc

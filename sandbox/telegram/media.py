@@ -1,4 +1,4 @@
-"""Bot API methods for photos, documents, media groups and file downloads."""
+"""Bot API methods for photos, documents, videos, media groups and file downloads."""
 
 from __future__ import annotations
 
@@ -92,6 +92,31 @@ async def send_document(call: Call) -> Json:
     markup = call.inline_markup()
     stored = await document(call, params.values.get("document"), "document")
     message["document"] = stored.as_document()
+    if markup:
+        message["reply_markup"] = markup
+    return call.store(message)
+
+
+MAX_UPLOAD = 50 * 1024 * 1024
+
+
+@method("sendVideo")
+async def send_video(call: Call) -> Json:
+    """A video (upload, URL or a stored non-photo file_id, up to 50 MB uploaded); `width`,
+    `height` and `duration` are echoed as given (Telegram reads them from the file)."""
+    chat = call.target_chat()
+    params = call.params
+    message = call.new_message(chat)
+    call.caption_into(message, params.values.get("caption"), params.get_str("parse_mode"))
+    markup = call.inline_markup()
+    stored = await document(call, params.values.get("video"), "video")
+    if len(stored.data) > MAX_UPLOAD:
+        raise bad_request("file is too big", "file_too_big")
+    video = stored.as_document()
+    video["mime_type"] = stored.mime_type or "video/mp4"
+    for field in ("width", "height", "duration"):
+        video[field] = int(params.values.get(field) or 0)
+    message["video"] = video
     if markup:
         message["reply_markup"] = markup
     return call.store(message)

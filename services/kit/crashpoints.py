@@ -31,7 +31,8 @@ POINTS: dict[str, str] = {
     ),
     "status.before_finish_commit": "final outcome written in an open transaction, not committed",
     "trainer.after_generation_submit": (
-        "FAL accepted a picture job (generation, pack picture, upscale); ledger not committed"
+        "FAL accepted a picture job (picture, pack picture, upscale, reference, animation);"
+        " ledger not committed"
     ),
     "status.before_generation_finish_commit": (
         "a picture job's results copied to the Object Store and its outcome written in an"

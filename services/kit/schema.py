@@ -316,6 +316,8 @@ generations = sa.Table(
         sa.ForeignKey("reference_photos.id", ondelete="SET NULL", use_alter=True),
     ),
     sa.Column("reference_strength", sa.REAL()),
+    # 0012: an animation of that picture, the clip's seconds (written once, on INSERT).
+    sa.Column("animation_seconds", sa.SmallInteger()),
     # --- trainer ---------------------------------------------------------------------------
     sa.Column("fal_request_id", sa.Text()),
     sa.Column("fal_endpoint", sa.Text()),
@@ -336,6 +338,13 @@ generations = sa.Table(
     sa.CheckConstraint(
         "reference_strength IS NULL OR reference_strength BETWEEN 0.01 AND 1",
         name="reference_strength_range",
+    ),
+    sa.CheckConstraint(
+        "animation_seconds IS NULL OR animation_seconds IN (5, 10)",
+        name="animation_seconds_values",
+    ),
+    sa.CheckConstraint(
+        "animation_seconds IS NULL OR upscale_factor IS NULL", name="one_derived_kind"
     ),
     sa.Index("ix_generations_fal_request_id", "fal_request_id"),
     sa.Index("ix_generations_source_image_id", "source_image_id"),

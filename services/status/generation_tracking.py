@@ -34,6 +34,8 @@ from services.status.metrics import StatusMetrics
 
 log = logging.getLogger(__name__)
 CONSUMER = "status-generation"
+#: FAL's error types of a request that ran out of time (its docs, "Request Error Types").
+TIMEOUT_TYPES = frozenset({"request_timeout", "startup_timeout"})
 
 #: `$6`: the stored webhook the outcome comes from (if any), marked processed with it.
 _FINISH = """
@@ -54,10 +56,14 @@ ON CONFLICT (generation_id, position) DO NOTHING
 
 
 def failure_reason(error_type: str | None, payload: dict[str, Any] | None) -> FailureReason:
-    """FAL's validation errors (422 `detail` list) are the input's fault; the rest is FAL's."""
+    """FAL's validation errors (422 `detail` list) are the input's fault; a request that ran
+    out of time (`error_type` `request_timeout`, FAL's "Request Error Types") is a timeout;
+    the rest is FAL's."""
     detail = (payload or {}).get("detail")
     if error_type == "validation_error" or isinstance(detail, list):
         return FailureReason.FAL_REJECTED_INPUT
+    if error_type in TIMEOUT_TYPES:
+        return FailureReason.TIMEOUT
     return FailureReason.FAL_ERROR
 
 

@@ -1,4 +1,5 @@
-"""Result images: fetched from FAL's expiring URLs at once and kept in the Object Store.
+"""Result images (and an animation's video): fetched from FAL's expiring URLs at once and
+kept in the Object Store.
 
 FAL's result URLs live about an hour, so the status service copies every image the moment
 a generation completes, into `aisha_images` under `gen/<generation_id>/<position>.<ext>`.
@@ -52,11 +53,12 @@ class StoredImage:
 
 
 def result_urls(payload: Mapping[str, Any]) -> list[str]:
-    """The image URLs of a FLUX result (`images`, in order) or an upscaler's (one `image`);
-    ResultsLost when there are none."""
+    """The image URLs of a FLUX result (`images`, in order), an upscaler's (one `image`) or
+    an image-to-video model's (one `video`); ResultsLost when there are none."""
     images = payload.get("images")
-    if images is None and isinstance(payload.get("image"), dict):
-        images = [payload["image"]]
+    for single in ("image", "video"):
+        if images is None and isinstance(payload.get(single), dict):
+            images = [payload[single]]
     if not isinstance(images, list) or not images:
         raise ResultsLost("FAL result has no images")
     urls = [i.get("url") for i in images if isinstance(i, dict)]
@@ -72,8 +74,30 @@ def nsfw_flags(payload: Mapping[str, Any], count: int) -> list[bool]:
     return [bool(values[i]) if i < len(values) else False for i in range(count)]
 
 
+def _mp4_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of an MP4's first visual track (its `tkhd` box: 16.16 fixed-point
+    sizes at the box's end), None when the bytes are not an MP4 with one."""
+    if data[4:8] != b"ftyp":
+        return None
+    at = data.find(b"tkhd")
+    while at != -1:
+        version = data[at + 4] if at + 4 < len(data) else 0
+        end = at + 4 + (96 if version == 1 else 84)
+        if end <= len(data):
+            width = int.from_bytes(data[end - 8 : end - 4], "big") >> 16
+            height = int.from_bytes(data[end - 4 : end], "big") >> 16
+            if width and height:
+                return width, height
+        at = data.find(b"tkhd", at + 4)
+    return None
+
+
 def _inspect(data: bytes) -> tuple[int, int, str, str]:
-    """(width, height, content type, extension) read from the bytes themselves."""
+    """(width, height, content type, extension) read from the bytes themselves: a picture,
+    or an MP4 video (an animation's result)."""
+    video = _mp4_size(data)
+    if video is not None:
+        return video[0], video[1], "video/mp4", "mp4"
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size

@@ -26,6 +26,8 @@ class TrainerConfig:
     describe_timeout_seconds: float = 40.0
     #: fal-ai/clarity-upscaler's price per (output) megapixel.
     upscale_cost_per_megapixel_usd: float = 0.03
+    #: fal-ai/kling-video/v2.1/standard/image-to-video's price of a 5-second clip.
+    animation_cost_5s_usd: float = 0.28
     #: How often the waiting line looks for a free training slot (`waiting_line.py`).
     waiting_line_seconds: float = 2.0
 
@@ -60,6 +62,7 @@ class TrainerConfig:
             ),
             describe_timeout_seconds=_describe_timeout(env),
             upscale_cost_per_megapixel_usd=env.number("UPSCALE_COST_PER_MEGAPIXEL_USD", 0.03),
+            animation_cost_5s_usd=env.number("ANIMATION_COST_5S_USD", 0.28),
             waiting_line_seconds=env.number("TRAINER_WAITING_LINE_SECONDS", 2.0),
         )
 

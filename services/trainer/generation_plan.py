@@ -11,20 +11,13 @@ import uuid
 from typing import Any
 
 import asyncpg
-import nats.errors
-from nats.js.errors import ObjectNotFoundError
-from nats.js.object_store import ObjectStore
 
 from contracts import FailureReason, GenerationRequested
-from services.trainer import lifetimes
 from services.trainer.config import TrainerConfig
-from services.trainer.fal_gateway import FalGateway, FalRetryable
 from services.trainer.lora_source import AVATAR_COLUMNS, LoraSource
 from services.trainer.spend import spent_last_day
 
 FLUX_LORA = "fal-ai/flux-lora"
-#: A picture of ours FAL fetches when a job starts; one not started in 6 h is failed by FAL.
-SOURCE_SECONDS = 6 * lifetimes.HOUR
 FLUX_DEV = "fal-ai/flux/dev"
 
 #: aspect ratio -> (FAL `image_size` preset, width, height)
@@ -133,22 +126,3 @@ async def lora_url(pool: asyncpg.Pool, event: GenerationRequested, loras: LoraSo
     if loras is not None:
         return await loras.url(avatar_id, avatar)
     return str(avatar["diffusers_lora_file_url"])
-
-
-async def upload_stored(
-    fal: FalGateway, store: ObjectStore | None, object_name: str, what: str
-) -> str:
-    """Our stored picture (an upscale's source, a reference photo) uploaded to FAL's storage
-    for the job to fetch: Refused when it is gone (deleted or erased meanwhile), retryable
-    when the object store does not answer."""
-    if store is None:
-        raise Refused(FailureReason.INTERNAL, "no object store")
-    try:
-        stored = await store.get(object_name)
-    except ObjectNotFoundError:
-        raise Refused(FailureReason.INTERNAL, f"the {what} is gone") from None
-    except (nats.errors.Error, TimeoutError) as exc:
-        raise FalRetryable(f"object store: {exc}") from exc
-    name = object_name.rsplit("/", 1)[-1]
-    content_type = "image/png" if name.endswith(".png") else "image/jpeg"
-    return await fal.upload(stored.data or b"", content_type, name, lifetime_seconds=SOURCE_SECONDS)

@@ -34,6 +34,7 @@ from services.kit import credits
 from services.kit.consumer import Delivery, Reject
 from services.kit.crashpoints import crashpoint
 from services.trainer import ledger, lifetimes
+from services.trainer.animate_plan import ANIMATOR, estimate_animation_cost, plan_animation
 from services.trainer.config import TrainerConfig
 from services.trainer.fal_gateway import FalGateway, FalOutcomeUnknown, FalRejected, FalRetryable
 from services.trainer.generation_plan import (
@@ -73,6 +74,8 @@ def _endpoint(event: GenerationRequested) -> str:
         return UPSCALER
     if event.reference is not None:
         return IMAGE_TO_IMAGE
+    if event.animate is not None:
+        return ANIMATOR
     return FLUX_LORA if event.avatar_id else FLUX_DEV
 
 
@@ -80,6 +83,8 @@ def _kind(event: GenerationRequested) -> str:
     """The `kind` label of the charge and spend metrics."""
     if event.reference is not None:
         return "reference"
+    if event.animate is not None:
+        return "animation"
     return "upscale" if event.upscale is not None else "generation"
 
 
@@ -138,6 +143,10 @@ class GenerationService(Submitter[GenerationRequested]):
             elif event.reference is not None:
                 arguments, cost = await plan_reference(
                     self.pool, event, self.config, self.fal, self.loras, self.photos
+                )
+            elif event.animate is not None:
+                arguments, cost = await plan_animation(
+                    self.pool, event, self.config, self.fal, self.images
                 )
             else:
                 arguments, cost = await plan_generation(self.pool, event, self.config, self.loras)
@@ -215,6 +224,8 @@ class GenerationService(Submitter[GenerationRequested]):
         if event.reference is not None:
             per_megapixel = self.config.generation_cost_per_megapixel_usd
             return estimate_reference_cost(event.reference, per_megapixel)
+        if event.animate is not None:
+            return estimate_animation_cost(event.animate, self.config.animation_cost_5s_usd)
         usd_per_megapixel = self.config.generation_cost_per_megapixel_usd
         return estimate_cost(event.aspect_ratio, event.num_images, usd_per_megapixel)
 

@@ -18,9 +18,9 @@ from nats.js.object_store import ObjectStore
 from contracts import FailureReason, GenerationRequested, ReferenceSource
 from services.trainer.config import TrainerConfig
 from services.trainer.fal_gateway import FalGateway
-from services.trainer.generation_plan import Refused, lora_url, upload_stored
+from services.trainer.generation_plan import Refused, lora_url
 from services.trainer.lora_source import LoraSource
-from services.trainer.spend import spent_last_day
+from services.trainer.source_picture import check_spend, upload
 
 IMAGE_TO_IMAGE = "fal-ai/flux-lora/image-to-image"
 #: FAL's documented range of `strength`.
@@ -78,9 +78,7 @@ async def plan_reference(
         raise Refused(FailureReason.FAL_REJECTED_INPUT, "a reference needs an avatar")
     lora = await lora_url(pool, event, loras)
     cost = estimate_reference_cost(source, config.generation_cost_per_megapixel_usd)
-    spent = await spent_last_day(pool)
-    if spent >= config.daily_spend_limit_usd:
-        raise Refused(FailureReason.SPEND_LIMIT, f"daily spend {spent:.2f} reached")
-    url = await upload_stored(fal, photos, source.object_name, "reference photo")
+    await check_spend(pool, config)
+    url = await upload(photos, fal, source.object_name, "reference photo")
     scale = round(float(row["lora_scale"] or config.generation_lora_scale), 3)
     return reference_arguments(url, event, lora, scale), cost

@@ -15,8 +15,8 @@ from nats.js.object_store import ObjectStore
 from contracts import FailureReason, GenerationRequested, UpscaleSource
 from services.trainer.config import TrainerConfig
 from services.trainer.fal_gateway import FalGateway
-from services.trainer.generation_plan import Refused, upload_stored
-from services.trainer.spend import spent_last_day
+from services.trainer.generation_plan import Refused
+from services.trainer.source_picture import check_row, check_spend, upload
 
 UPSCALER = "fal-ai/clarity-upscaler"
 FACTORS = (2, 4)
@@ -53,18 +53,10 @@ async def plan_upscale(
     to FAL and the arguments and cost returned."""
     source = event.upscale
     assert source is not None
-    row = await pool.fetchrow(
-        "SELECT user_id, status FROM generations WHERE id = $1", event.generation_id
-    )
-    if row is None or row["user_id"] != event.user_id:
-        raise Refused(FailureReason.INTERNAL, "no such generation for this user")
-    if row["status"] == "cancelled":
-        raise Refused(FailureReason.CANCELLED, "cancelled before submission")
+    await check_row(pool, event)
     if source.factor not in FACTORS:
         raise Refused(FailureReason.FAL_REJECTED_INPUT, f"upscale factor {source.factor}")
     cost = estimate_upscale_cost(source, config.upscale_cost_per_megapixel_usd)
-    spent = await spent_last_day(pool)
-    if spent >= config.daily_spend_limit_usd:
-        raise Refused(FailureReason.SPEND_LIMIT, f"daily spend {spent:.2f} reached")
-    url = await upload_stored(fal, images, source.object_name, "picture to upscale")
+    await check_spend(pool, config)
+    url = await upload(images, fal, source.object_name, "picture to upscale")
     return upscale_arguments(url, event), cost

@@ -10,11 +10,19 @@ import pytest
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.filters import CommandStart
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.filters import Command, CommandStart
+from aiogram.types import (
+    BufferedInputFile,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
 from PIL import Image
 from playwright.async_api import async_playwright, expect
 
+from sandbox.fal.animator import animate
+from sandbox.fal.images import photo
 from sandbox.telegram import TelegramEmulator
 
 CHROMIUM = "/usr/bin/chromium"
@@ -52,6 +60,14 @@ def demo_router() -> Router:
         assert isinstance(query.message, Message)
         await query.answer("Starting")
         await query.message.edit_text("Training: 100% done")
+
+    @router.message(Command("video"))
+    async def video(message: Message) -> None:
+        clip, width, height = await asyncio.to_thread(animate, photo(2, (96, 128)), 96, 128, 5)
+        await message.answer_video(
+            BufferedInputFile(clip, "clip.mp4"), width=width, height=height, duration=5,
+            caption="Your video",
+        )  # fmt: skip
 
     @router.message(F.photo)
     async def photos(message: Message) -> None:
@@ -131,3 +147,31 @@ async def test_web_chat_start_button_edit_and_album(
     texts = [e["message"].get("text") for e in transcript["messages"] if e["outgoing"]]
     assert texts == ["Training: 100% done", "Got 2 photos"]
     assert await running_bot.violations() == {}
+
+
+@pytest.mark.browser
+async def test_web_chat_plays_a_video(running_bot: TelegramEmulator) -> None:
+    """A video message (an animation's, made like the FAL emulator makes them) shows as a
+    player whose file the browser decodes: its duration is the clip's."""
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium_path(), args=ARGS)
+        try:
+            page = await browser.new_page()
+            page.set_default_timeout(20_000)
+            await page.goto(running_bot.web_url)
+            await page.fill("#name", "Viewer")
+            await page.click("#create")
+            await expect(page.locator("#chat")).to_be_visible()
+            await page.fill("#text", "/video")
+            await page.click("#send")
+            player = page.locator(".bubble.bot video")
+            await expect(player).to_have_count(1)
+            await expect(page.locator(".bubble.bot").last).to_contain_text("Your video")
+            seconds = await player.evaluate(
+                "v => new Promise((ok, bad) => { if (v.readyState >= 1) ok(v.duration);"
+                " v.addEventListener('loadedmetadata', () => ok(v.duration));"
+                " v.addEventListener('error', () => bad(String(v.error && v.error.code))); })"
+            )
+            assert seconds == pytest.approx(5, abs=0.3)
+        finally:
+            await browser.close()

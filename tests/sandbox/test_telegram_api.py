@@ -215,6 +215,26 @@ async def test_document_get_file_and_download(bot: Bot, user_id: int) -> None:
     assert buf.read() == b"%PDF-1.4 fake"
 
 
+async def test_send_video_upload_then_file_id(bot: Bot, user_id: int) -> None:
+    clip = b"\x00\x00\x00\x18ftypmp42 fake clip"
+    sent = await bot.send_video(
+        user_id, BufferedInputFile(clip, "clip.mp4"), width=540, height=720, duration=5,
+        caption="video", supports_streaming=True,
+    )  # fmt: skip
+    assert sent.video is not None
+    assert (sent.video.width, sent.video.height, sent.video.duration) == (540, 720, 5)
+    assert sent.video.mime_type == "video/mp4"
+    assert sent.caption == "video"
+    again = await bot.send_video(user_id, sent.video.file_id)
+    assert again.video is not None
+    assert again.video.file_unique_id == sent.video.file_unique_id
+    buf = await bot.download(await bot.get_file(sent.video.file_id))
+    assert buf is not None
+    assert buf.read() == clip
+    with pytest.raises(TelegramBadRequest):
+        await bot.send_video(user_id, "no-such-file-id")
+
+
 async def test_download_user_photo_largest_is_original(
     bot: Bot, emu: TelegramEmulator, user_id: int
 ) -> None:

@@ -130,6 +130,7 @@ def test_failure_reason_blames_the_input_only_for_validation_errors() -> None:
         FailureReason.FAL_ERROR
     )
     assert failure_reason(None, None) is FailureReason.FAL_ERROR
+    assert failure_reason("request_timeout", {"detail": "timed out"}) is FailureReason.TIMEOUT
 
 
 def test_result_urls_and_nsfw_flags() -> None:

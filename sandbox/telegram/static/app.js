@@ -211,6 +211,12 @@ function bubble(entry) {
     node.append(el("img", { src: fileUrl(largest.file_id), alt: "photo",
       width: String(largest.width), height: String(largest.height) }));
   }
+  if (m.video) {
+    const attrs = { src: fileUrl(m.video.file_id), controls: "", playsinline: "", muted: "" };
+    if (m.video.width) attrs.width = String(m.video.width);
+    if (m.video.height) attrs.height = String(m.video.height);
+    node.append(el("video", attrs));
+  }
   if (m.document) {
     node.append(el("a", { class: "doc", href: fileUrl(m.document.file_id),
       download: m.document.file_name || "file" }, m.document.file_name || "file"));

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiogram import Router
 
 from services.bot.admin import commands as admin
+from services.bot.animate import router as animate
 from services.bot.avatars import creation as avatar
 from services.bot.avatars import my_avatars as avatars
 from services.bot.avatars import photo_upload as photos
@@ -33,6 +34,7 @@ def get_routers() -> list[Router]:
         share.build(),  # before start: `/start share_<token>` is a shared picture
         gallery.build(),  # before start: `/start gallery` (inline mode's button)
         upscale.build(),
+        animate.build(),
         start.build(),
         settings.build(),
         privacy.build(),

@@ -9,6 +9,8 @@ from aiogram import Bot
 from aiogram.fsm.storage.base import BaseStorage
 
 from contracts.jetstream import BOT_GENERATION, OBJ_IMAGES, OBJ_PHOTOS
+from services.bot.animate.outcomes import AnimationOutcomes
+from services.bot.animate.service import AnimationService
 from services.bot.app.config import BotConfig
 from services.bot.app.metrics import BotMetrics
 from services.bot.app.sender import Sender
@@ -66,6 +68,7 @@ async def wire_generation(
         kinds={
             "upscale": UpscaleOutcomes(images, image_store, sender),
             "reference": ReferenceOutcomes(images, image_store, sender),
+            "animation": AnimationOutcomes(images, image_store, sender),
         },
     )
     rt.run_consumer(EventConsumer(rt.js, BOT_GENERATION, events.handlers(), rt.metrics))
@@ -82,5 +85,8 @@ async def wire_generation(
         "reference_intake": ReferenceIntake(rt.pool, await rt.js.object_store(OBJ_PHOTOS.name)),
         "upscales": UpscaleService(
             rt.pool, config.pricing, images, image_store, config.max_concurrent_generations
+        ),
+        "animations": AnimationService(
+            rt.pool, config.pricing, images, config.max_concurrent_generations
         ),
     }

@@ -138,6 +138,13 @@ class BotMetrics(KitMetrics):
             ["pack"],
             registry=r,
         )
+        self.animations_requested = Counter(
+            "aisha_bot_animations_requested",
+            "Presses that asked for a video of a picture, by outcome: started, already_running,"
+            " refused_limit, insufficient_credits, not_found",
+            ["outcome"],
+            registry=r,
+        )
         self.credit_refunds = Counter(
             "aisha_bot_credit_refunds",
             "Jobs whose credits were given back, by job kind and failure reason",

@@ -93,6 +93,8 @@ class Pricing:
     #: A reference photo re-drawn with the avatar (one picture of at most ~1 megapixel:
     #: FAL bills image-to-image like a FLUX picture, plus the photo's upload and storage).
     reference: int = 2
+    #: A 5-second video of a picture (FAL: $0.28 a clip, docs/generation.md "Animation").
+    animation: int = 25
     trial: int = 10
     packages: tuple[Package, ...] = parse_packages(DEFAULT_PACKAGES)
     #: A Stars purchase may be refunded this long after payment if none of it was spent.
@@ -105,7 +107,7 @@ class Pricing:
         """Trainings and pictures at no charge (tests that are not about credits)."""
         return cls(
             training=0, training_speed=0, training_high_res=0, per_image=0, upscale_2x=0,
-            upscale_4x=0, reference=0,
+            upscale_4x=0, reference=0, animation=0,
         )  # fmt: skip
 
     @classmethod
@@ -120,6 +122,7 @@ class Pricing:
             upscale_2x=env.integer("CREDITS_UPSCALE_2X", 5, minimum=0),
             upscale_4x=env.integer("CREDITS_UPSCALE_4X", 20, minimum=0),
             reference=env.integer("CREDITS_REFERENCE", 2, minimum=0),
+            animation=env.integer("CREDITS_ANIMATION", 25, minimum=0),
             trial=env.integer("CREDITS_TRIAL", 10),
             packages=parse_packages(env.text("CREDIT_PACKAGES", DEFAULT_PACKAGES)),
             refund_days=env.integer("STARS_REFUND_DAYS", 14),

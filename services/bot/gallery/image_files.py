@@ -39,20 +39,20 @@ async def send_photo(
     caption: str,
     markup: InlineKeyboardMarkup | None,
 ) -> Message | None:
-    """Send the picture; None only when neither Telegram nor the store has it."""
+    """Send the picture (a video item as a video); None only when neither Telegram nor the
+    store has it."""
+    send = bot.send_video if item.is_video else bot.send_photo
     if item.telegram_file_id:
         with contextlib.suppress(TelegramBadRequest):
-            return await bot.send_photo(
-                chat_id, item.telegram_file_id, caption=caption, reply_markup=markup
-            )
+            return await send(chat_id, item.telegram_file_id, caption=caption, reply_markup=markup)
     data = await load(store, item.object_name)
     if data is None:
         return None
-    return await bot.send_photo(
-        chat_id, as_upload(item, data), caption=caption, reply_markup=markup
-    )
+    return await send(chat_id, as_upload(item, data), caption=caption, reply_markup=markup)
 
 
 def file_id_of(message: Message) -> str | None:
-    """The largest size's file_id: the one that re-sends the original."""
+    """The largest size's file_id (the one that re-sends the original), or the video's."""
+    if message.video is not None:
+        return message.video.file_id
     return message.photo[-1].file_id if message.photo else None

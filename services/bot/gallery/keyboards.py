@@ -7,6 +7,7 @@ from uuid import UUID
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from services.bot.animate.callbacks import AnimateCb
 from services.bot.app.keyboards import keyboard
 from services.bot.app.main_menu import MenuCb
 from services.bot.app.texts import Translator
@@ -66,7 +67,8 @@ def avatar_filter(
 
 
 def image(t: Translator, item: ImageItem) -> InlineKeyboardMarkup:
-    """Under an opened picture: favourite toggle, original file, share, delete, upscale."""
+    """Under an opened picture: favourite toggle, original file, share, delete, upscale,
+    animate (a video has the first four)."""
     kb = InlineKeyboardBuilder()
     iid = item.id
     fav = "gallery.unfavorite" if item.is_favorite else "gallery.favorite"
@@ -74,8 +76,12 @@ def image(t: Translator, item: ImageItem) -> InlineKeyboardMarkup:
     kb.button(text=t.plain("gallery.original"), callback_data=ImageCb(action="doc", image_id=iid))
     kb.button(text=t.plain("share.button"), callback_data=ImageCb(action="share", image_id=iid))
     kb.button(text=t.plain("gallery.delete"), callback_data=ImageCb(action="del", image_id=iid))
+    if item.is_video:  # a clip is neither upscaled nor animated again
+        kb.adjust(2, 2)
+        return kb.as_markup()
     kb.button(text=t.plain("upscale.button"), callback_data=UpscaleCb(action="menu", image_id=iid))
-    kb.adjust(2, 2, 1)
+    kb.button(text=t.plain("animate.button"), callback_data=AnimateCb(action="menu", image_id=iid))
+    kb.adjust(2, 2, 2)
     return kb.as_markup()
 
 

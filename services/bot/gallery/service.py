@@ -21,17 +21,18 @@ SELECT = (
     "SELECT i.id, i.generation_id, i.position, i.object_name, i.width, i.height, "
     "i.content_type, i.nsfw, i.telegram_file_id, i.is_favorite, i.created_at, g.prompt, "
     "g.user_prompt, g.style_id, g.seed, g.aspect_ratio, g.avatar_id, a.name AS avatar_name, "
-    "g.upscale_factor "
+    "g.upscale_factor, g.animation_seconds "
     "FROM generated_images i JOIN generations g ON g.id = i.generation_id "
     "LEFT JOIN avatars a ON a.id = g.avatar_id "
     "LEFT JOIN generated_images src ON src.id = g.source_image_id "
 )
 VISIBLE = "i.user_id = $1 AND g.user_id = $1 AND NOT i.nsfw"
-#: Newest first; an upscale sits right after the picture it enlarges (its source's place).
+#: Newest first; an upscale or a video sits right after the picture it comes from (its
+#: source's place).
 ORDER = (
     " ORDER BY coalesce(src.created_at, i.created_at) DESC,"
     " coalesce(src.generation_id, i.generation_id), coalesce(src.position, i.position),"
-    " g.upscale_factor NULLS FIRST, i.created_at"
+    " g.upscale_factor NULLS FIRST, g.animation_seconds NULLS FIRST, i.created_at"
 )
 #: `secrets.token_urlsafe(16)`: 128 random bits, 22 URL-safe characters.
 TOKEN_BYTES = 16
@@ -59,6 +60,8 @@ class ImageItem:
     avatar_name: str | None
     #: Set when this picture is an upscale (2 or 4) of another one.
     upscale_factor: int | None = None
+    #: Set when this item is a video (an animation of another picture), its seconds.
+    animation_seconds: int | None = None
 
     @classmethod
     def from_record(cls, r: Any) -> ImageItem:
@@ -66,7 +69,13 @@ class ImageItem:
 
     @property
     def extension(self) -> str:
-        return {"image/png": "png", "image/webp": "webp"}.get(self.content_type or "", "jpg")
+        types = {"image/png": "png", "image/webp": "webp", "video/mp4": "mp4"}
+        return types.get(self.content_type or "", "jpg")
+
+    @property
+    def is_video(self) -> bool:
+        """An animation's clip: sent with sendVideo, never upscaled or animated again."""
+        return (self.content_type or "").startswith("video/")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,7 +184,10 @@ class ImageService:
     ) -> list[ImageItem]:
         """Favourites already on Telegram (cached photos need a file_id), optionally only
         those whose prompt contains `query`."""
-        where = f"{VISIBLE} AND i.is_favorite AND i.telegram_file_id IS NOT NULL"
+        where = (
+            f"{VISIBLE} AND i.is_favorite AND i.telegram_file_id IS NOT NULL"
+            " AND coalesce(i.content_type, '') NOT LIKE 'video/%'"  # cached photos only
+        )
         args: list[Any] = [user_id]
         if query:
             pattern = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -69,7 +69,10 @@ def details(t: Translator, item: ImageItem, styles: Catalogue) -> str:
 
 
 def _mark(t: Translator, item: ImageItem) -> str:
-    """ "⬆️×2 " before an upscale, which sits right after the picture it enlarges."""
+    """ "⬆️×2 " before an upscale, "🎬 5 s " before a video; each sits right after the
+    picture it comes from."""
+    if item.animation_seconds is not None:
+        return t.plain("animate.gallery_mark", seconds=item.animation_seconds)
     if item.upscale_factor is None:
         return ""
     return t.plain("upscale.gallery_mark", factor=item.upscale_factor)

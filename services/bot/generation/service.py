@@ -19,6 +19,7 @@ from uuid import UUID
 import asyncpg
 
 from contracts import (
+    AnimateSource,
     GenerationRequested,
     ReferenceSource,
     UpscaleSource,
@@ -39,7 +40,8 @@ ACTIVE_WINDOW = "30 minutes"
 COLUMNS = (
     "id, user_id, avatar_id, prompt, user_prompt, style_id, aspect_ratio, num_images, seed, "
     "lora_scale, status, parent_id, progress_chat_id, progress_message_id, created_at, "
-    "pack_order_id, source_image_id, upscale_factor, reference_id, reference_strength"
+    "pack_order_id, source_image_id, upscale_factor, reference_id, reference_strength, "
+    "animation_seconds"
 )
 
 
@@ -76,11 +78,15 @@ class Generation:
     #: A re-drawn reference photo (0011): the photo and FAL's strength; None otherwise.
     reference_id: UUID | None = None
     reference_strength: float | None = None
+    #: An animation (0012): the clip's seconds; None for a picture or an upscale.
+    animation_seconds: int | None = None
 
     @property
     def kind(self) -> str:
-        """`upscale`, `reference` or `image`: which feature shows this job's progress and
-        outcome."""
+        """`upscale`, `reference`, `animation` or `image`: which feature shows this job's
+        progress and outcome."""
+        if self.animation_seconds is not None:
+            return "animation"
         if self.upscale_factor is not None:
             return "upscale"
         return "reference" if self.reference_strength is not None else "image"
@@ -108,6 +114,7 @@ class Generation:
             upscale_factor=r["upscale_factor"],
             reference_id=r["reference_id"],
             reference_strength=r["reference_strength"],
+            animation_seconds=r["animation_seconds"],
         )
 
 
@@ -118,6 +125,7 @@ def requested(
     with_avatar: bool = True,
     upscale: UpscaleSource | None = None,
     reference: ReferenceSource | None = None,
+    animate: AnimateSource | None = None,
 ) -> GenerationRequested:
     """The trainer's request for a generation row just inserted, in the same transaction.
 
@@ -138,6 +146,7 @@ def requested(
         credits=price,
         upscale=upscale,
         reference=reference,
+        animate=animate,
     )
 
 

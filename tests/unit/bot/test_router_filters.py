@@ -25,6 +25,7 @@ EXPECTED = {
     "share": {"img"},
     "gallery": {"gal", "galm", "img"},
     "upscale": {"up"},
+    "animate": {"an"},
     "start": {"menu"},
     "settings": {"menu", "lang"},
     "privacy": {"privacy", "keep"},
