@@ -1,8 +1,9 @@
 """The whole product as `./scripts/run` starts it: a person creates avatars through the bot.
 
 The launcher's `Stack` runs embedded NATS, migrations, both emulators and the three services
-as processes. One user clicks through the web chat in a real chromium (portrait avatar);
-another, Russian-speaking, drives the Telegram emulator's control API (style avatar). Both
+as processes. One user clicks through the web chat in a real chromium (portrait avatar, then
+a pack and a video of one of its pictures); another, Russian-speaking, drives the Telegram
+emulator's control API (style avatar). Both
 reach a trained avatar whose 18 FAL fields hold the expected values.
 """
 
@@ -145,6 +146,21 @@ async def test_a_person_creates_a_portrait_avatar_in_the_web_chat(product: Stack
             await page.get_by_role("button", name="▶️ Browser Ann — 4 credits").last.click()
             await expect(page.locator(".bubble.bot").last).to_contain_text("on their way")
             await expect(page.locator(".bubble.bot img")).to_have_count(4, timeout=60_000)
+            # A video of one of them: from the gallery, priced in the offer, played back.
+            await page.fill("#text", "/gallery")
+            await page.click("#send")
+            await page.get_by_role("button", name="1", exact=True).last.click()
+            await page.get_by_role("button", name="🎬 Animate").last.click()
+            await expect(page.locator(".bubble.bot").last).to_contain_text("25 credits")
+            await page.get_by_role("button", name="▶️ Animate without a prompt · 25 credits").click()
+            player = page.locator(".bubble.bot video")
+            await expect(player).to_have_count(1, timeout=60_000)
+            seconds = await player.evaluate(
+                "v => new Promise((ok, bad) => { if (v.readyState >= 1) ok(v.duration);"
+                " v.addEventListener('loadedmetadata', () => ok(v.duration));"
+                " v.addEventListener('error', () => bad(String(v.error && v.error.code))); })"
+            )
+            assert seconds == pytest.approx(5, abs=0.3)
             await page.screenshot(path=str(tmp_path / "webchat.png"), full_page=True)
             shots = os.environ.get("AISHA_SCREENSHOT_DIR")
             if shots:
