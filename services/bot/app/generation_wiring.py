@@ -13,6 +13,8 @@ from services.bot.app.config import BotConfig
 from services.bot.app.metrics import BotMetrics
 from services.bot.app.sender import Sender
 from services.bot.app.texts import Texts
+from services.bot.avatars.likeness_scorer import LikenessScorer
+from services.bot.avatars.photo_gate import PhotoGate
 from services.bot.avatars.service import AvatarService
 from services.bot.gallery.export import Exporter
 from services.bot.gallery.service import ImageService
@@ -41,6 +43,7 @@ async def wire_generation(
     sender: Sender,
     texts: Texts,
     storage: BaseStorage,
+    gate: PhotoGate | None = None,
 ) -> dict[str, Any]:
     """Services for the generation, gallery, share and inline handlers (by parameter name),
     and the `BOT_GENERATION` consumer running on the runtime."""
@@ -53,16 +56,21 @@ async def wire_generation(
     )
     images = ImageService(rt.pool)
     describer = Describer(rt.pool, image_store)
+    metrics = rt.metrics if isinstance(rt.metrics, BotMetrics) else None
+    likeness = None
+    if gate is not None:
+        timeout = config.likeness_timeout_seconds
+        likeness = LikenessScorer(rt.pool, gate, timeout=timeout, metrics=metrics)
     events = GenerationEvents(
         generations,
         avatars,
-        ResultDelivery(images, image_store, sender, styles),
+        ResultDelivery(images, image_store, sender, styles, likeness),
         describer,
         sender,
         texts,
         storage,
         bot.id,
-        rt.metrics if isinstance(rt.metrics, BotMetrics) else None,
+        metrics,
         kinds={
             "upscale": UpscaleOutcomes(images, image_store, sender),
             "reference": ReferenceOutcomes(images, image_store, sender),

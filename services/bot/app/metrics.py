@@ -144,6 +144,19 @@ class BotMetrics(KitMetrics):
             ["kind", "reason"],
             registry=r,
         )
+        self.likeness_scored = Counter(
+            "aisha_bot_likeness_pictures",
+            "Generated pictures of a portrait avatar by likeness outcome: scored, no_face, "
+            "no_identity, weak_identity, timeout, error",
+            ["outcome"],
+            registry=r,
+        )
+        self.likeness_percent = Histogram(
+            "aisha_bot_likeness_percent",
+            "Likeness score (0-100) of each scored picture to its avatar's reference identity",
+            registry=r,
+            buckets=(10, 20, 30, 40, 50, 60, 70, 80, 90, 100),
+        )
         self.stars_refunds = Counter(
             "aisha_bot_stars_refunds",
             "Stars purchases refunded through refundStarPayment, by outcome",

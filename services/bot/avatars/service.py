@@ -26,6 +26,7 @@ from contracts import (
 from services.bot.app.metrics import BotMetrics
 from services.bot.app.models import Avatar, AvatarStatus, Gender, TypeStats, User
 from services.bot.app.pricing import Pricing
+from services.bot.avatars import likeness_rows
 from services.kit import credits, loras
 from services.kit.crashpoints import crashpoint
 from services.kit.db import UnitOfWork
@@ -240,6 +241,7 @@ class AvatarService:
             if row is None:
                 return None
             avatar = Avatar.from_record(row)
+            await likeness_rows.store_identity(uow.conn, avatar.id)
             uow.publish(
                 TrainingRequested(
                     event_id=derived_event_id(

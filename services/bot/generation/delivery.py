@@ -25,6 +25,8 @@ from nats.js.object_store import ObjectStore
 from contracts import GeneratedImage
 from services.bot.app.sender import Sender
 from services.bot.app.texts import Translator
+from services.bot.avatars.likeness_scorer import LikenessScorer
+from services.bot.avatars.likeness_texts import line
 from services.bot.gallery.callbacks import GalleryCb
 from services.bot.gallery.image_files import as_upload, file_id_of, load
 from services.bot.gallery.service import ImageItem, ImageService
@@ -45,11 +47,19 @@ class _Ready:
 
 
 class ResultDelivery:
-    def __init__(self, images: ImageService, store: ObjectStore, sender: Sender, styles: Catalogue):
+    def __init__(
+        self,
+        images: ImageService,
+        store: ObjectStore,
+        sender: Sender,
+        styles: Catalogue,
+        likeness: LikenessScorer | None = None,
+    ):
         self.images = images
         self.store = store
         self.sender = sender
         self.styles = styles
+        self.likeness = likeness
 
     async def deliver(
         self,
@@ -63,6 +73,7 @@ class ResultDelivery:
         ready, withheld, missing = await self._collect(generation, results)
         chat_id = generation.progress_chat_id or generation.user_id
         caption = views.caption(t, generation, self.styles)
+        scores = await self._likeness(generation, ready, t)
         notes = views.notes(t, withheld, missing)
         if refunded:
             key = "packs.refunded_part" if generation.pack_order_id else "credits.refunded_nsfw"
@@ -73,14 +84,15 @@ class ResultDelivery:
         if len(ready) == 1:
             photo = await self.sender.call(chat_id, SendPhoto(
                 chat_id=chat_id, photo=as_upload(ready[0].item, ready[0].data),
-                caption=caption + notes, reply_markup=markup,
+                caption=caption + scores[0] + notes, reply_markup=markup,
             ))  # fmt: skip
             sent = [photo] if photo is not None else []
         else:
             if ready:
                 media: list[MediaItem] = [
                     InputMediaPhoto(
-                        media=as_upload(r.item, r.data), caption=caption if i == 0 else None
+                        media=as_upload(r.item, r.data),
+                        caption=((caption if i == 0 else "") + scores[i]).strip() or None,
                     )
                     for i, r in enumerate(ready)
                 ]
@@ -96,6 +108,19 @@ class ResultDelivery:
             for r, message in zip(ready, sent, strict=False)
             if (file_id := file_id_of(message))
         }
+
+    async def _likeness(
+        self, generation: Generation, ready: list[_Ready], t: Translator
+    ) -> list[str]:
+        """Each picture's likeness line (stored with the picture first); "" when unscored.
+        Waits at most the scorer's bound (`LikenessScorer.timeout`)."""
+        if self.likeness is None or generation.avatar_id is None:
+            return [""] * len(ready)
+        scores = await self.likeness.score(generation.avatar_id, [r.data for r in ready])
+        for r, score in zip(ready, scores, strict=True):
+            if score is not None:
+                await self.images.set_likeness(r.item.id, score.percent, score.distance)
+        return ["" if score is None else "\n" + line(t, score.percent) for score in scores]
 
     async def _collect(
         self, generation: Generation, results: tuple[GeneratedImage, ...]

@@ -1,0 +1,16 @@
+"""The likeness score as the user sees it: one discreet line under a delivered picture and
+in the gallery's details (`likeness.*` in the locale files). No score, no line: a picture
+without a face, a style avatar, or a delivery that did not wait for the score."""
+
+from __future__ import annotations
+
+from services.bot.app.texts import Translator
+from services.bot.avatars.likeness import band
+
+
+def line(t: Translator, percent: float | None) -> str:
+    if percent is None:
+        return ""
+    return t(
+        "likeness.line", percent=round(percent), band=t.plain(f"likeness.band.{band(percent)}")
+    )
