@@ -1,0 +1,108 @@
+"""Likeness in the bot, with the real photo-gate worker process, real NATS and PostgreSQL:
+each delivered picture of a portrait avatar is scored against the avatar's reference
+identity, the score is stored with the picture and shown under it (and in the gallery); a
+picture without a face gets no score; an avatar without an identity is not scored at all."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+
+import asyncpg
+from nats.js import JetStreamContext
+from nats.js.object_store import ObjectStore
+
+from sandbox.telegram import TelegramEmulator
+from services.bot.avatars.likeness import identity_of
+from services.bot.avatars.likeness_faces import faces_in
+from tests import faces
+from tests.botkit import BotUnderTest, bot_message, eventually, press
+from tests.integration import generation_harness as harness
+from tests.integration.generation_harness import complete, seed_avatar
+
+images_store = harness.images_store
+
+
+@functools.cache
+def _reference() -> list[float]:
+    """Obama's identity from variants of two of his photos (the third is the probe)."""
+    found = [faces_in(faces.person(i))[0].embedding for i in range(faces.DISTINCT) if i % 3]
+    identity = identity_of(found)
+    assert identity is not None
+    return list(identity.center)
+
+
+def _photo(name: str) -> bytes:
+    return faces.jpeg(faces.fit(faces.original(name)))
+
+
+async def _generation(pool: asyncpg.Pool, uid: int, avatar_id: str, count: int) -> str:
+    gid = await pool.fetchval(
+        "INSERT INTO generations (user_id, avatar_id, prompt, aspect_ratio, num_images, seed, "
+        "status) VALUES ($1, $2, 'photo of ohwxtest man', '1:1', $3, 7, 'submitted') "
+        "RETURNING id",
+        uid, uuid.UUID(avatar_id), count,
+    )  # fmt: skip
+    return str(gid)
+
+
+async def test_each_picture_shows_its_likeness_and_the_gallery_keeps_it(
+    emu: TelegramEmulator, bot: BotUnderTest, js: JetStreamContext, admin_pool: asyncpg.Pool,
+    images_store: ObjectStore,
+) -> None:  # fmt: skip
+    uid = (await emu.create_user("Barack"))["id"]
+    avatar_id = await seed_avatar(admin_pool, uid, name="Barack")
+    await admin_pool.execute(
+        "UPDATE avatars SET likeness_center = $2, likeness_spread = 0.1, likeness_faces = 14 "
+        "WHERE id = $1",
+        uuid.UUID(avatar_id), _reference(),
+    )  # fmt: skip
+    gid = await _generation(admin_pool, uid, avatar_id, 3)
+    pictures = [_photo("obama.jpg"), _photo("biden.jpg"), _photo("coffee.jpg")]
+    await complete(js, admin_pool, images_store, gid, pictures)
+    await bot_message(emu, uid, text="Ready: 3 pictures", button="grun:again", within=20)
+    album = [m for m in await emu.bot_messages(uid) if m.get("media_group_id")]
+    assert len(album) == 3
+    captions = [m.get("caption") or "" for m in album]
+    assert "Likeness" in captions[0]
+    assert "(high)" in captions[0]
+    assert "(low)" in captions[1]
+    assert "Likeness" not in captions[2]  # a landscape: not applicable, nothing shown
+
+    rows = await admin_pool.fetch(
+        "SELECT id, likeness, likeness_distance FROM generated_images "
+        "WHERE generation_id = $1 ORDER BY position",
+        uuid.UUID(gid),
+    )
+    assert rows[0]["likeness"] >= 70
+    assert rows[0]["likeness_distance"] < 0.45
+    assert rows[1]["likeness"] < 40
+    assert (rows[2]["likeness"], rows[2]["likeness_distance"]) == (None, None)
+
+    await emu.send_command(uid, "gallery")
+    gallery = await bot_message(emu, uid, text="Your gallery")
+    await press(emu, uid, gallery, f"img:open:{rows[0]['id'].hex}")
+    opened = await bot_message(emu, uid, button="img:fav:")
+    assert f"Likeness {round(rows[0]['likeness'])}% (high)" in opened["caption"]
+
+
+async def test_an_avatar_without_an_identity_is_not_scored(
+    emu: TelegramEmulator, bot: BotUnderTest, js: JetStreamContext, admin_pool: asyncpg.Pool,
+    images_store: ObjectStore,
+) -> None:  # fmt: skip
+    uid = (await emu.create_user("Ann"))["id"]
+    avatar_id = await seed_avatar(admin_pool, uid)
+    gid = await _generation(admin_pool, uid, avatar_id, 1)
+    await complete(js, admin_pool, images_store, gid, [_photo("obama.jpg")])
+    single = await bot_message(emu, uid, button="grun:again", within=20)
+    assert "Likeness" not in (single.get("caption") or "")
+
+    async def stored() -> asyncpg.Record | None:
+        return await admin_pool.fetchrow(
+            "SELECT likeness, telegram_file_id FROM generated_images WHERE generation_id = $1 "
+            "AND telegram_file_id IS NOT NULL",
+            uuid.UUID(gid),
+        )
+
+    row = await eventually(stored)
+    assert row["likeness"] is None
