@@ -13,6 +13,10 @@ Create Date: 2026-12-06
 * `generated_images.likeness real` (0-100, the calibrated score of the best-matching face)
   and `likeness_distance real` (its raw embedding distance to the centre): written by the
   bot at delivery; NULL = not scored (no face, no identity, or the scoring timed out).
+* `generations.likeness_retry boolean` (default false): a free re-draw, with a new seed, of
+  the weak pictures of its `parent_id` generation; written once by the bot on INSERT. The
+  unique partial index `uq_generations_likeness_retry (parent_id) WHERE likeness_retry`
+  makes it at most one per generation, whatever redelivery or race.
 """
 
 from collections.abc import Sequence
@@ -48,6 +52,17 @@ def upgrade() -> None:
         "generated_images",
         "likeness IS NULL OR likeness BETWEEN 0 AND 100",
     )
+    op.add_column(
+        "generations",
+        sa.Column("likeness_retry", sa.Boolean(), server_default=sa.false(), nullable=False),
+    )
+    op.create_index(
+        "uq_generations_likeness_retry",
+        "generations",
+        ["parent_id"],
+        unique=True,
+        postgresql_where=sa.text("likeness_retry"),
+    )
     names = ", ".join(c.name for c in AVATAR_COLUMNS)
     op.execute(f"GRANT UPDATE ({names}) ON avatars TO {BOT}")
     names = ", ".join(c.name for c in IMAGE_COLUMNS)
@@ -55,6 +70,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("uq_generations_likeness_retry", table_name="generations")
+    op.drop_column("generations", "likeness_retry")
     op.drop_constraint("ck_generated_images_likeness_range", "generated_images", type_="check")
     for column in reversed(IMAGE_COLUMNS):
         op.drop_column("generated_images", column.name)

@@ -320,6 +320,8 @@ generations = sa.Table(
         sa.ForeignKey("reference_photos.id", ondelete="SET NULL", use_alter=True),
     ),
     sa.Column("reference_strength", sa.REAL()),
+    # 0012: a free re-draw of the parent's weak pictures (written once, on INSERT).
+    sa.Column("likeness_retry", sa.Boolean(), nullable=False, server_default=sa.false()),
     # --- trainer ---------------------------------------------------------------------------
     sa.Column("fal_request_id", sa.Text()),
     sa.Column("fal_endpoint", sa.Text()),
@@ -354,6 +356,12 @@ generations = sa.Table(
         "ix_generations_pack_order_id",
         "pack_order_id",
         postgresql_where=sa.text("pack_order_id IS NOT NULL"),
+    ),
+    sa.Index(
+        "uq_generations_likeness_retry",
+        "parent_id",
+        unique=True,
+        postgresql_where=sa.text("likeness_retry"),
     ),
 )
 

@@ -1,26 +1,31 @@
 """Likeness in the bot, with the real photo-gate worker process, real NATS and PostgreSQL:
 each delivered picture of a portrait avatar is scored against the avatar's reference
 identity, the score is stored with the picture and shown under it (and in the gallery); a
-picture without a face gets no score; an avatar without an identity is not scored at all."""
+weak picture is re-drawn once, free; a picture without a face gets no score; an avatar
+without an identity is not scored at all."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import uuid
 
 import asyncpg
+import pytest
 from nats.js import JetStreamContext
 from nats.js.object_store import ObjectStore
 
+from contracts import GenerationRequested
 from sandbox.telegram import TelegramEmulator
 from services.bot.avatars.likeness import identity_of
 from services.bot.avatars.likeness_faces import faces_in
 from tests import faces
-from tests.botkit import BotUnderTest, bot_message, eventually, press
+from tests.botkit import BotUnderTest, bot_message, events_of, eventually, press
 from tests.integration import generation_harness as harness
 from tests.integration.generation_harness import complete, seed_avatar
 
 images_store = harness.images_store
+REQUESTED = "aisha.generation.requested"
 
 
 @functools.cache
@@ -34,6 +39,12 @@ def _reference() -> list[float]:
 
 def _photo(name: str) -> bytes:
     return faces.jpeg(faces.fit(faces.original(name)))
+
+
+async def _retry_of(pool: asyncpg.Pool, gid: str) -> asyncpg.Record | None:
+    return await pool.fetchrow(
+        "SELECT * FROM generations WHERE parent_id = $1 AND likeness_retry", uuid.UUID(gid)
+    )
 
 
 async def _generation(pool: asyncpg.Pool, uid: int, avatar_id: str, count: int) -> str:
@@ -78,6 +89,32 @@ async def test_each_picture_shows_its_likeness_and_the_gallery_keeps_it(
     assert rows[0]["likeness_distance"] < 0.45
     assert rows[1]["likeness"] < 40
     assert (rows[2]["likeness"], rows[2]["likeness_distance"]) == (None, None)
+
+    # the weak picture is re-drawn once, free: one new generation of one picture, new seed
+    notice = await bot_message(emu, uid, text="Low likeness in 1 of the pictures")
+    retry = await eventually(lambda: _retry_of(admin_pool, gid))
+    assert (retry["num_images"], retry["avatar_id"], retry["status"]) == (
+        1, uuid.UUID(avatar_id), "pending",
+    )  # fmt: skip
+    assert retry["seed"] != 7
+    assert retry["progress_message_id"] == notice["message_id"]
+    [event] = await eventually(
+        lambda: events_of(js, REQUESTED, GenerationRequested, generation_id=str(retry["id"]))
+    )
+    assert isinstance(event, GenerationRequested)
+    assert event.credits == 0
+    with pytest.raises(asyncpg.UniqueViolationError):  # at most one re-draw per generation
+        await admin_pool.execute(
+            "INSERT INTO generations (user_id, avatar_id, prompt, aspect_ratio, num_images, "
+            "seed, parent_id, likeness_retry) VALUES ($1, $2, 'p', '1:1', 1, 1, $3, true)",
+            uid, uuid.UUID(avatar_id), uuid.UUID(gid),
+        )  # fmt: skip
+    # the re-draw is weak again: both are shown with their scores, nothing more is re-drawn
+    await complete(js, admin_pool, images_store, str(retry["id"]), [_photo("biden.jpg")])
+    redrawn = await bot_message(emu, uid, text="(low)", button="grun:again", within=20)
+    assert redrawn["message_id"] != notice["message_id"]
+    await asyncio.sleep(0.5)
+    assert await _retry_of(admin_pool, str(retry["id"])) is None
 
     await emu.send_command(uid, "gallery")
     gallery = await bot_message(emu, uid, text="Your gallery")

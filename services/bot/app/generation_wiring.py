@@ -21,6 +21,7 @@ from services.bot.gallery.service import ImageService
 from services.bot.generation.delivery import ResultDelivery
 from services.bot.generation.describer import Describer
 from services.bot.generation.events import GenerationEvents
+from services.bot.generation.likeness_retry import LikenessRetry
 from services.bot.generation.prompts import Catalogue
 from services.bot.generation.service import GenerationService
 from services.bot.packs.catalogue import PackCatalogue
@@ -57,14 +58,16 @@ async def wire_generation(
     images = ImageService(rt.pool)
     describer = Describer(rt.pool, image_store)
     metrics = rt.metrics if isinstance(rt.metrics, BotMetrics) else None
-    likeness = None
+    likeness = retry = None
     if gate is not None:
         timeout = config.likeness_timeout_seconds
         likeness = LikenessScorer(rt.pool, gate, timeout=timeout, metrics=metrics)
+        if config.likeness_retry:
+            retry = LikenessRetry(rt.pool, sender, metrics)
     events = GenerationEvents(
         generations,
         avatars,
-        ResultDelivery(images, image_store, sender, styles, likeness),
+        ResultDelivery(images, image_store, sender, styles, likeness, retry),
         describer,
         sender,
         texts,

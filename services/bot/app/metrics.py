@@ -151,6 +151,11 @@ class BotMetrics(KitMetrics):
             ["outcome"],
             registry=r,
         )
+        self.likeness_retries = Counter(
+            "aisha_bot_likeness_retries",
+            "Generations whose weak pictures were re-drawn once, free, with a new seed",
+            registry=r,
+        )
         self.likeness_percent = Histogram(
             "aisha_bot_likeness_percent",
             "Likeness score (0-100) of each scored picture to its avatar's reference identity",

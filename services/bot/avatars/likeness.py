@@ -69,6 +69,11 @@ class Score:
     def band(self) -> Band:
         return band(self.percent)
 
+    @property
+    def weak(self) -> bool:
+        """Below the "low" band's top: the picture is re-drawn once (`likeness_retry`)."""
+        return self.percent < WEAK
+
 
 def identity_of(embeddings: Sequence[Sequence[float]]) -> Identity | None:
     """None when no photo has a face (a style set, or a gate that found none)."""

@@ -32,6 +32,7 @@ from services.bot.gallery.image_files import as_upload, file_id_of, load
 from services.bot.gallery.service import ImageItem, ImageService
 from services.bot.generation import keyboards as kb
 from services.bot.generation import views
+from services.bot.generation.likeness_retry import LikenessRetry
 from services.bot.generation.prompts import Catalogue
 from services.bot.generation.service import Generation
 
@@ -54,12 +55,14 @@ class ResultDelivery:
         sender: Sender,
         styles: Catalogue,
         likeness: LikenessScorer | None = None,
+        retry: LikenessRetry | None = None,
     ):
         self.images = images
         self.store = store
         self.sender = sender
         self.styles = styles
         self.likeness = likeness
+        self.retry = retry
 
     async def deliver(
         self,
@@ -73,7 +76,7 @@ class ResultDelivery:
         ready, withheld, missing = await self._collect(generation, results)
         chat_id = generation.progress_chat_id or generation.user_id
         caption = views.caption(t, generation, self.styles)
-        scores = await self._likeness(generation, ready, t)
+        scores, weak = await self._likeness(generation, ready, t)
         notes = views.notes(t, withheld, missing)
         if refunded:
             key = "packs.refunded_part" if generation.pack_order_id else "credits.refunded_nsfw"
@@ -103,6 +106,8 @@ class ResultDelivery:
             await self.sender.send(chat_id, t(key, count=len(ready)) + notes, markup)
         if generation.progress_message_id is not None:
             await self.sender.delete(chat_id, generation.progress_message_id)
+        if self.retry is not None and weak:
+            await self.retry.offer(generation, weak, t)
         return {
             r.item.id: file_id
             for r, message in zip(ready, sent, strict=False)
@@ -111,16 +116,17 @@ class ResultDelivery:
 
     async def _likeness(
         self, generation: Generation, ready: list[_Ready], t: Translator
-    ) -> list[str]:
-        """Each picture's likeness line (stored with the picture first); "" when unscored.
-        Waits at most the scorer's bound (`LikenessScorer.timeout`)."""
+    ) -> tuple[list[str], int]:
+        """Each picture's likeness line (stored with the picture first; "" when unscored)
+        and how many are weak. Waits at most the scorer's bound (`LikenessScorer.timeout`)."""
         if self.likeness is None or generation.avatar_id is None:
-            return [""] * len(ready)
+            return [""] * len(ready), 0
         scores = await self.likeness.score(generation.avatar_id, [r.data for r in ready])
         for r, score in zip(ready, scores, strict=True):
             if score is not None:
                 await self.images.set_likeness(r.item.id, score.percent, score.distance)
-        return ["" if score is None else "\n" + line(t, score.percent) for score in scores]
+        lines = ["" if score is None else "\n" + line(t, score.percent) for score in scores]
+        return lines, sum(1 for score in scores if score is not None and score.weak)
 
     async def _collect(
         self, generation: Generation, results: tuple[GeneratedImage, ...]
