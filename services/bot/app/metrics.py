@@ -18,6 +18,8 @@ TRAINING_BUCKETS = (30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 72
 #: and these are rare (a lost update, a tampered invoice) yet must not go unnoticed.
 PAYMENT_OUTCOMES = ("credited", "reconciled", "duplicate", "refunded_invalid", "invalid")
 ALERTED_PRE_CHECKOUTS = ("forged", "wrong_user")
+#: Exported from the start, so the dashboard's likeness row has series before any picture.
+LIKENESS_OUTCOMES = ("scored", "no_face", "no_identity", "weak_identity", "timeout", "error")
 
 
 class BotMetrics(KitMetrics):
@@ -151,6 +153,8 @@ class BotMetrics(KitMetrics):
             ["outcome"],
             registry=r,
         )
+        for outcome in LIKENESS_OUTCOMES:
+            self.likeness_scored.labels(outcome)
         self.likeness_retries = Counter(
             "aisha_bot_likeness_retries",
             "Generations whose weak pictures were re-drawn once, free, with a new seed",
