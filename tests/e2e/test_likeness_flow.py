@@ -19,6 +19,7 @@ from tests.botkit import bot_message, eventually, open_generation_settings, pres
 from tests.conftest import create_database
 from tests.e2e.services import whole_product
 from tests.e2e.test_product import photo
+from tests.integration.test_bot_flow import create_avatar_by_buttons
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -36,15 +37,7 @@ async def test_a_portrait_avatars_pictures_carry_their_likeness(product: Stack) 
     assert emu is not None
     assert fal is not None
     uid = (await emu.create_user("Like", language_code="en"))["id"]
-    await emu.send_command(uid, "start")
-    menu = await bot_message(emu, uid, button="menu:create")
-    await press(emu, uid, menu, "menu:create")
-    await bot_message(emu, uid, text="How shall we call")
-    await emu.send_text(uid, "Barack")
-    types = await bot_message(emu, uid, button="training_type:pick")
-    await press(emu, uid, types, "training_type:pick:portrait")
-    gender = await bot_message(emu, uid, button="gender:")
-    await press(emu, uid, gender, "gender:male")
+    await create_avatar_by_buttons(emu, uid, "Barack")  # a portrait
     await emu.send_album(uid, [photo(400 + i) for i in range(10)])
     ready = await bot_message(emu, uid, text="You can start training now", within=30)
     rows = ready["reply_markup"]["inline_keyboard"]
