@@ -330,6 +330,7 @@ async def test_admin_stats(
     await emu.send_command(ADMIN_ID, "stats")
     stats = await bot_message(emu, ADMIN_ID, text="Training statistics")
     assert "portrait" in stats["text"]
+    assert "Likeness (30 days): 0 pictures scored, median —, 0 low" in stats["text"]
     user = (await emu.create_user("Nobody"))["id"]
     await emu.send_command(user, "stats")
     reply = await bot_message(emu, user, text="didn't understand")

@@ -20,7 +20,7 @@ from sandbox.telegram import TelegramEmulator
 from services.bot.avatars.likeness import identity_of
 from services.bot.avatars.likeness_faces import faces_in
 from tests import faces
-from tests.botkit import BotUnderTest, bot_message, events_of, eventually, press
+from tests.botkit import ADMIN_ID, BotUnderTest, bot_message, events_of, eventually, press
 from tests.integration import generation_harness as harness
 from tests.integration.generation_harness import complete, seed_avatar
 
@@ -121,6 +121,13 @@ async def test_each_picture_shows_its_likeness_and_the_gallery_keeps_it(
     await press(emu, uid, gallery, f"img:open:{rows[0]['id'].hex}")
     opened = await bot_message(emu, uid, button="img:fav:")
     assert f"Likeness {round(rows[0]['likeness'])}% (high)" in opened["caption"]
+
+    # the admin's /stats: 3 scored (the landscape is not), 2 low, 1 free re-draw
+    await emu.create_user("Admin", user_id=ADMIN_ID)
+    await emu.send_command(ADMIN_ID, "stats")
+    stats = await bot_message(emu, ADMIN_ID, text="Training statistics")
+    assert "Likeness (30 days): 3 pictures scored" in stats["text"]
+    assert "2 low, 1 generations re-drawn free" in stats["text"]
 
 
 async def test_an_avatar_without_an_identity_is_not_scored(

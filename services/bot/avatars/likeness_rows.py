@@ -7,12 +7,13 @@ it. Erased with the avatar row, so with the avatar's deletion and `/delete_me`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from services.bot.avatars.likeness import Identity, identity_of
+from services.bot.avatars.likeness import WEAK, Identity, identity_of
 
 
 async def store_identity(conn: Any, avatar_id: UUID) -> Identity | None:
@@ -42,3 +43,27 @@ async def identity(pool: asyncpg.Pool, avatar_id: UUID) -> Identity | None:
     if row is None or row["likeness_center"] is None:
         return None
     return Identity(tuple(row["likeness_center"]), row["likeness_spread"], row["likeness_faces"])
+
+
+@dataclass(frozen=True)
+class LikenessStats:
+    """For the admin's /stats: the last `days` of delivered pictures."""
+
+    scored: int
+    median: float | None
+    low: int
+    retries: int
+
+
+async def stats(pool: asyncpg.Pool, days: int = 30) -> LikenessStats:
+    row = await pool.fetchrow(
+        "SELECT count(likeness) AS scored, "
+        "percentile_cont(0.5) WITHIN GROUP (ORDER BY likeness) AS median, "
+        "count(*) FILTER (WHERE likeness < $2) AS low, "
+        "(SELECT count(*) FROM generations WHERE likeness_retry "
+        " AND created_at > now() - make_interval(days => $1)) AS retries "
+        "FROM generated_images WHERE created_at > now() - make_interval(days => $1)",
+        days,
+        WEAK,
+    )
+    return LikenessStats(row["scored"], row["median"], row["low"], row["retries"])

@@ -6,6 +6,13 @@ from __future__ import annotations
 
 from services.bot.app.texts import Translator
 from services.bot.avatars.likeness import band
+from services.bot.avatars.likeness_rows import LikenessStats
+
+
+def stats_line(t: Translator, s: LikenessStats) -> str:
+    """The admin's /stats line: how recognisable the last 30 days' pictures were."""
+    median = "—" if s.median is None else f"{round(s.median)}%"
+    return t("likeness.stats", scored=s.scored, median=median, low=s.low, retries=s.retries)
 
 
 def line(t: Translator, percent: float | None) -> str:

@@ -333,6 +333,9 @@ class AvatarService:
         self.forget(user_id)
         return str(result).endswith(" 1")
 
+    async def likeness_stats(self) -> likeness_rows.LikenessStats:
+        return await likeness_rows.stats(self.pool)
+
     async def stats(self) -> list[TypeStats]:
         """Per training type: how many, how many succeeded, and how long training took."""
         rows = await self.pool.fetch(
