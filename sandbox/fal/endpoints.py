@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.fal import animator, image_to_image, images, upscaler
+from sandbox.fal import animator, faces, image_to_image, images, upscaler
 from sandbox.fal.jobs import Clock, Job, JobFailure, validation_error
 from sandbox.fal.storage import CDN_HOST, Storage
 
@@ -239,8 +239,9 @@ class Apps:
             job.log("Saving LoRA weights")
         ttl, expired = self._ttl(job)
         seed = hashlib.sha256(job.request_id.encode()).digest()
+        photo = await asyncio.to_thread(faces.first_photo, archive)
         lora = self._storage.put(
-            b"AISHA-SANDBOX-LORA\x00" + seed * 128,
+            b"AISHA-SANDBOX-LORA\x00" + seed * 128 + (faces.MARK + photo if photo else b""),
             "application/octet-stream",
             "pytorch_lora_weights.safetensors",
             ttl=ttl,
@@ -261,6 +262,18 @@ class Apps:
             expired_status=expired,
         )
         return {"diffusers_lora_file": lora.describe(), "config_file": config_file.describe()}
+
+    def _face(self, job: Job, loras: list[str]) -> bytes | None:
+        """The person the pictures show: the first LoRA's photo (`faces`), or with the
+        `other_face` fault someone else (its `file` param, or the default stranger)."""
+        rule = job.faults.get("other_face")
+        if rule is not None:
+            return faces.stranger(rule.param("file", None))
+        for url in loras:
+            stored = self._storage.by_url(url)
+            if stored is not None and (photo := faces.carried(stored.data)) is not None:
+                return photo
+        return None
 
     def _check_loras(self, args: dict[str, Any]) -> list[str]:
         """The LoRA paths; one on our CDN that is gone fails the job as FAL does."""
@@ -348,6 +361,7 @@ class Apps:
             job.log(f"Inference step {steps * tick // ticks}/{steps}")
         self._maybe_fail(job)
         nsfw = "nsfw" in job.faults
+        face = await asyncio.to_thread(self._face, job, loras)
         safety = bool(args.get("enable_safety_checker", True))
         ttl, expired = self._ttl(job)
         _, content_type = images.FORMATS[output_format]
@@ -359,7 +373,7 @@ class Apps:
             else:
                 salt = "|".join(loras)
                 data = await asyncio.to_thread(
-                    images.draw, prompt, seed, index, width, height, output_format, salt
+                    images.draw, prompt, seed, index, width, height, output_format, salt, face
                 )
             stored = self._storage.put(
                 data, content_type, f"image_{index}.{extension}", ttl=ttl, expired_status=expired

@@ -12,6 +12,7 @@ JOB_FAULTS = frozenset(
     {
         "job_failed",  # the job ends COMPLETED with an error; result fetch raises
         "nsfw",  # generation: has_nsfw_concepts true, images black
+        "other_face",  # generation: the pictures show someone else (`file`, default a stranger)
         "url_expiry",  # result files answer `status` (404) after `seconds`
         "webhook_lost",  # no webhook is ever sent
         "webhook_duplicate",  # the webhook is delivered twice

@@ -9,6 +9,8 @@ import zipfile
 
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
+from sandbox.fal import faces
+
 IMAGE_SIZE_PRESETS: dict[str, tuple[int, int]] = {
     "square_hd": (1024, 1024),
     "square": (512, 512),
@@ -42,8 +44,10 @@ def draw(
     height: int,
     output_format: str = "jpeg",
     salt: str = "",
+    face: bytes | None = None,
 ) -> bytes:
-    """A distinct picture for (prompt, seed, index, salt): a hashed gradient, discs and text."""
+    """A distinct picture for (prompt, seed, index, salt): a hashed gradient, discs and text,
+    and the LoRA's person (`faces.paste`) when it carries a photo."""
     digest = _digest(prompt, seed, index, salt)
     top, bottom = tuple(digest[0:3]), tuple(digest[3:6])
     mask = Image.linear_gradient("L").resize((width, height))
@@ -57,6 +61,9 @@ def draw(
         r = max(4, digest[16 + n] * min(width, height) // 1024)
         colour = (digest[20 + n], digest[24 + n], digest[28 + n])
         pen.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour, outline=(255, 255, 255))
+    if face is not None:
+        image = faces.paste(image, face)
+        pen = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=max(10, min(width, height) // 24))
     caption = textwrap.fill(f"{prompt} · seed {seed} · #{index + 1}", width=32)
     pen.multiline_text(

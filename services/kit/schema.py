@@ -192,6 +192,10 @@ avatars = sa.Table(
     sa.Column("next_poll_at", TZ),
     sa.Column("poll_count", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("lora_object_key", sa.Text()),
+    # --- bot: the reference identity for likeness scores (0013) ---------------------------
+    sa.Column("likeness_center", postgresql.ARRAY(sa.REAL())),
+    sa.Column("likeness_spread", sa.REAL()),
+    sa.Column("likeness_faces", sa.SmallInteger()),
     sa.CheckConstraint("char_length(name) BETWEEN 1 AND 64", name="name_length"),
     sa.CheckConstraint("training_progress BETWEEN 0 AND 100", name="training_progress_range"),
     sa.CheckConstraint("gender IS NOT NULL OR training_type = 'style'", name="gender_for_portrait"),
@@ -318,6 +322,8 @@ generations = sa.Table(
     sa.Column("reference_strength", sa.REAL()),
     # 0012: an animation of that picture, the clip's seconds (written once, on INSERT).
     sa.Column("animation_seconds", sa.SmallInteger()),
+    # 0013: a free re-draw of the parent's weak pictures (written once, on INSERT).
+    sa.Column("likeness_retry", sa.Boolean(), nullable=False, server_default=sa.false()),
     # --- trainer ---------------------------------------------------------------------------
     sa.Column("fal_request_id", sa.Text()),
     sa.Column("fal_endpoint", sa.Text()),
@@ -360,6 +366,12 @@ generations = sa.Table(
         "pack_order_id",
         postgresql_where=sa.text("pack_order_id IS NOT NULL"),
     ),
+    sa.Index(
+        "uq_generations_likeness_retry",
+        "parent_id",
+        unique=True,
+        postgresql_where=sa.text("likeness_retry"),
+    ),
 )
 
 generated_images = sa.Table(
@@ -384,6 +396,9 @@ generated_images = sa.Table(
     # --- bot -------------------------------------------------------------------------------
     sa.Column("telegram_file_id", sa.Text()),
     sa.Column("is_favorite", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("likeness", sa.REAL()),  # 0013: 0-100, NULL = not scored / not applicable
+    sa.Column("likeness_distance", sa.REAL()),
+    sa.CheckConstraint("likeness IS NULL OR likeness BETWEEN 0 AND 100", name="likeness_range"),
     sa.UniqueConstraint("generation_id", "position"),
     sa.Index("ix_generated_images_user_id", "user_id", "created_at"),
 )
@@ -588,6 +603,9 @@ OWNERS: Final[dict[str, dict[str, frozenset[str]]]] = {
                 "progress_message_id",
                 "keep_photos",
                 "updated_at",
+                "likeness_center",
+                "likeness_spread",
+                "likeness_faces",
             }
         ),
         TRAINER: frozenset(
@@ -700,7 +718,7 @@ OWNERS: Final[dict[str, dict[str, frozenset[str]]]] = {
         ),
     },
     "generated_images": {
-        BOT: frozenset({"telegram_file_id", "is_favorite"}),
+        BOT: frozenset({"telegram_file_id", "is_favorite", "likeness", "likeness_distance"}),
     },
     # Shared infrastructure: every service relays its own outbox rows.
     "outbox": {role: frozenset({"published_at", "attempts"}) for role in ROLES},

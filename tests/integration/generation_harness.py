@@ -75,16 +75,17 @@ async def complete(
     pool: asyncpg.Pool,
     store: ObjectStore,
     generation_id: str,
-    colors: list[tuple[int, int, int]],
+    colors: list[tuple[int, int, int]] | list[bytes],
     nsfw: tuple[int, ...] = (),
 ) -> list[bytes]:
-    """What the status service does when FAL finishes: store, insert rows, announce."""
+    """What the status service does when FAL finishes: store, insert rows, announce (a
+    colour is drawn as a plain picture; bytes are stored as they are)."""
     row = await pool.fetchrow(
         "SELECT user_id, seed FROM generations WHERE id = $1", uuid.UUID(generation_id)
     )
     images, blobs = [], []
     for position, color in enumerate(colors):
-        data = picture(color)
+        data = color if isinstance(color, bytes) else picture(color)
         name = f"gen/{generation_id}/{position}.png"
         await store.put(name, data)
         await pool.execute(

@@ -175,6 +175,9 @@ async def test_create_avatar_upload_photos_train_and_get_ready(
     row = await avatar_row(admin_pool, uid)
     assert (row["status"], row["training_attempt"]) == ("training", 1)
     assert row["progress_message_id"] == counter["message_id"]
+    # the reference identity for likeness scores, from the 10 photos' embeddings (0012)
+    assert (row["likeness_faces"], len(row["likeness_center"])) == (10, 128)
+    assert 0 < row["likeness_spread"] < 0.4
 
     # the status service reports: submitted → 50 % → completed; a late progress changes nothing
     submitted = TrainingSubmitted(
@@ -327,6 +330,7 @@ async def test_admin_stats(
     await emu.send_command(ADMIN_ID, "stats")
     stats = await bot_message(emu, ADMIN_ID, text="Training statistics")
     assert "portrait" in stats["text"]
+    assert "Likeness (30 days): 0 pictures scored, median —, 0 low" in stats["text"]
     user = (await emu.create_user("Nobody"))["id"]
     await emu.send_command(user, "stats")
     reply = await bot_message(emu, user, text="didn't understand")

@@ -12,6 +12,7 @@ from services.bot.app.config import BotConfig
 from services.bot.app.models import TypeStats, User
 from services.bot.app.routing import FeatureRouter
 from services.bot.app.texts import Translator
+from services.bot.avatars.likeness_texts import stats_line as likeness_line
 from services.bot.avatars.service import AvatarService
 from services.bot.credits.ledger_texts import entry_line
 from services.bot.credits.promo_codes import (
@@ -54,7 +55,8 @@ def stats_line(t: Translator, s: TypeStats) -> str:
 async def cmd_stats(message: Message, t: Translator, avatars: AvatarService) -> None:
     rows = await avatars.stats()
     body = "\n".join(stats_line(t, s) for s in rows) or t("admin.stats_empty")
-    await message.answer(t("admin.stats_title") + "\n" + body)
+    likeness = likeness_line(t, await avatars.likeness_stats())
+    await message.answer(t("admin.stats_title") + "\n" + body + "\n\n" + likeness)
 
 
 async def cmd_promo_new(

@@ -144,7 +144,14 @@ async def wire(
     storage = await NatsKVStorage.open(rt.js, cache_size=config.fsm_cache_size)
     privacy = await wire_privacy(rt, config, forget_user=avatars.forget)
     generation = await wire_generation(
-        rt, config, bot, avatars=avatars, sender=sender, texts=texts, storage=storage
+        rt,
+        config,
+        bot,
+        avatars=avatars,
+        sender=sender,
+        texts=texts,
+        storage=storage,
+        gate=intake.gate,
     )
     billing = billing_deps(rt.pool, config, bot, metrics)
     reconciler = PaymentReconciler(billing["billing"], bot, PaymentNotices(sender, texts, avatars))

@@ -32,6 +32,10 @@ class BotConfig:
     send_rate_chat: float = 1.0
     send_burst_chat: int = 3
     album_window_seconds: float = 0.8
+    #: The longest a delivery waits for its pictures' likeness scores (docs/likeness.md).
+    likeness_timeout_seconds: float = 5.0
+    #: Re-draw a generation's weak pictures once, free (docs/likeness.md).
+    likeness_retry: bool = True
     photo_retention_hours: float = 24.0
     retention_interval_seconds: float = 600.0
     max_concurrent_generations: int = 2
@@ -75,6 +79,8 @@ class BotConfig:
             send_rate_chat=env.number("BOT_SEND_RATE_CHAT", 1.0),
             send_burst_chat=env.integer("BOT_SEND_BURST_CHAT", 3, minimum=1),
             album_window_seconds=env.number("BOT_ALBUM_WINDOW_SECONDS", 0.8),
+            likeness_timeout_seconds=_non_negative(env, "BOT_LIKENESS_TIMEOUT_SECONDS", 5.0),
+            likeness_retry=env.flag("BOT_LIKENESS_RETRY", True),
             photo_retention_hours=_non_negative(env, "BOT_PHOTO_RETENTION_HOURS", 24.0),
             retention_interval_seconds=_non_negative(env, "BOT_RETENTION_INTERVAL_SECONDS", 600.0),
             max_concurrent_generations=env.integer("BOT_MAX_CONCURRENT_GENERATIONS", 2, minimum=1),

@@ -15,12 +15,15 @@ from services.bot.app.config import BotConfig
 from services.bot.app.metrics import BotMetrics
 from services.bot.app.sender import Sender
 from services.bot.app.texts import Texts
+from services.bot.avatars.likeness_scorer import LikenessScorer
+from services.bot.avatars.photo_gate import PhotoGate
 from services.bot.avatars.service import AvatarService
 from services.bot.gallery.export import Exporter
 from services.bot.gallery.service import ImageService
 from services.bot.generation.delivery import ResultDelivery
 from services.bot.generation.describer import Describer
 from services.bot.generation.events import GenerationEvents
+from services.bot.generation.likeness_retry import LikenessRetry
 from services.bot.generation.prompts import Catalogue
 from services.bot.generation.service import GenerationService
 from services.bot.packs.catalogue import PackCatalogue
@@ -43,6 +46,7 @@ async def wire_generation(
     sender: Sender,
     texts: Texts,
     storage: BaseStorage,
+    gate: PhotoGate | None = None,
 ) -> dict[str, Any]:
     """Services for the generation, gallery, share and inline handlers (by parameter name),
     and the `BOT_GENERATION` consumer running on the runtime."""
@@ -55,16 +59,23 @@ async def wire_generation(
     )
     images = ImageService(rt.pool)
     describer = Describer(rt.pool, image_store)
+    metrics = rt.metrics if isinstance(rt.metrics, BotMetrics) else None
+    likeness = retry = None
+    if gate is not None:
+        timeout = config.likeness_timeout_seconds
+        likeness = LikenessScorer(rt.pool, gate, timeout=timeout, metrics=metrics)
+        if config.likeness_retry:
+            retry = LikenessRetry(rt.pool, sender, metrics)
     events = GenerationEvents(
         generations,
         avatars,
-        ResultDelivery(images, image_store, sender, styles),
+        ResultDelivery(images, image_store, sender, styles, likeness, retry),
         describer,
         sender,
         texts,
         storage,
         bot.id,
-        rt.metrics if isinstance(rt.metrics, BotMetrics) else None,
+        metrics,
         kinds={
             "upscale": UpscaleOutcomes(images, image_store, sender),
             "reference": ReferenceOutcomes(images, image_store, sender),

@@ -18,6 +18,8 @@ TRAINING_BUCKETS = (30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 72
 #: and these are rare (a lost update, a tampered invoice) yet must not go unnoticed.
 PAYMENT_OUTCOMES = ("credited", "reconciled", "duplicate", "refunded_invalid", "invalid")
 ALERTED_PRE_CHECKOUTS = ("forged", "wrong_user")
+#: Exported from the start, so the dashboard's likeness row has series before any picture.
+LIKENESS_OUTCOMES = ("scored", "no_face", "no_identity", "weak_identity", "timeout", "error")
 
 
 class BotMetrics(KitMetrics):
@@ -150,6 +152,26 @@ class BotMetrics(KitMetrics):
             "Jobs whose credits were given back, by job kind and failure reason",
             ["kind", "reason"],
             registry=r,
+        )
+        self.likeness_scored = Counter(
+            "aisha_bot_likeness_pictures",
+            "Generated pictures of a portrait avatar by likeness outcome: scored, no_face, "
+            "no_identity, weak_identity, timeout, error",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in LIKENESS_OUTCOMES:
+            self.likeness_scored.labels(outcome)
+        self.likeness_retries = Counter(
+            "aisha_bot_likeness_retries",
+            "Generations whose weak pictures were re-drawn once, free, with a new seed",
+            registry=r,
+        )
+        self.likeness_percent = Histogram(
+            "aisha_bot_likeness_percent",
+            "Likeness score (0-100) of each scored picture to its avatar's reference identity",
+            registry=r,
+            buckets=(10, 20, 30, 40, 50, 60, 70, 80, 90, 100),
         )
         self.stars_refunds = Counter(
             "aisha_bot_stars_refunds",

@@ -7,4 +7,10 @@ privacy's "keep my photos" toggle redraws it.
 """
 
 #: The modules other features may import (`tests/unit/bot/test_import_rule.py`).
-PUBLIC: tuple[str, ...] = ("service", "callbacks", "details")
+PUBLIC: tuple[str, ...] = (
+    "service",
+    "callbacks",
+    "details",
+    "likeness_scorer",
+    "likeness_texts",
+)

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from services.bot.avatars import likeness_faces
 from services.bot.avatars import photo_checks as checks
+from services.bot.avatars.likeness import Face
 from services.bot.avatars.photo_checks import LIMITS, Limits, PhotoReport, Verdict
 
 
@@ -94,6 +96,11 @@ class PhotoGate:
     async def analyze(self, data: bytes, *, faces: bool) -> PhotoReport:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor(), _analyze, data, faces, self.limits)
+
+    async def faces(self, data: bytes) -> list[Face]:
+        """The faces of a generated picture, for its likeness score (`likeness_faces`)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor(), likeness_faces.faces_in, data)
 
     def against(self, report: PhotoReport, known: Sequence[Known]) -> list[Verdict]:
         """The verdicts of one new photo against the avatar's stored ones."""

@@ -26,6 +26,7 @@ from contracts import (
 from services.bot.app.metrics import BotMetrics
 from services.bot.app.models import Avatar, AvatarStatus, Gender, TypeStats, User
 from services.bot.app.pricing import Pricing
+from services.bot.avatars import likeness_rows
 from services.kit import credits, loras
 from services.kit.crashpoints import crashpoint
 from services.kit.db import UnitOfWork
@@ -240,6 +241,7 @@ class AvatarService:
             if row is None:
                 return None
             avatar = Avatar.from_record(row)
+            await likeness_rows.store_identity(uow.conn, avatar.id)
             uow.publish(
                 TrainingRequested(
                     event_id=derived_event_id(
@@ -330,6 +332,9 @@ class AvatarService:
         )
         self.forget(user_id)
         return str(result).endswith(" 1")
+
+    async def likeness_stats(self) -> likeness_rows.LikenessStats:
+        return await likeness_rows.stats(self.pool)
 
     async def stats(self) -> list[TypeStats]:
         """Per training type: how many, how many succeeded, and how long training took."""

@@ -21,7 +21,7 @@ SELECT = (
     "SELECT i.id, i.generation_id, i.position, i.object_name, i.width, i.height, "
     "i.content_type, i.nsfw, i.telegram_file_id, i.is_favorite, i.created_at, g.prompt, "
     "g.user_prompt, g.style_id, g.seed, g.aspect_ratio, g.avatar_id, a.name AS avatar_name, "
-    "g.upscale_factor, g.animation_seconds "
+    "g.upscale_factor, g.animation_seconds, i.likeness "
     "FROM generated_images i JOIN generations g ON g.id = i.generation_id "
     "LEFT JOIN avatars a ON a.id = g.avatar_id "
     "LEFT JOIN generated_images src ON src.id = g.source_image_id "
@@ -62,6 +62,8 @@ class ImageItem:
     upscale_factor: int | None = None
     #: Set when this item is a video (an animation of another picture), its seconds.
     animation_seconds: int | None = None
+    #: 0-100 against the avatar's reference identity (0013); None: not scored.
+    likeness: float | None = None
 
     @classmethod
     def from_record(cls, r: Any) -> ImageItem:
@@ -143,6 +145,15 @@ class ImageService:
             user_id,
             image_id,
             file_id,
+        )
+
+    async def set_likeness(self, image_id: UUID, percent: float, distance: float) -> None:
+        """Written at delivery (`generation.delivery`), so the gallery shows it later."""
+        await self.pool.execute(
+            "UPDATE generated_images SET likeness = $2, likeness_distance = $3 WHERE id = $1",
+            image_id,
+            percent,
+            distance,
         )
 
     async def toggle_favorite(self, user_id: int, image_id: UUID) -> bool | None:

@@ -6,6 +6,7 @@ from uuid import UUID
 
 from services.bot.app.screens import View
 from services.bot.app.texts import Translator
+from services.bot.avatars.likeness_texts import line
 from services.bot.gallery import keyboards as kb
 from services.bot.gallery.callbacks import GalleryCb
 from services.bot.gallery.service import ImageItem, Page
@@ -52,11 +53,12 @@ def avatar_filter(t: Translator, avatars: list[tuple[UUID, str]], fav: bool) -> 
 
 
 def details(t: Translator, item: ImageItem, styles: Catalogue) -> str:
-    """Caption of an opened picture: prompt, style, seed, size, date (and the avatar)."""
+    """Caption of an opened picture: prompt, style, seed, size, date (and the avatar), and
+    its likeness to the avatar's person when it was scored."""
     style = styles.get(item.style_id)
     prompt = truncate(item.prompt, CAPTION_PROMPT)
     size = f"{item.width}×{item.height}" if item.width and item.height else item.aspect_ratio
-    return t(
+    text = t(
         "gallery.details",
         prompt=prompt + ("…" if len(prompt) < len(item.prompt) else ""),
         style=style.title_in(t.lang) if style else t.plain("gallery.own_prompt"),
@@ -66,6 +68,8 @@ def details(t: Translator, item: ImageItem, styles: Catalogue) -> str:
         avatar=item.avatar_name or t.plain("generate.quick_label"),
         date=item.created_at.strftime(DATE),
     )
+    likeness = line(t, item.likeness)
+    return text + ("\n" + likeness if likeness else "")
 
 
 def _mark(t: Translator, item: ImageItem) -> str:

@@ -25,11 +25,14 @@ from nats.js.object_store import ObjectStore
 from contracts import GeneratedImage
 from services.bot.app.sender import Sender
 from services.bot.app.texts import Translator
+from services.bot.avatars.likeness_scorer import LikenessScorer
+from services.bot.avatars.likeness_texts import line
 from services.bot.gallery.callbacks import GalleryCb
 from services.bot.gallery.image_files import as_upload, file_id_of, load
 from services.bot.gallery.service import ImageItem, ImageService
 from services.bot.generation import keyboards as kb
 from services.bot.generation import views
+from services.bot.generation.likeness_retry import LikenessRetry
 from services.bot.generation.prompts import Catalogue
 from services.bot.generation.service import Generation
 
@@ -45,11 +48,21 @@ class _Ready:
 
 
 class ResultDelivery:
-    def __init__(self, images: ImageService, store: ObjectStore, sender: Sender, styles: Catalogue):
+    def __init__(
+        self,
+        images: ImageService,
+        store: ObjectStore,
+        sender: Sender,
+        styles: Catalogue,
+        likeness: LikenessScorer | None = None,
+        retry: LikenessRetry | None = None,
+    ):
         self.images = images
         self.store = store
         self.sender = sender
         self.styles = styles
+        self.likeness = likeness
+        self.retry = retry
 
     async def deliver(
         self,
@@ -63,6 +76,7 @@ class ResultDelivery:
         ready, withheld, missing = await self._collect(generation, results)
         chat_id = generation.progress_chat_id or generation.user_id
         caption = views.caption(t, generation, self.styles)
+        scores, weak = await self._likeness(generation, ready, t)
         notes = views.notes(t, withheld, missing)
         if refunded:
             key = "packs.refunded_part" if generation.pack_order_id else "credits.refunded_nsfw"
@@ -73,14 +87,15 @@ class ResultDelivery:
         if len(ready) == 1:
             photo = await self.sender.call(chat_id, SendPhoto(
                 chat_id=chat_id, photo=as_upload(ready[0].item, ready[0].data),
-                caption=caption + notes, reply_markup=markup,
+                caption=caption + scores[0] + notes, reply_markup=markup,
             ))  # fmt: skip
             sent = [photo] if photo is not None else []
         else:
             if ready:
                 media: list[MediaItem] = [
                     InputMediaPhoto(
-                        media=as_upload(r.item, r.data), caption=caption if i == 0 else None
+                        media=as_upload(r.item, r.data),
+                        caption=((caption if i == 0 else "") + scores[i]).strip() or None,
                     )
                     for i, r in enumerate(ready)
                 ]
@@ -91,11 +106,27 @@ class ResultDelivery:
             await self.sender.send(chat_id, t(key, count=len(ready)) + notes, markup)
         if generation.progress_message_id is not None:
             await self.sender.delete(chat_id, generation.progress_message_id)
+        if self.retry is not None and weak:
+            await self.retry.offer(generation, weak, t)
         return {
             r.item.id: file_id
             for r, message in zip(ready, sent, strict=False)
             if (file_id := file_id_of(message))
         }
+
+    async def _likeness(
+        self, generation: Generation, ready: list[_Ready], t: Translator
+    ) -> tuple[list[str], int]:
+        """Each picture's likeness line (stored with the picture first; "" when unscored)
+        and how many are weak. Waits at most the scorer's bound (`LikenessScorer.timeout`)."""
+        if self.likeness is None or generation.avatar_id is None:
+            return [""] * len(ready), 0
+        scores = await self.likeness.score(generation.avatar_id, [r.data for r in ready])
+        for r, score in zip(ready, scores, strict=True):
+            if score is not None:
+                await self.images.set_likeness(r.item.id, score.percent, score.distance)
+        lines = ["" if score is None else "\n" + line(t, score.percent) for score in scores]
+        return lines, sum(1 for score in scores if score is not None and score.weak)
 
     async def _collect(
         self, generation: Generation, results: tuple[GeneratedImage, ...]
