@@ -123,7 +123,13 @@ async def test_animate_from_the_press_to_the_video_with_refunds(
     assert [job["prompt"] for job in animator_jobs(product)] == [MOTION]
     await settles_at(db, uid, TRIAL - 2 - PRICE)
     assert (await kinds(db, uid))[-1] == ("generation_charge", -PRICE)
-    assert not [m for m in await emu.bot_messages(uid) if "Making a 5-second" in content(m)]
+    progress = ("Making a 5-second", "is animating your picture")
+
+    async def progress_gone() -> bool:  # whichever showed the job, none outlives the video
+        return not [m for m in await emu.bot_messages(uid) if content(m).startswith("🎬") and
+                    any(p in content(m) for p in progress)]  # fmt: skip
+
+    await eventually(progress_gone)
 
     # In the gallery the video comes right after its picture, marked, and opens as a video.
     await emu.send_command(uid, "gallery")

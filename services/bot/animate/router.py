@@ -77,8 +77,10 @@ async def _create(
     if made is None:
         return "not_found", t.plain("gallery.not_found")
     sent = await sender.send(chat_id, t("animate.queued", seconds=SECONDS))
-    if sent is not None:
-        await animations.show_progress_in(made.id, chat_id, sent.message_id)
+    if sent is not None and not await animations.show_progress_in(
+        made.id, chat_id, sent.message_id
+    ):
+        await sender.delete(chat_id, sent.message_id)  # the job's own events showed it first
     return "started", None
 
 

@@ -110,5 +110,5 @@ class AnimationService:
             uow.publish(requested(generation, price, with_avatar=False, animate=picture))
         return generation
 
-    async def show_progress_in(self, generation_id: UUID, chat_id: int, message_id: int) -> None:
-        await follow_in(self.pool, generation_id, chat_id, message_id)
+    async def show_progress_in(self, generation_id: UUID, chat_id: int, message_id: int) -> bool:
+        return await follow_in(self.pool, generation_id, chat_id, message_id)

@@ -224,8 +224,14 @@ class GenerationEvents:
         chat, message = generation.progress_chat_id, generation.progress_message_id
         if chat is not None and message is not None:
             await self.sender.edit(chat, message, text, markup)
-        else:
-            await self.sender.send(generation.user_id, text, markup)
+            return
+        # Before the button's own message was recorded: this one shows the job instead, and
+        # is recorded so that the delivery deletes it (else it is deleted: one is enough).
+        sent = await self.sender.send(generation.user_id, text, markup)
+        if sent is not None and not await self.generations.follow(
+            generation.id, generation.user_id, sent.message_id
+        ):
+            await self.sender.delete(generation.user_id, sent.message_id)
 
     async def _tell_end(self, generation: Generation, text: str, markup: Any) -> None:
         """An end the user waits for is a new message: the phone notifies (an edit never

@@ -182,16 +182,20 @@ class Transition:
     refund: credits.Posting | None = None
 
 
-async def follow_in(pool: asyncpg.Pool, generation_id: UUID, chat_id: int, message_id: int) -> None:
-    """The message that follows a job started by a button (an upscale, a reference photo),
-    sent after its row exists; an event that came first found none and sent its own."""
-    await pool.execute(
+async def follow_in(pool: asyncpg.Pool, generation_id: UUID, chat_id: int, message_id: int) -> bool:
+    """Record the message that shows a running job's progress (the one a button sent after
+    the row existed, or the one an event that came first sent instead). False when another
+    was recorded first or the job is over: the caller deletes its own, so exactly one
+    progress message lives and the delivery deletes it (none is left behind)."""
+    recorded = await pool.fetchval(
         "UPDATE generations SET progress_chat_id = $2, progress_message_id = $3 "
-        "WHERE id = $1 AND progress_message_id IS NULL AND status IN ('pending', 'submitted')",
+        "WHERE id = $1 AND progress_message_id IS NULL AND status IN ('pending', 'submitted')"
+        " RETURNING 1",
         generation_id,
         chat_id,
         message_id,
     )
+    return recorded is not None
 
 
 def new_seed() -> int:
@@ -205,6 +209,10 @@ class GenerationService:
         self.pool = pool
         self.max_active = max_active
         self.credits_per_image = credits_per_image
+
+    async def follow(self, generation_id: UUID, chat_id: int, message_id: int) -> bool:
+        """`follow_in` for the events' side (see there)."""
+        return await follow_in(self.pool, generation_id, chat_id, message_id)
 
     async def active_count(self, user_id: int) -> int:
         """A cheap early check for buttons; `create` enforces the limit under a lock."""

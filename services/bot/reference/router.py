@@ -114,9 +114,12 @@ async def start(
         return
     await callback.answer(t.plain("reference.started"))
     name = t.plain(f"reference.name_{callback_data.step}")
-    sent = await sender.send(chat_of(callback, user), t("reference.queued", strength=name))
-    if sent is not None:
-        await references.show_progress_in(made.id, chat_of(callback, user), sent.message_id)
+    chat_id = chat_of(callback, user)
+    sent = await sender.send(chat_id, t("reference.queued", strength=name))
+    if sent is not None and not await references.show_progress_in(
+        made.id, chat_id, sent.message_id
+    ):
+        await sender.delete(chat_id, sent.message_id)  # the job's own events showed it first
 
 
 def build() -> Router:

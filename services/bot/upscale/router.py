@@ -71,8 +71,8 @@ async def start(
         return
     await callback.answer(t.plain("upscale.started"))
     sent = await sender.send(chat_id, t("upscale.queued", factor=factor))
-    if sent is not None:
-        await upscales.show_progress_in(made.id, chat_id, sent.message_id)
+    if sent is not None and not await upscales.show_progress_in(made.id, chat_id, sent.message_id):
+        await sender.delete(chat_id, sent.message_id)  # the job's own events showed it first
 
 
 def build() -> Router:
