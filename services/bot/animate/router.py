@@ -26,7 +26,7 @@ from services.bot.app.texts import Translator
 from services.bot.credits.callbacks import top_up
 from services.bot.generation.prompts import PromptRejected
 from services.bot.generation.prompts.builder import MAX_USER_PROMPT, user_text
-from services.bot.generation.service import GenerationRefused
+from services.bot.generation.service import GenerationRefused, announce
 from services.kit import credits
 from services.kit.credits import InsufficientCredits
 
@@ -76,11 +76,7 @@ async def _create(
         return "insufficient_credits", None
     if made is None:
         return "not_found", t.plain("gallery.not_found")
-    sent = await sender.send(chat_id, t("animate.queued", seconds=SECONDS))
-    if sent is not None and not await animations.show_progress_in(
-        made.id, chat_id, sent.message_id
-    ):
-        await sender.delete(chat_id, sent.message_id)  # the job's own events showed it first
+    await announce(animations.pool, sender, made.id, chat_id, t("animate.queued", seconds=SECONDS))
     return "started", None
 
 

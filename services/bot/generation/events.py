@@ -44,6 +44,7 @@ from services.bot.generation.service import (
     GenerationService,
     GenerationStatus,
     Transition,
+    announce,
 )
 from services.kit.consumer import Delivery, Handler, Reject
 from services.kit.crashpoints import crashpoint
@@ -225,13 +226,10 @@ class GenerationEvents:
         if chat is not None and message is not None:
             await self.sender.edit(chat, message, text, markup)
             return
-        # Before the button's own message was recorded: this one shows the job instead, and
-        # is recorded so that the delivery deletes it (else it is deleted: one is enough).
-        sent = await self.sender.send(generation.user_id, text, markup)
-        if sent is not None and not await self.generations.follow(
-            generation.id, generation.user_id, sent.message_id
-        ):
-            await self.sender.delete(generation.user_id, sent.message_id)
+        # Before the button's own message was recorded: this one may show the job instead.
+        await announce(
+            self.generations.pool, self.sender, generation.id, generation.user_id, text, markup
+        )
 
     async def _tell_end(self, generation: Generation, text: str, markup: Any) -> None:
         """An end the user waits for is a new message: the phone notifies (an edit never

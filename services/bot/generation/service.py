@@ -27,6 +27,7 @@ from contracts import (
     utcnow,
 )
 from contracts.jetstream import BOT_GENERATION
+from services.bot.app.sender import Markup, Sender
 from services.bot.generation.prompts import vary
 from services.kit import credits
 from services.kit.db import UnitOfWork
@@ -182,20 +183,31 @@ class Transition:
     refund: credits.Posting | None = None
 
 
-async def follow_in(pool: asyncpg.Pool, generation_id: UUID, chat_id: int, message_id: int) -> bool:
-    """Record the message that shows a running job's progress (the one a button sent after
-    the row existed, or the one an event that came first sent instead). False when another
-    was recorded first or the job is over: the caller deletes its own, so exactly one
-    progress message lives and the delivery deletes it (none is left behind)."""
+async def announce(
+    pool: asyncpg.Pool,
+    sender: Sender,
+    generation_id: UUID,
+    chat_id: int,
+    text: str,
+    markup: Markup = None,
+) -> None:
+    """Send the message that shows a running job's progress and record it on the row. The
+    button that started the job and the job's own first event both try; whichever is
+    recorded first lives and the other is deleted (as is one sent after the job ended), so
+    exactly one progress message exists and the delivery deletes it."""
+    sent = await sender.send(chat_id, text, markup)
+    if sent is None:
+        return
     recorded = await pool.fetchval(
         "UPDATE generations SET progress_chat_id = $2, progress_message_id = $3 "
         "WHERE id = $1 AND progress_message_id IS NULL AND status IN ('pending', 'submitted')"
         " RETURNING 1",
         generation_id,
         chat_id,
-        message_id,
+        sent.message_id,
     )
-    return recorded is not None
+    if recorded is None:
+        await sender.delete(chat_id, sent.message_id)
 
 
 def new_seed() -> int:
@@ -209,10 +221,6 @@ class GenerationService:
         self.pool = pool
         self.max_active = max_active
         self.credits_per_image = credits_per_image
-
-    async def follow(self, generation_id: UUID, chat_id: int, message_id: int) -> bool:
-        """`follow_in` for the events' side (see there)."""
-        return await follow_in(self.pool, generation_id, chat_id, message_id)
 
     async def active_count(self, user_id: int) -> int:
         """A cheap early check for buttons; `create` enforces the limit under a lock."""

@@ -20,7 +20,7 @@ from services.bot.app.sender import Sender
 from services.bot.app.texts import Translator
 from services.bot.avatars.service import AvatarService
 from services.bot.credits.callbacks import not_enough_credits
-from services.bot.generation.service import GenerationRefused
+from services.bot.generation.service import GenerationRefused, announce
 from services.bot.reference import keyboards as kb
 from services.bot.reference.callbacks import RefCb
 from services.bot.reference.intake import MAX_BYTES, MAX_PIXELS, ReferenceIntake, upload_of
@@ -115,11 +115,7 @@ async def start(
     await callback.answer(t.plain("reference.started"))
     name = t.plain(f"reference.name_{callback_data.step}")
     chat_id = chat_of(callback, user)
-    sent = await sender.send(chat_id, t("reference.queued", strength=name))
-    if sent is not None and not await references.show_progress_in(
-        made.id, chat_id, sent.message_id
-    ):
-        await sender.delete(chat_id, sent.message_id)  # the job's own events showed it first
+    await announce(references.pool, sender, made.id, chat_id, t("reference.queued", strength=name))
 
 
 def build() -> Router:

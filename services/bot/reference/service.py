@@ -25,7 +25,6 @@ from services.bot.generation.service import (
     Generation,
     GenerationRefused,
     GenerationService,
-    follow_in,
     new_seed,
     requested,
 )
@@ -137,9 +136,6 @@ class ReferenceService:
             )
             uow.publish(requested(generation, price, reference=source))
         return generation
-
-    async def show_progress_in(self, generation_id: UUID, chat_id: int, message_id: int) -> bool:
-        return await follow_in(self.pool, generation_id, chat_id, message_id)
 
 
 def _subject(row: asyncpg.Record) -> Subject:

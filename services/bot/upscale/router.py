@@ -14,7 +14,7 @@ from services.bot.app.sender import Sender
 from services.bot.app.texts import Translator
 from services.bot.credits.callbacks import not_enough_credits
 from services.bot.gallery.image_files import as_upload, load
-from services.bot.generation.service import GenerationRefused
+from services.bot.generation.service import GenerationRefused, announce
 from services.bot.upscale import keyboards as kb
 from services.bot.upscale.callbacks import UpscaleCb
 from services.bot.upscale.service import AlreadyDone, AlreadyRunning, UpscaleService
@@ -70,9 +70,7 @@ async def start(
             )  # fmt: skip
         return
     await callback.answer(t.plain("upscale.started"))
-    sent = await sender.send(chat_id, t("upscale.queued", factor=factor))
-    if sent is not None and not await upscales.show_progress_in(made.id, chat_id, sent.message_id):
-        await sender.delete(chat_id, sent.message_id)  # the job's own events showed it first
+    await announce(upscales.pool, sender, made.id, chat_id, t("upscale.queued", factor=factor))
 
 
 def build() -> Router:

@@ -26,7 +26,6 @@ from services.bot.generation.service import (
     Generation,
     GenerationRefused,
     GenerationService,
-    follow_in,
     new_seed,
     requested,
 )
@@ -115,6 +114,3 @@ class UpscaleService:
             )
             uow.publish(requested(generation, price, with_avatar=False, upscale=source_picture))
         return generation
-
-    async def show_progress_in(self, generation_id: UUID, chat_id: int, message_id: int) -> bool:
-        return await follow_in(self.pool, generation_id, chat_id, message_id)
