@@ -4,7 +4,7 @@ pipeline (charge, submission, tracking, storage, refunds) and only its face diff
 
 The clip goes out as a NEW video message (sendVideo through the one sender, so it is paced
 and retried like every message), and its file_id is kept: the gallery re-sends the video by
-it. The progress message is deleted once the video is there.
+it. The progress message is deleted once the video is there (by the generation consumer).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class AnimationOutcomes:
         t: Translator,
         refunded: int = 0,
     ) -> dict[UUID, str]:
-        """The clip as a new video message; then the progress message goes."""
+        """The clip as a new video message (the caller then deletes the progress message)."""
         chat_id = generation.progress_chat_id or generation.user_id
         rows = {item.object_name: item for item in await self.images.of_generation(generation.id)}
         item = next((rows[r.object_name] for r in results if r.object_name in rows), None)
@@ -60,6 +60,4 @@ class AnimationOutcomes:
             sent = await self.sender.call(chat_id, video)
             if sent is not None and sent.video is not None:
                 file_ids[item.id] = sent.video.file_id
-        if generation.progress_message_id is not None:
-            await self.sender.delete(chat_id, generation.progress_message_id)
         return file_ids

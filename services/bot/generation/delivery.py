@@ -104,8 +104,6 @@ class ResultDelivery:
                 sent = list(messages or [])
             key = "generate.done" if ready else "generate.nothing_to_show"
             await self.sender.send(chat_id, t(key, count=len(ready)) + notes, markup)
-        if generation.progress_message_id is not None:
-            await self.sender.delete(chat_id, generation.progress_message_id)
         if self.retry is not None and weak:
             await self.retry.offer(generation, weak, t)
         return {

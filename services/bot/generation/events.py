@@ -153,6 +153,7 @@ class GenerationEvents:
             file_ids = await (other or self.results).deliver(
                 generation, e.images, Translator(self.texts, lang), refunded=refund
             )
+            await self._close(generation)
             crashpoint("bot.after_pictures_sent")
             reason = "nsfw" if refund else None
             done = await self.generations.complete(
@@ -237,11 +238,11 @@ class GenerationEvents:
         await self.sender.send(generation.progress_chat_id or generation.user_id, text, markup)
 
     async def _close(self, generation: Generation) -> None:
-        """After the commit: the "generating…" message the end replaced is deleted, as after
-        a delivery."""
-        chat, message = generation.progress_chat_id, generation.progress_message_id
-        if chat is not None and message is not None:
-            await self.sender.delete(chat, message)
+        """The "generating…" message goes once the end is in the chat (a delivery, whichever
+        kind made it, or the failure's new message)."""
+        if generation.progress_message_id is not None:
+            chat = generation.progress_chat_id or generation.user_id
+            await self.sender.delete(chat, generation.progress_message_id)
 
     def _lock(self, generation_id: UUID) -> asyncio.Lock:
         """One event per generation at a time in this process, so "generating…" cannot be

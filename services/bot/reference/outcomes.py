@@ -44,7 +44,8 @@ class ReferenceOutcomes:
         t: Translator,
         refunded: int = 0,
     ) -> dict[UUID, str]:
-        """The picture as a photo, or why there is none; then the progress message goes."""
+        """The picture as a photo, or why there is none (the caller then deletes the progress
+        message)."""
         chat_id = generation.progress_chat_id or generation.user_id
         markup = kb.result(t, generation.reference_id)
         rows = {item.object_name: item for item in await self.images.of_generation(generation.id)}
@@ -68,8 +69,6 @@ class ReferenceOutcomes:
             if refunded:
                 text += "\n\n" + t("credits.refunded_nsfw", credits=refunded)
             await self.sender.send(chat_id, text, markup)
-        if generation.progress_message_id is not None:
-            await self.sender.delete(chat_id, generation.progress_message_id)
         return file_ids
 
 

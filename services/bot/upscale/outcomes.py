@@ -43,7 +43,7 @@ class UpscaleOutcomes:
         t: Translator,
         refunded: int = 0,
     ) -> dict[UUID, str]:
-        """The upscaled picture as a document; then the progress message goes."""
+        """The upscaled picture as a document (the caller then deletes the progress message)."""
         chat_id = generation.progress_chat_id or generation.user_id
         rows = {item.object_name: item for item in await self.images.of_generation(generation.id)}
         item = next((rows[r.object_name] for r in results if r.object_name in rows), None)
@@ -60,6 +60,4 @@ class UpscaleOutcomes:
                 reply_markup=kb.result(t),
             )  # fmt: skip
             await self.sender.call(chat_id, document)
-        if generation.progress_message_id is not None:
-            await self.sender.delete(chat_id, generation.progress_message_id)
         return {}
