@@ -22,6 +22,9 @@ class TrainingRequested(Event, frozen=True, kw_only=True, tag="avatar.training_r
     #: Credits the user was quoted; the trainer charges exactly this when it reserves the
     #: FAL submission (0 = free, e.g. an admin's or a test's job).
     credits: int = 0
+    #: The free retrain a poor likeness check offered: the trainer trains longer (its
+    #: preset adjusted, `services/trainer/presets.py`); the weakest photos were left out.
+    redo: bool = False
 
 
 class TrainingCancelRequested(Event, frozen=True, kw_only=True, tag="avatar.cancel_requested"):

@@ -324,6 +324,8 @@ generations = sa.Table(
     sa.Column("animation_seconds", sa.SmallInteger()),
     # 0013: a free re-draw of the parent's weak pictures (written once, on INSERT).
     sa.Column("likeness_retry", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # 0014: the test portraits of a training check (never charged, not in the gallery).
+    sa.Column("training_check", sa.Boolean(), nullable=False, server_default=sa.false()),
     # --- trainer ---------------------------------------------------------------------------
     sa.Column("fal_request_id", sa.Text()),
     sa.Column("fal_endpoint", sa.Text()),
@@ -475,6 +477,41 @@ reference_photos = sa.Table(
     _created_at(),
     sa.Index("ix_reference_photos_user_id", "user_id"),
     sa.Index("ix_reference_photos_created_at", "created_at"),
+)
+
+# --- bot (0014): a finished portrait training's likeness check and the user's decision ------
+
+training_checks = sa.Table(
+    "training_checks",
+    metadata,
+    sa.Column(
+        "avatar_id",
+        sa.Uuid(),
+        sa.ForeignKey("avatars.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("attempt", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("user_id", sa.BigInteger(), nullable=False),
+    sa.Column("generation_id", sa.Uuid(), sa.ForeignKey("generations.id", ondelete="SET NULL")),
+    sa.Column("paid_attempt", sa.Integer(), nullable=False),
+    sa.Column("redo", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("state", sa.Text(), nullable=False),
+    sa.Column("reason", sa.Text()),
+    sa.Column("scores", postgresql.ARRAY(sa.REAL())),
+    sa.Column("score", sa.REAL()),
+    sa.Column("decision", sa.Text()),
+    sa.Column("decided_at", TZ),
+    sa.Column("left_out", sa.SmallInteger()),
+    _created_at(),
+    sa.Column("checked_at", TZ),
+    sa.CheckConstraint("state IN ('checking', 'passed', 'poor', 'skipped')", name="state"),
+    sa.CheckConstraint(
+        "decision IS NULL OR (state = 'poor' AND decision IN ('redo', 'refund', 'keep'))",
+        name="decision",
+    ),
+    sa.CheckConstraint("score IS NULL OR score BETWEEN 0 AND 100", name="score_range"),
+    sa.Index("ix_training_checks_created_at", "created_at"),
+    sa.Index("ix_training_checks_generation_id", "generation_id", unique=True),
 )
 
 share_links = sa.Table(
@@ -730,6 +767,20 @@ OWNERS: Final[dict[str, dict[str, frozenset[str]]]] = {
         BOT: frozenset({"revoked_at"}),
     },
     "reference_photos": {},
+    "training_checks": {
+        BOT: frozenset(
+            {
+                "state",
+                "reason",
+                "scores",
+                "score",
+                "decision",
+                "decided_at",
+                "checked_at",
+                "left_out",
+            }
+        ),
+    },
     # Append-only: nobody may UPDATE or DELETE a ledger entry.
     "credit_entries": {},
     "star_payments": {
@@ -754,6 +805,7 @@ INSERTERS: Final[dict[str, frozenset[str]]] = {
     "fal_webhooks": frozenset({STATUS}),
     "share_links": frozenset({BOT}),
     "reference_photos": frozenset({BOT}),
+    "training_checks": frozenset({BOT}),
     "credit_entries": frozenset({BOT, TRAINER}),  # purchases/refunds/grants; charges at submit
     "star_payments": frozenset({BOT}),
     "promo_codes": frozenset({BOT}),
@@ -773,6 +825,7 @@ DELETERS: Final[dict[str, frozenset[str]]] = {
     "fal_webhooks": frozenset({STATUS}),  # pruning old webhook bodies
     "share_links": frozenset({BOT}),
     "reference_photos": frozenset({BOT}),
+    "training_checks": frozenset({BOT}),
     # The credit tables are financial records: nobody deletes them (promo codes expire).
     "credit_entries": frozenset(),
     "star_payments": frozenset(),

@@ -42,6 +42,10 @@ _STEPS: dict[TrainingType, dict[FalPriority, int]] = {
         FalPriority.HIGH_RES_ONLY: 1000,
     },
 }
+#: A redo (the free retrain a poor likeness check offered) trains this much longer: a LoRA
+#: that does not reproduce the face has most often not learnt it yet (under-trained), and
+#: the weakest photos were left out of its set by the bot (`docs/likeness.md`).
+REDO_STEPS_FACTOR = 1.4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,10 +86,18 @@ class TrainingPlan:
 
 
 def plan_training(
-    training_type: TrainingType, priority: FalPriority, trigger_word: str, attempt: int
+    training_type: TrainingType,
+    priority: FalPriority,
+    trigger_word: str,
+    attempt: int,
+    *,
+    redo: bool = False,
 ) -> TrainingPlan:
     steps = _STEPS[training_type][priority]
     comment = f"aisha {training_type.value}/{priority.value} attempt {attempt}"
+    if redo:
+        steps = round(steps * REDO_STEPS_FACTOR)
+        comment += " (likeness redo)"
     if training_type is TrainingType.PORTRAIT:
         return TrainingPlan(
             endpoint=PORTRAIT_ENDPOINT,

@@ -70,7 +70,9 @@ def _about(event: TrainingRequested | TrainingCancelRequested, name: str) -> dic
 
 
 def _plan(event: TrainingRequested) -> TrainingPlan:
-    return plan_training(event.training_type, event.priority, event.trigger_word, event.attempt)
+    return plan_training(
+        event.training_type, event.priority, event.trigger_word, event.attempt, redo=event.redo
+    )
 
 
 @dataclass

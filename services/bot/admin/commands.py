@@ -23,6 +23,7 @@ from services.bot.credits.promo_codes import (
     parse_user_id,
 )
 from services.bot.credits.service import Billing
+from services.bot.training.check import CheckStats, TrainingCheck
 
 
 class IsAdmin(Filter):
@@ -52,11 +53,30 @@ def stats_line(t: Translator, s: TypeStats) -> str:
     )
 
 
-async def cmd_stats(message: Message, t: Translator, avatars: AvatarService) -> None:
+def check_line(t: Translator, s: CheckStats) -> str:
+    """How finished portrait trainings fared in their likeness check, and what it cost."""
+    return t(
+        "admin.stats_checks",
+        checked=s.checked,
+        passed=s.passed,
+        poor=s.poor,
+        redo=s.redo,
+        refund=s.refund,
+        keep=s.keep,
+        skipped=s.skipped,
+        median="—" if s.median is None else f"{round(s.median)}%",
+        cost=f"{s.cost_usd:.2f}",
+    )
+
+
+async def cmd_stats(
+    message: Message, t: Translator, avatars: AvatarService, checks: TrainingCheck
+) -> None:
     rows = await avatars.stats()
     body = "\n".join(stats_line(t, s) for s in rows) or t("admin.stats_empty")
     likeness = likeness_line(t, await avatars.likeness_stats())
-    await message.answer(t("admin.stats_title") + "\n" + body + "\n\n" + likeness)
+    trained = check_line(t, await checks.stats())
+    await message.answer(t("admin.stats_title") + "\n" + body + "\n\n" + likeness + "\n" + trained)
 
 
 async def cmd_promo_new(

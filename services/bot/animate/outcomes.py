@@ -33,7 +33,7 @@ class AnimationOutcomes:
     def running(self, t: Translator, generation: Generation) -> str:
         return t("animate.running", seconds=generation.animation_seconds)
 
-    def failed(self, t: Translator, generation: Generation, reason: FailureReason) -> View:
+    async def failed(self, t: Translator, generation: Generation, reason: FailureReason) -> View:
         return View(t(f"animate.failure.{reason.value}"), kb.result(t))
 
     async def deliver(

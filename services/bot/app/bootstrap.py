@@ -42,6 +42,7 @@ from services.bot.credits.promo_codes import FreeCredits
 from services.bot.credits.reconcile import PaymentNotices, PaymentReconciler
 from services.bot.credits.service import Billing
 from services.bot.privacy.service import wire_privacy
+from services.bot.training.check import TrainingCheck
 from services.bot.training.events import TrainingEvents
 from services.kit.consumer import EventConsumer
 from services.kit.runtime import Runtime, open_runtime
@@ -136,6 +137,12 @@ async def wire(
         pacer=paced[0],
         positions=paced[1],
     )
+    checks = TrainingCheck(
+        rt.pool,
+        pictures=config.training_check_pictures,
+        min_photos=config.min_photos,
+        metrics=metrics,
+    )
     photo_store = await rt.js.object_store(OBJ_PHOTOS.name)
     intake = PhotoIntake(
         avatars, photo_store, sender, window=config.album_window_seconds, metrics=metrics
@@ -152,6 +159,7 @@ async def wire(
         texts=texts,
         storage=storage,
         gate=intake.gate,
+        checks=checks,
     )
     billing = billing_deps(rt.pool, config, bot, metrics)
     reconciler = PaymentReconciler(billing["billing"], bot, PaymentNotices(sender, texts, avatars))
@@ -169,10 +177,11 @@ async def wire(
         metrics=metrics,
         privacy=privacy,
         positions=paced[1],
+        checks=checks,
         **generation,
         **billing,
     )
-    events = TrainingEvents(rt.pool, sender, texts, metrics)
+    events = TrainingEvents(rt.pool, sender, texts, metrics, checks)
     rt.run_consumer(EventConsumer(rt.js, BOT_TRAINING, events.handlers(), rt.metrics))
     return dp, sender, intake
 

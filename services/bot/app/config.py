@@ -36,6 +36,9 @@ class BotConfig:
     likeness_timeout_seconds: float = 5.0
     #: Re-draw a generation's weak pictures once, free (docs/likeness.md).
     likeness_retry: bool = True
+    #: Test portraits drawn to check a finished portrait training; 0: no check
+    #: (docs/likeness.md, "Training check").
+    training_check_pictures: int = 2
     photo_retention_hours: float = 24.0
     retention_interval_seconds: float = 600.0
     max_concurrent_generations: int = 2
@@ -81,6 +84,7 @@ class BotConfig:
             album_window_seconds=env.number("BOT_ALBUM_WINDOW_SECONDS", 0.8),
             likeness_timeout_seconds=_non_negative(env, "BOT_LIKENESS_TIMEOUT_SECONDS", 5.0),
             likeness_retry=env.flag("BOT_LIKENESS_RETRY", True),
+            training_check_pictures=_check_pictures(env),
             photo_retention_hours=_non_negative(env, "BOT_PHOTO_RETENTION_HOURS", 24.0),
             retention_interval_seconds=_non_negative(env, "BOT_RETENTION_INTERVAL_SECONDS", 600.0),
             max_concurrent_generations=env.integer("BOT_MAX_CONCURRENT_GENERATIONS", 2, minimum=1),
@@ -106,4 +110,12 @@ def _non_negative(env: Env, name: str, default: float) -> float:
     value = env.number(name, default)
     if value < 0:
         raise ConfigError(f"{name}: expected a number >= 0, got {value}")
+    return value
+
+
+def _check_pictures(env: Env) -> int:
+    """FAL draws 1-4 pictures a request (`num_images`); 0 turns the check off."""
+    value = env.integer("BOT_TRAINING_CHECK_PICTURES", 2, minimum=0)
+    if value > 4:
+        raise ConfigError("BOT_TRAINING_CHECK_PICTURES: 0 (off) to 4")
     return value

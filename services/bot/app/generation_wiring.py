@@ -31,6 +31,8 @@ from services.bot.packs.service import PackOrders
 from services.bot.reference.intake import ReferenceIntake
 from services.bot.reference.outcomes import ReferenceOutcomes
 from services.bot.reference.service import ReferenceService
+from services.bot.training.check import TrainingCheck
+from services.bot.training.check_delivery import CheckDelivery
 from services.bot.upscale.outcomes import UpscaleOutcomes
 from services.bot.upscale.service import UpscaleService
 from services.kit.consumer import EventConsumer
@@ -47,6 +49,7 @@ async def wire_generation(
     texts: Texts,
     storage: BaseStorage,
     gate: PhotoGate | None = None,
+    checks: TrainingCheck | None = None,
 ) -> dict[str, Any]:
     """Services for the generation, gallery, share and inline handlers (by parameter name),
     and the `BOT_GENERATION` consumer running on the runtime."""
@@ -80,6 +83,9 @@ async def wire_generation(
             "upscale": UpscaleOutcomes(images, image_store, sender),
             "reference": ReferenceOutcomes(images, image_store, sender),
             "animation": AnimationOutcomes(images, image_store, sender),
+            "check": CheckDelivery(
+                rt.pool, checks or TrainingCheck(rt.pool), images, image_store, sender, likeness
+            ),
         },
     )
     rt.run_consumer(EventConsumer(rt.js, BOT_GENERATION, events.handlers(), rt.metrics))

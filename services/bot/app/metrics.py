@@ -20,6 +20,8 @@ PAYMENT_OUTCOMES = ("credited", "reconciled", "duplicate", "refunded_invalid", "
 ALERTED_PRE_CHECKOUTS = ("forged", "wrong_user")
 #: Exported from the start, so the dashboard's likeness row has series before any picture.
 LIKENESS_OUTCOMES = ("scored", "no_face", "no_identity", "weak_identity", "timeout", "error")
+#: The training check's outcomes (`training/check.py`), exported from the start too.
+CHECK_OUTCOMES = ("passed", "poor", "no_face", "failed", "no_identity", "weak_identity")
 
 
 class BotMetrics(KitMetrics):
@@ -71,7 +73,8 @@ class BotMetrics(KitMetrics):
         )
         self.trainings_requested = Counter(
             "aisha_bot_trainings_requested",
-            "Trainings the user started (attempt = first or retry)",
+            "Trainings the user started (attempt = first, retry, or redo: the free retrain a poor "
+            "likeness check offered)",
             ["training_type", "attempt"],
             registry=r,
         )
@@ -173,6 +176,24 @@ class BotMetrics(KitMetrics):
             registry=r,
             buckets=(10, 20, 30, 40, 50, 60, 70, 80, 90, 100),
         )
+        self.training_checks = Counter(
+            "aisha_bot_training_checks",
+            "Finished portrait trainings by likeness check outcome: passed, poor, no_face "
+            "(no test portrait showed a face), failed (the test portraits were not made), "
+            "no_identity, weak_identity (too few clear faces to check against)",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in CHECK_OUTCOMES:
+            self.training_checks.labels(outcome)
+        self.training_check_decisions = Counter(
+            "aisha_bot_training_check_decisions",
+            "What users chose after a poor likeness check: redo (free retrain), refund, keep",
+            ["decision"],
+            registry=r,
+        )
+        for decision in ("redo", "refund", "keep"):
+            self.training_check_decisions.labels(decision)
         self.stars_refunds = Counter(
             "aisha_bot_stars_refunds",
             "Stars purchases refunded through refundStarPayment, by outcome",

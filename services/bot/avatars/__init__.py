@@ -11,6 +11,8 @@ PUBLIC: tuple[str, ...] = (
     "service",
     "callbacks",
     "details",
+    "likeness",
+    "likeness_rows",
     "likeness_scorer",
     "likeness_texts",
 )

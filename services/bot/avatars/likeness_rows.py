@@ -34,7 +34,7 @@ async def store_identity(conn: Any, avatar_id: UUID) -> Identity | None:
     return identity
 
 
-async def identity(pool: asyncpg.Pool, avatar_id: UUID) -> Identity | None:
+async def identity(pool: asyncpg.Pool | asyncpg.Connection, avatar_id: UUID) -> Identity | None:
     row = await pool.fetchrow(
         "SELECT likeness_center, likeness_spread, likeness_faces FROM avatars "
         "WHERE id = $1 AND training_type = 'portrait'",

@@ -49,6 +49,25 @@ def new_trigger_word() -> str:
     return f"ohwx{secrets.token_hex(3)}"
 
 
+def training_requested(avatar: Avatar, price: int, *, redo: bool = False) -> TrainingRequested:
+    """The request for the avatar's current attempt, written in the transaction that moved
+    it to training; its id is derived from the attempt, so a retried transaction queues the
+    same event. `price` is charged by the trainer (0: a free redo, `training/check.py`)."""
+    return TrainingRequested(
+        event_id=derived_event_id("training_requested", avatar.id, avatar.training_attempt),
+        occurred_at=utcnow(),
+        avatar_id=str(avatar.id),
+        user_id=avatar.user_id,
+        attempt=avatar.training_attempt,
+        training_type=avatar.training_type,
+        priority=avatar.fal_priority,
+        trigger_word=avatar.trigger_word,
+        photo_count=avatar.photo_count,
+        credits=price,
+        redo=redo,
+    )
+
+
 class AvatarService:
     """The bot's writes to `users` and `avatars` (its own columns only)."""
 
@@ -242,30 +261,18 @@ class AvatarService:
                 return None
             avatar = Avatar.from_record(row)
             await likeness_rows.store_identity(uow.conn, avatar.id)
-            uow.publish(
-                TrainingRequested(
-                    event_id=derived_event_id(
-                        "training_requested", avatar.id, avatar.training_attempt
-                    ),
-                    occurred_at=utcnow(),
-                    avatar_id=str(avatar.id),
-                    user_id=user_id,
-                    attempt=avatar.training_attempt,
-                    training_type=avatar.training_type,
-                    priority=avatar.fal_priority,
-                    trigger_word=avatar.trigger_word,
-                    photo_count=avatar.photo_count,
-                    credits=price,
-                )
-            )
+            uow.publish(training_requested(avatar, price))
         crashpoint("bot.after_training_request_commit")
-        kind = "retry" if avatar.training_attempt > 1 else "first"
+        self.requested(avatar, "retry" if avatar.training_attempt > 1 else "first")
+        return avatar
+
+    def requested(self, avatar: Avatar, kind: str) -> None:
+        """A training request committed: count it (`first`, `retry` or `redo`) and log it."""
         self.metrics.trainings_requested.labels(avatar.training_type.value, kind).inc()
         log.info(
             "training requested",
             extra={"avatar_id": str(avatar.id), "attempt": avatar.training_attempt},
         )
-        return avatar
 
     async def request_cancel(self, user_id: int, avatar_id: UUID) -> Avatar | None:
         """Ask the trainer to stop; the status changes when `TrainingCancelled` comes back."""

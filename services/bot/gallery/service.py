@@ -26,7 +26,8 @@ SELECT = (
     "LEFT JOIN avatars a ON a.id = g.avatar_id "
     "LEFT JOIN generated_images src ON src.id = g.source_image_id "
 )
-VISIBLE = "i.user_id = $1 AND g.user_id = $1 AND NOT i.nsfw"
+#: A training check's test portraits (0014) are the product's, shown once with its verdict.
+VISIBLE = "i.user_id = $1 AND g.user_id = $1 AND NOT i.nsfw AND NOT g.training_check"
 #: Newest first; an upscale or a video sits right after the picture it comes from (its
 #: source's place).
 ORDER = (

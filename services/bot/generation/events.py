@@ -53,12 +53,15 @@ log = logging.getLogger(__name__)
 
 
 class OtherKind(Protocol):
-    """How a job that is not a picture generation (an upscale) looks while it runs and
-    ends; supplied by its feature at composition (`app/generation_wiring.py`)."""
+    """How a job that is not a picture generation (an upscale, a training check's test
+    portraits) looks while it runs and ends; supplied by its feature at composition
+    (`app/generation_wiring.py`). `failed` runs before the failure commits."""
 
     def running(self, t: Translator, generation: Generation) -> str: ...
 
-    def failed(self, t: Translator, generation: Generation, reason: FailureReason) -> View: ...
+    async def failed(
+        self, t: Translator, generation: Generation, reason: FailureReason
+    ) -> View: ...
 
     async def deliver(
         self,
@@ -124,7 +127,10 @@ class GenerationEvents:
         async def tell(moved: Transition) -> None:
             t = Translator(self.texts, moved.language)
             other = self.kinds.get(moved.generation.kind)
-            view = (other.failed if other else views.failed)(t, moved.generation, e.reason)
+            if other is not None:
+                view = await other.failed(t, moved.generation, e.reason)
+            else:
+                view = views.failed(t, moved.generation, e.reason)
             text = view.text
             if moved.refund is not None:
                 text += "\n\n" + refund_note(t, moved.refund.entry)

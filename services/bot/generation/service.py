@@ -42,7 +42,7 @@ COLUMNS = (
     "id, user_id, avatar_id, prompt, user_prompt, style_id, aspect_ratio, num_images, seed, "
     "lora_scale, status, parent_id, progress_chat_id, progress_message_id, created_at, "
     "pack_order_id, source_image_id, upscale_factor, reference_id, reference_strength, "
-    "animation_seconds"
+    "animation_seconds, training_check"
 )
 
 
@@ -81,11 +81,15 @@ class Generation:
     reference_strength: float | None = None
     #: An animation (0012): the clip's seconds; None for a picture or an upscale.
     animation_seconds: int | None = None
+    #: The test portraits of a training check (0014): free, scored, not in the gallery.
+    training_check: bool = False
 
     @property
     def kind(self) -> str:
-        """`upscale`, `reference`, `animation` or `image`: which feature shows this job's
-        progress and outcome."""
+        """`check`, `upscale`, `reference`, `animation` or `image`: which feature shows this
+        job's progress and outcome."""
+        if self.training_check:
+            return "check"
         if self.animation_seconds is not None:
             return "animation"
         if self.upscale_factor is not None:
@@ -116,6 +120,7 @@ class Generation:
             reference_id=r["reference_id"],
             reference_strength=r["reference_strength"],
             animation_seconds=r["animation_seconds"],
+            training_check=r["training_check"],
         )
 
 

@@ -34,7 +34,7 @@ class ReferenceOutcomes:
     def running(self, t: Translator, generation: Generation) -> str:
         return t("reference.running", strength=_strength(t, generation))
 
-    def failed(self, t: Translator, generation: Generation, reason: FailureReason) -> View:
+    async def failed(self, t: Translator, generation: Generation, reason: FailureReason) -> View:
         return View(t(f"reference.failure.{reason.value}"), kb.result(t, generation.reference_id))
 
     async def deliver(

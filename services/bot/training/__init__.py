@@ -5,4 +5,4 @@ status and that message (`events`, the `BOT_TRAINING` consumer). The SQL of avat
 """
 
 #: The modules other features may import (`tests/unit/bot/test_import_rule.py`).
-PUBLIC: tuple[str, ...] = ("callbacks",)
+PUBLIC: tuple[str, ...] = ("callbacks", "check")

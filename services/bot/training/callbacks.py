@@ -2,7 +2,8 @@
 
 `start` opens the confirmation card (prices, balance, one button per quality preset);
 `go_<preset>` starts the training with that preset; `retry` starts the next attempt with
-the avatar's preset; `cancel` asks the trainer to stop. Public: the photo counter (avatars)
+the avatar's preset; `cancel` asks the trainer to stop; `redo`, `refund` and `keep` answer
+a poor likeness check (`check.py`). Public: the photo counter (avatars)
 and the avatar details screen show the "start training" button; the press is handled here,
 in `training/controls.py`.
 """
@@ -23,7 +24,17 @@ GO_ACTIONS = {f"go_{p.value}": p for p in FalPriority}
 
 
 class TrainingCb(CallbackData, prefix="training"):
-    action: Literal["start", "go_speed", "go_quality", "go_high_res_only", "cancel", "retry"]
+    action: Literal[
+        "start",
+        "go_speed",
+        "go_quality",
+        "go_high_res_only",
+        "cancel",
+        "retry",
+        "redo",
+        "refund",
+        "keep",
+    ]
     avatar_id: UUID
 
     @classmethod

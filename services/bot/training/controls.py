@@ -1,4 +1,5 @@
-"""Start, cancel and retry training from the avatar's live message.
+"""Start, cancel and retry training from the avatar's live message, and answer a poor
+likeness check (retrain free, refund, keep) from its verdict.
 
 "Start training" opens the confirmation card in place (`confirm_card`); one press of a
 preset there starts the training with it and turns the card into the progress message.
@@ -21,6 +22,8 @@ from services.bot.credits.callbacks import not_enough_credits
 from services.bot.credits.service import Billing
 from services.bot.training import progress
 from services.bot.training.callbacks import GO_ACTIONS, TrainingCb
+from services.bot.training.check import Decision, TrainingCheck
+from services.bot.training.check_views import decided
 from services.bot.training.confirm_card import card
 from services.kit.credits import InsufficientCredits
 
@@ -124,9 +127,38 @@ async def cancel(
         await sender.edit(avatar.progress_chat_id, avatar.progress_message_id, text)
 
 
+async def decide(
+    callback: CallbackQuery,
+    callback_data: TrainingCb,
+    user: User,
+    t: Translator,
+    checks: TrainingCheck,
+    sender: Sender,
+) -> None:
+    """One answer per poor check; a second press (or an old message) only gets a toast."""
+    if callback.message is None:
+        await callback.answer(t.plain("common.stale"), show_alert=True)
+        return
+    chat_id, message_id = callback.message.chat.id, callback.message.message_id
+    done = await checks.decide(
+        user.id, callback_data.avatar_id, Decision(callback_data.action), chat_id, message_id
+    )
+    if done is None:
+        await callback.answer(t.plain("check.already"), show_alert=True)
+        return
+    if done.decision is Decision.REDO:  # the verdict becomes the retrain's progress message
+        await callback.answer(t.plain("check.redo_started", left_out=done.left_out))
+        view = progress.queued(t, done.avatar)
+    else:
+        await callback.answer()
+        view = decided(t, done.avatar, done.decision, done.refund)
+    await sender.edit(chat_id, message_id, view.text, view.markup)
+
+
 def build() -> Router:
     router = FeatureRouter(name="training", callbacks=(TrainingCb,))
     router.callback_query.register(confirm, TrainingCb.filter(F.action == "start"))
     router.callback_query.register(start, TrainingCb.filter(F.action.in_({*GO_ACTIONS, "retry"})))
     router.callback_query.register(cancel, TrainingCb.filter(F.action == "cancel"))
+    router.callback_query.register(decide, TrainingCb.filter(F.action.in_(set(Decision))))
     return router

@@ -11,6 +11,10 @@ The end (ready, failed, cancelled) is a **new message** with its buttons, so the
 notifies (an edit never does); the progress message is then deleted: the outcome says all
 it said, and a delete spends none of the chat's messages a second (an edit would, halving
 how fast a wave of finished trainings is told).
+A finished portrait training is checked first (`check.py`): its transaction requests the
+test portraits, and the progress message (edited, silent) says the likeness is being
+checked; the check's verdict is then the new message. A training with nothing to check
+against is ready at once, with a line saying why it was not checked.
 The outcome is delivered *before* its transaction commits: a process killed while Telegram
 holds it back rolls back, and the redelivered event tells the user again (at worst one
 extra message) — the end of a training is never told zero times.
@@ -46,7 +50,8 @@ from services.bot.app.sender import Sender
 from services.bot.app.texts import Texts, Translator
 from services.bot.avatars.service import COLUMNS, PRODUCER
 from services.bot.credits.ledger_texts import refund_note
-from services.bot.training import progress
+from services.bot.training import check_views, progress
+from services.bot.training.check import CheckState, TrainingCheck
 from services.kit import credits
 from services.kit.consumer import Delivery, Handler, Reject
 from services.kit.db import UnitOfWork
@@ -111,12 +116,19 @@ class TrainingEvents:
     """Handlers for the `BOT_TRAINING` consumer."""
 
     def __init__(
-        self, pool: asyncpg.Pool, sender: Sender, texts: Texts, metrics: BotMetrics | None = None
+        self,
+        pool: asyncpg.Pool,
+        sender: Sender,
+        texts: Texts,
+        metrics: BotMetrics | None = None,
+        check: TrainingCheck | None = None,
     ):
         self.pool = pool
         self.sender = sender
         self.texts = texts
         self.metrics = metrics or BotMetrics()
+        #: The likeness check of a finished portrait training (None: ready at once).
+        self.check = check
         self._locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
 
     def handlers(self) -> dict[type[Event], Handler]:
@@ -168,8 +180,8 @@ class TrainingEvents:
             shown = await self._transition(event, avatar_id, status, render)
             if shown is None:
                 return
-            avatar, view = shown
-            if status is not None:  # the outcome went out in `_transition`: close progress
+            avatar, view, checking = shown
+            if status is not None and not checking:  # the outcome went out: close progress
                 await self._close(avatar)
                 return
             chat, message = avatar.progress_chat_id, avatar.progress_message_id
@@ -186,7 +198,9 @@ class TrainingEvents:
 
     async def _transition(
         self, event: TrainingEvent, avatar_id: UUID, status: AvatarStatus | None, render: Render
-    ) -> tuple[Avatar, View] | None:
+    ) -> tuple[Avatar, View, bool] | None:
+        """The avatar (as before the move), what to show, and whether a likeness check now
+        runs (the view is then its progress, not the end)."""
         statement = (
             _TRANSITION,
             CONSUMER,
@@ -202,7 +216,7 @@ class TrainingEvents:
             if row is None:
                 return None
             avatar = Avatar.from_record(row)
-            return avatar, render(Translator(self.texts, row["language"]), avatar)
+            return avatar, render(Translator(self.texts, row["language"]), avatar), False
         async with UnitOfWork(self.pool, PRODUCER) as uow:
             row = self._claimed(await uow.conn.fetchrow(*statement), event, avatar_id)
             if row is None:
@@ -211,12 +225,21 @@ class TrainingEvents:
             avatar = Avatar.from_record(row)  # as it was before the move, like the view expects
             t = Translator(self.texts, row["language"])
             view = render(t, avatar)
+            check = None
+            if status is AvatarStatus.COMPLETED and self.check is not None:
+                check = await self.check.begin(uow, avatar)
+            checking = check is not None and check.state is CheckState.CHECKING
+            if check is not None and checking:
+                view = check_views.checking(t, avatar)
+            elif check is not None:
+                view = check_views.unchecked(t, avatar, check, view)
             refunded = await self._refund(uow.conn, event, avatar.id)
             if refunded is not None:
                 view = View(view.text + "\n\n" + refund_note(t, refunded), view.markup)
-            await self._tell_end(uow.conn, avatar, view)
+            if not checking:
+                await self._tell_end(uow.conn, avatar, view)
         self._finished(avatar, status, row["requested_at"])
-        return avatar, view
+        return avatar, view, checking
 
     @staticmethod
     def _claimed(
@@ -258,7 +281,10 @@ class TrainingEvents:
             reason = "cancelled_before_submit"
         else:
             return None
-        key = credits.training_charge_key(str(avatar_id), event.attempt)
+        attempt = event.attempt
+        if self.check is not None:  # a free redo that failed gives back the paid attempt
+            attempt = await self.check.paid_attempt(conn, avatar_id, attempt)
+        key = credits.training_charge_key(str(avatar_id), attempt)
         posting = await credits.refund(conn, charge_key=key, reason=reason)
         if posting is None:
             return None

@@ -32,7 +32,7 @@ class UpscaleOutcomes:
     def running(self, t: Translator, generation: Generation) -> str:
         return t("upscale.running", factor=generation.upscale_factor)
 
-    def failed(self, t: Translator, generation: Generation, reason: FailureReason) -> View:
+    async def failed(self, t: Translator, generation: Generation, reason: FailureReason) -> View:
         text = t(f"upscale.failure.{reason.value}", factor=generation.upscale_factor)
         return View(text, kb.result(t))
 
