@@ -17,6 +17,8 @@ from PIL import Image
 
 from contracts import (
     FailureReason,
+    GenerationFailed,
+    GenerationRequested,
     TrainingCancelled,
     TrainingCompleted,
     TrainingFailed,
@@ -196,9 +198,23 @@ async def test_create_avatar_upload_photos_train_and_get_ready(
     )  # fmt: skip
     await publish(js, done)
     await publish(js, done)  # a duplicate delivery
+    # A portrait is checked before it is called ready (`training/check.py`): the progress
+    # message says so (an edit: nothing to notify yet) and the test portraits are requested,
+    # once. Here they fail, so the avatar is ready unchecked (the check's own tests score it).
+    await bot_message(emu, uid, text="test portraits")
+    checks = await eventually(lambda: events_of(
+        js, "aisha.generation.requested", GenerationRequested, user_id=uid
+    ))  # fmt: skip
+    await asyncio.sleep(0.5)
+    assert len(await events_of(js, "aisha.generation.requested", GenerationRequested)) == 1
+    await publish(js, GenerationFailed(
+        event_id=new_event_id(), occurred_at=utcnow(), generation_id=checks[0].generation_id,
+        user_id=uid, reason=FailureReason.FAL_ERROR,
+    ))  # fmt: skip
     # The outcome is a new message (a phone notifies it; an edit it never would), once; the
     # progress message is deleted.
     ready = await bot_message(emu, uid, text="is ready", button="menu:create")
+    assert "test portraits could not be made" in ready["text"]
     assert ready["message_id"] > counter["message_id"]
     assert emu.world.messages[uid][ready["message_id"]].notified
     await emu.wait_for(lambda: emu.world.messages[uid][counter["message_id"]].deleted, 10)
@@ -331,6 +347,7 @@ async def test_admin_stats(
     stats = await bot_message(emu, ADMIN_ID, text="Training statistics")
     assert "portrait" in stats["text"]
     assert "Likeness (30 days): 0 pictures scored, median —, 0 low" in stats["text"]
+    assert "Training checks (30 days): 0 checked" in stats["text"]
     user = (await emu.create_user("Nobody"))["id"]
     await emu.send_command(user, "stats")
     reply = await bot_message(emu, user, text="didn't understand")

@@ -54,6 +54,8 @@ class Seed:
             return "token = $1", (self.share_token,)
         if table == "reference_photos":
             return "object_name = $1", ("references/1/1.jpg",)
+        if table == "training_checks":
+            return "avatar_id = $1 AND attempt = 1", (self.avatar_id,)
         if table == "star_payments":
             return "telegram_payment_charge_id = $1", ("stx-1",)
         if table == "promo_codes":
@@ -117,6 +119,11 @@ class Seed:
                 "INSERT INTO reference_photos (user_id, avatar_id, object_name, sha256,"
                 " size_bytes, width, height) VALUES ($1, $2, $3, 'abc', 10, 64, 64)",
                 (USER_ID, self.avatar_id, fresh.hex),
+            ),
+            "training_checks": (
+                "INSERT INTO training_checks (avatar_id, attempt, user_id, paid_attempt, state) "
+                "VALUES ($1, 2, $2, 2, 'checking')",
+                (self.avatar_id, USER_ID),
             ),
             "credit_entries": (
                 "INSERT INTO credit_entries (user_id, seq, kind, amount, balance_after, "
@@ -195,6 +202,13 @@ async def seed_rows(conn: asyncpg.Connection) -> Seed:
         " width, height) VALUES ($1, $2, 'references/1/1.jpg', 'abc', 10, 64, 64)",
         USER_ID,
         avatar_id,
+    )
+    await conn.execute(
+        "INSERT INTO training_checks (avatar_id, attempt, user_id, generation_id, paid_attempt,"
+        " state) VALUES ($1, 1, $2, $3, 1, 'checking')",
+        avatar_id,
+        USER_ID,
+        generation_id,
     )
     credit_entry_id = await conn.fetchval(
         "INSERT INTO credit_entries (user_id, seq, kind, amount, balance_after, idempotency_key)"
