@@ -171,22 +171,14 @@ class TrainingCheck:
         self.min_photos = min_photos
         self.metrics = metrics or BotMetrics()
 
-    async def begin(self, uow: UnitOfWork, avatar: Avatar) -> Check | None:
+    async def begin(self, uow: UnitOfWork, avatar: Avatar, faces: int | None) -> Check | None:
         """In the transaction recording the training's end: the check of this attempt, with
         its test portraits requested (`checking`), or skipped with its reason when there is
-        nothing to check against. None: not a portrait, or the check is off."""
+        nothing to check against (`faces`: the reference identity's, `likeness_faces`).
+        None: not a portrait, or the check is off. One statement when skipped (the path of
+        every training without faces), three when checking."""
         if self.pictures <= 0 or avatar.training_type is not TrainingType.PORTRAIT:
             return None
-        conn = uow.conn
-        faces = await conn.fetchval("SELECT likeness_faces FROM avatars WHERE id = $1", avatar.id)
-        before = await conn.fetchrow(
-            "SELECT paid_attempt FROM training_checks WHERE avatar_id = $1 AND attempt = $2 "
-            "AND decision = 'redo'",
-            avatar.id,
-            avatar.training_attempt - 1,
-        )
-        redo = before is not None
-        paid = before["paid_attempt"] if redo else avatar.training_attempt
         generation = None
         if not faces or faces < MIN_FACES:
             state, reason = CheckState.SKIPPED, "no_identity" if not faces else "weak_identity"
@@ -194,13 +186,16 @@ class TrainingCheck:
         else:
             state, reason = CheckState.CHECKING, None
             generation = await self._request(uow, avatar)
-        row = await conn.fetchrow(
+        row = await uow.conn.fetchrow(
             "INSERT INTO training_checks (avatar_id, attempt, user_id, generation_id, "
-            "paid_attempt, redo, state, reason, checked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, "
-            "$8, CASE WHEN $7 = 'skipped' THEN now() END) "
+            "paid_attempt, redo, state, reason, checked_at) "
+            "SELECT $1, $2, $3, $4, coalesce(before.paid, $2), before.paid IS NOT NULL, $5, $6, "
+            "CASE WHEN $5 = 'skipped' THEN now() END FROM (VALUES (1)) AS one (x) LEFT JOIN "
+            "(SELECT paid_attempt AS paid FROM training_checks WHERE avatar_id = $1 "
+            " AND attempt = $2 - 1 AND decision = 'redo') AS before ON true "
             f"ON CONFLICT (avatar_id, attempt) DO NOTHING RETURNING {_CHECK}",
             avatar.id, avatar.training_attempt, avatar.user_id,
-            None if generation is None else generation.id, paid, redo, state.value, reason,
+            None if generation is None else generation.id, state.value, reason,
         )  # fmt: skip
         return None if row is None else Check.from_record(row)
 

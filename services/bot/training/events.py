@@ -90,7 +90,8 @@ WITH claim AS (
     RETURNING true AS claimed
 ),
 locked AS (
-    SELECT {", ".join("a." + c.strip() for c in COLUMNS.split(","))}, u.language
+    SELECT {", ".join("a." + c.strip() for c in COLUMNS.split(","))}, u.language,
+        a.likeness_faces
     FROM avatars a JOIN users u ON u.id = a.user_id
     WHERE a.id = $3 AND EXISTS (SELECT 1 FROM claim)
     FOR UPDATE OF a
@@ -227,7 +228,7 @@ class TrainingEvents:
             view = render(t, avatar)
             check = None
             if status is AvatarStatus.COMPLETED and self.check is not None:
-                check = await self.check.begin(uow, avatar)
+                check = await self.check.begin(uow, avatar, row["likeness_faces"])
             checking = check is not None and check.state is CheckState.CHECKING
             if check is not None and checking:
                 view = check_views.checking(t, avatar)
