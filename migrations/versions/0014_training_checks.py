@@ -12,7 +12,9 @@ Create Date: 2026-12-07
   the attempt that was paid) and how many photos the redo `left_out`. The check's cost is
   its generation's `cost_usd` (`generation_id`; `docs/likeness.md`).
 * `generations.training_check boolean` (default false): the test portraits of a check;
-  written once by the bot on INSERT, never charged, kept out of the gallery.
+  written once by the bot on INSERT, never charged, kept out of the gallery; the partial
+  index `ix_generations_training_check (avatar_id) WHERE training_check` finds an avatar's
+  running check when its live message moves.
 """
 
 from collections.abc import Sequence
@@ -88,9 +90,16 @@ def upgrade() -> None:
         "generations",
         sa.Column("training_check", sa.Boolean(), server_default=sa.false(), nullable=False),
     )
+    op.create_index(
+        "ix_generations_training_check",
+        "generations",
+        ["avatar_id"],
+        postgresql_where=sa.text("training_check"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_generations_training_check", table_name="generations")
     op.drop_column("generations", "training_check")
     op.drop_index("ix_training_checks_generation_id", table_name="training_checks")
     op.drop_index("ix_training_checks_created_at", table_name="training_checks")

@@ -369,6 +369,11 @@ generations = sa.Table(
         postgresql_where=sa.text("pack_order_id IS NOT NULL"),
     ),
     sa.Index(
+        "ix_generations_training_check",
+        "avatar_id",
+        postgresql_where=sa.text("training_check"),
+    ),
+    sa.Index(
         "uq_generations_likeness_retry",
         "parent_id",
         unique=True,

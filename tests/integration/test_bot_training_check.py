@@ -274,3 +274,38 @@ async def test_too_few_faces_to_compare_with_is_ready_at_once_and_says_why(
     )  # fmt: skip
     await asyncio.sleep(0.5)
     assert not await events_of(js, "aisha.generation.requested", GenerationRequested, user_id=uid)
+
+
+async def test_a_check_whose_message_was_buried_ends_by_deleting_the_message_shown(
+    emu: TelegramEmulator, bot: BotUnderTest, js: JetStreamContext, admin_pool: asyncpg.Pool,
+    images_store: ObjectStore,
+) -> None:  # fmt: skip
+    uid = (await emu.create_user("Buried", language_code="en"))["id"]
+    await create_avatar_by_buttons(emu, uid, "Barack")
+    await emu.send_album(uid, [photo(seed) for seed in range(10)])
+    counter = await bot_message(emu, uid, text="10 photos", button="training:start", within=30)
+    await start_training(emu, uid, counter)
+    await bot_message(emu, uid, text="queue", button="training:cancel")
+    for _ in range(6):  # the user chats on: the progress message scrolls out of sight
+        await emu.send_command(uid, "help")
+    await eventually(lambda: _replies(emu, uid, 6))
+    avatar_id = str(await admin_pool.fetchval("SELECT id FROM avatars WHERE user_id = $1", uid))
+    await _finish(js, avatar_id, uid, 1)
+    checking = await bot_message(emu, uid, text="test portraits")
+    assert checking["message_id"] != counter["message_id"]  # re-sent at the bottom
+    check = await _check(admin_pool, avatar_id, 1)
+
+    async def followed() -> bool:
+        return await admin_pool.fetchval(
+            "SELECT progress_message_id FROM generations WHERE id = $1", check["generation_id"]
+        ) == checking["message_id"]  # fmt: skip
+
+    await eventually(followed)
+    await complete(js, admin_pool, images_store, str(check["generation_id"]), [photo(3), photo(7)])
+    await bot_message(emu, uid, text="is ready", within=20)
+    await emu.wait_for(lambda: emu.world.messages[uid][checking["message_id"]].deleted, 10)
+
+
+async def _replies(emu: TelegramEmulator, uid: int, want: int) -> bool:
+    helps = [m for m in await emu.bot_messages(uid) if "/packs" in (m.get("text") or "")]
+    return len(helps) >= want

@@ -111,6 +111,15 @@ FROM (VALUES (1)) AS one (x) LEFT JOIN claim ON true LEFT JOIN locked ON true
 
 
 _REMEMBER = "UPDATE avatars SET progress_chat_id = $2, progress_message_id = $3 WHERE id = $1"
+#: The avatar's live message moved (re-sent at the bottom, or lost and sent anew): a running
+#: likeness check's test portraits follow it, so their end deletes the message shown.
+_REMEMBER_MOVED = """
+WITH check_job AS (
+    UPDATE generations SET progress_chat_id = $2, progress_message_id = $3
+    WHERE avatar_id = $1 AND training_check AND status IN ('pending', 'submitted')
+)
+UPDATE avatars SET progress_chat_id = $2, progress_message_id = $3 WHERE id = $1
+"""
 
 
 class TrainingEvents:
@@ -332,4 +341,4 @@ class TrainingEvents:
             await self._remember(avatar.id, sent.chat.id, sent.message_id)
 
     async def _remember(self, avatar_id: UUID, chat_id: int, message_id: int) -> None:
-        await self.pool.execute(_REMEMBER, avatar_id, chat_id, message_id)
+        await self.pool.execute(_REMEMBER_MOVED, avatar_id, chat_id, message_id)
