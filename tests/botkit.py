@@ -300,6 +300,20 @@ def file_bytes(emu: TelegramEmulator, file_id: str) -> bytes:
     return stored.data
 
 
+#: The caption a training check's test portrait starts with (`check.portrait`, en and ru).
+TEST_PORTRAIT = ("Test portrait", "Пробный портрет")
+
+
+async def album_pictures(emu: Any, chat: int) -> list[Json]:
+    """The album pictures in the chat that the user asked for: every media-group message but
+    a training check's test portraits (`training/check_delivery.py`)."""
+    return [
+        m
+        for m in await emu.bot_messages(chat)
+        if m.get("media_group_id") and not (m.get("caption") or "").startswith(TEST_PORTRAIT)
+    ]
+
+
 def photo(seed: int, size: int = 640) -> bytes:
     """A distinct real photo of one person per seed (0-20, then again), `size` px on the
     short side: the photo gate accepts a set of them (`tests/faces.py`)."""

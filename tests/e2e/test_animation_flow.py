@@ -73,7 +73,8 @@ async def offer_for(emu: TelegramEmulator, uid: int, image_id: str) -> Json:
 async def pictures(db: asyncpg.Connection, uid: int) -> list[str]:
     rows = await db.fetch(
         "SELECT i.id::text FROM generated_images i JOIN generations g ON g.id = i.generation_id"
-        " WHERE i.user_id = $1 AND g.source_image_id IS NULL ORDER BY i.position", uid
+        " WHERE i.user_id = $1 AND g.source_image_id IS NULL AND NOT g.training_check"
+        " ORDER BY i.position", uid
     )  # fmt: skip
     return [r["id"].replace("-", "") for r in rows]  # as in callback data
 

@@ -119,8 +119,9 @@ async def stored_image(product: Stack, uid: int) -> tuple[str, bytes]:
     """The first delivered picture's id and its full-resolution bytes in the object store."""
     row = await one_row(
         product,
-        "SELECT replace(id::text, '-', '') AS id, object_name FROM generated_images"
-        " WHERE user_id = $1 ORDER BY created_at, object_name LIMIT 1",
+        "SELECT replace(i.id::text, '-', '') AS id, i.object_name FROM generated_images i"
+        " JOIN generations g ON g.id = i.generation_id WHERE i.user_id = $1"
+        " AND NOT g.training_check ORDER BY i.created_at, i.object_name LIMIT 1",
         uid,
     )
     nc = await nats.connect(product.urls["NATS"])

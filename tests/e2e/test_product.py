@@ -132,6 +132,9 @@ async def test_a_person_creates_a_portrait_avatar_in_the_web_chat(product: Stack
             await expect(page.locator(".bubble.bot").last).to_contain_text(
                 "is ready", timeout=60_000
             )
+            # ... after its likeness check: the two test portraits, shown with their scores.
+            await expect(page.locator(".bubble.bot").last).to_contain_text("Likeness check")
+            await expect(page.locator(".bubble.bot img")).to_have_count(2)
             # Credits: the shop from the menu, an invoice, the emulated Stars payment.
             await page.fill("#text", "/buy")
             await page.click("#send")
@@ -145,7 +148,7 @@ async def test_a_person_creates_a_portrait_avatar_in_the_web_chat(product: Stack
             await expect(page.locator(".bubble.bot").last).to_contain_text("= 4 credits")
             await page.get_by_role("button", name="▶️ Browser Ann — 4 credits").last.click()
             await expect(page.locator(".bubble.bot").last).to_contain_text("on their way")
-            await expect(page.locator(".bubble.bot img")).to_have_count(4, timeout=60_000)
+            await expect(page.locator(".bubble.bot img")).to_have_count(6, timeout=60_000)
             # A video of one of them: from the gallery, priced in the offer, played back.
             await page.fill("#text", "/gallery")
             await page.click("#send")
@@ -237,7 +240,13 @@ async def test_a_russian_user_trains_a_style_avatar(product: Stack):
 async def test_generation_with_a_trained_avatar_through_every_service(product: Stack):
     """Train a style avatar, then generate from a template: bot → trainer → FAL → status → bot,
     an album arrives, and "again" makes a new generation with a new seed."""
-    from tests.botkit import bot_message, eventually, open_generation_settings, press
+    from tests.botkit import (
+        album_pictures,
+        bot_message,
+        eventually,
+        open_generation_settings,
+        press,
+    )
 
     emu = product.telegram
     assert emu is not None
@@ -265,14 +274,14 @@ async def test_generation_with_a_trained_avatar_through_every_service(product: S
     settings = await open_generation_settings(emu, uid)
     await press(emu, uid, settings, "gen:go")
     controls = await bot_message(emu, uid, text="Ready: 2 pictures", button="grun:again", within=60)
-    album = [m for m in await emu.bot_messages(uid) if m.get("media_group_id")]
+    album = await album_pictures(emu, uid)
     assert len(album) == 2
     assert album[0]["photo"][-1]["file_id"] != album[1]["photo"][-1]["file_id"]
 
     await press(emu, uid, controls, "grun:again")
 
     async def second_album() -> bool | None:
-        photos = [m for m in await emu.bot_messages(uid) if m.get("media_group_id")]
+        photos = await album_pictures(emu, uid)
         return len(photos) >= 4 or None
 
     await eventually(second_album, 60)
@@ -281,7 +290,7 @@ async def test_generation_with_a_trained_avatar_through_every_service(product: S
     async def both_completed() -> list[asyncpg.Record] | None:
         rows = await conn.fetch(
             "SELECT g.seed, g.parent_id, g.status::text, g.fal_endpoint FROM generations g"
-            " WHERE g.user_id = $1 ORDER BY g.created_at",
+            " WHERE g.user_id = $1 AND NOT g.training_check ORDER BY g.created_at",
             uid,
         )
         done = len(rows) == 2 and all(r["status"] == "completed" for r in rows)
@@ -290,8 +299,8 @@ async def test_generation_with_a_trained_avatar_through_every_service(product: S
     try:
         rows = await eventually(both_completed, 20)
         images = await conn.fetchval(
-            "SELECT count(*) FROM generated_images"
-            " WHERE user_id = $1 AND telegram_file_id IS NOT NULL",
+            "SELECT count(*) FROM generated_images i JOIN generations g ON g.id = i.generation_id"
+            " WHERE i.user_id = $1 AND i.telegram_file_id IS NOT NULL AND NOT g.training_check",
             uid,
         )
     finally:

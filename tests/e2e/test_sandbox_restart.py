@@ -26,6 +26,7 @@ import pytest
 from sandbox.embedded import free_port
 from sandbox.supervisor import ROOT, base_env
 from tests.botkit import (
+    album_pictures,
     bot_message,
     eventually,
     open_generation_settings,
@@ -148,7 +149,7 @@ async def generate(chat: WebChat, uid: int, pictures_before: int) -> None:
     await press(chat, uid, settings, "gen:go")
 
     async def album_arrived() -> bool:
-        photos = [m for m in await chat.bot_messages(uid) if m.get("media_group_id")]
+        photos = await album_pictures(chat, uid)
         return len(photos) >= pictures_before + 2
 
     await eventually(album_arrived, 90)

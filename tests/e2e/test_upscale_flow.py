@@ -149,7 +149,8 @@ async def test_upscale_double_press_document_and_refused_too_large(
     assert upscaled > 0
     order = await db.fetch(
         "SELECT i.id::text FROM generated_images i JOIN generations g ON g.id = i.generation_id"
-        " WHERE i.user_id = $1 AND g.upscale_factor IS NULL ORDER BY i.position", uid
+        " WHERE i.user_id = $1 AND g.upscale_factor IS NULL AND NOT g.training_check"
+        " ORDER BY i.position", uid
     )  # fmt: skip
     assert len(order) == 2
 
