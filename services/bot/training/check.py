@@ -280,8 +280,9 @@ class TrainingCheck:
                 key = credits.training_charge_key(str(avatar_id), check.paid_attempt)
                 posting = await credits.refund(conn, charge_key=key, reason=REFUND_REASON)
                 refund = None if posting is None else posting.entry
-            avatar = Avatar.from_record(await conn.fetchrow(_MOVES[decision], avatar_id, chat_id,
-                                                             message_id, left_out))  # fmt: skip
+            moved = (avatar_id, chat_id, message_id) + ((left_out,) if left_out else ())
+            avatar = Avatar.from_record(await conn.fetchrow(_MOVES[decision, bool(left_out)],
+                                                            *moved))  # fmt: skip
             if decision is Decision.REDO:
                 uow.publish(training_requested(avatar, 0, redo=True))
             await conn.execute(
@@ -337,21 +338,18 @@ class TrainingCheck:
 
 
 #: What each decision does to the avatar: a redo trains the next attempt (its request is
-#: the caller's) with fewer photos; a refund retires the model (cancelled: the user turned it
-#: down; Retry stays, and is paid again); keeping it changes nothing but the live message.
+#: the caller's), without the `$4` photos it left out; a refund retires the model
+#: (cancelled: the user turned it down; Retry stays, and is paid again); keeping it changes
+#: nothing but the live message. Keyed by (decision, whether photos were left out).
+_LIVE = "progress_chat_id = $2, progress_message_id = $3"
+_REDO = "status = 'training', training_attempt = training_attempt + 1, updated_at = now()"
+_SETS = {
+    (Decision.REDO, True): f"{_REDO}, photo_count = photo_count - $4, {_LIVE}",
+    (Decision.REDO, False): f"{_REDO}, {_LIVE}",
+    (Decision.REFUND, False): f"status = 'cancelled', updated_at = now(), {_LIVE}",
+    (Decision.KEEP, False): _LIVE,
+}
 _MOVES = {
-    Decision.REDO: (
-        "UPDATE avatars SET status = 'training', training_attempt = training_attempt + 1, "
-        "photo_count = photo_count - $4, progress_chat_id = $2, progress_message_id = $3, "
-        f"updated_at = now() WHERE id = $1 RETURNING {AVATAR_COLUMNS}"
-    ),
-    Decision.REFUND: (
-        "UPDATE avatars SET status = 'cancelled', progress_chat_id = $2, "
-        "progress_message_id = $3, updated_at = now() "
-        f"WHERE id = $1 AND $4::int IS NOT NULL RETURNING {AVATAR_COLUMNS}"
-    ),
-    Decision.KEEP: (
-        "UPDATE avatars SET progress_chat_id = $2, progress_message_id = $3 "
-        f"WHERE id = $1 AND $4::int IS NOT NULL RETURNING {AVATAR_COLUMNS}"
-    ),
+    key: f"UPDATE avatars SET {sets} WHERE id = $1 RETURNING {AVATAR_COLUMNS}"
+    for key, sets in _SETS.items()
 }
