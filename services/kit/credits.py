@@ -32,6 +32,7 @@ __all__ = [
     "Kind",
     "Posting",
     "balance",
+    "charged",
     "entry",
     "generation_charge_key",
     "history",
@@ -136,6 +137,13 @@ async def balance(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> int:
 async def entry(conn: asyncpg.Connection | asyncpg.Pool, key: str) -> Entry | None:
     row = await conn.fetchrow(_BY_KEY, key)
     return Entry.of(row) if row is not None else None
+
+
+async def charged(conn: asyncpg.Connection | asyncpg.Pool, key: str) -> int:
+    """Credits the charge under `key` took (0: free, or not charged yet): what its refund
+    would give back."""
+    charge = await entry(conn, key)
+    return -charge.amount if charge is not None and charge.amount < 0 else 0
 
 
 async def history(

@@ -22,6 +22,7 @@ from contracts import (
     utcnow,
 )
 from sandbox.telegram import TelegramEmulator
+from services.bot.gallery.service import ImageService
 from services.kit import credits
 from tests import faces
 from tests.botkit import (
@@ -137,7 +138,6 @@ async def test_a_good_training_is_ready_only_after_its_test_portraits_score_well
 
 
 async def harness_gallery_count(pool: asyncpg.Pool, uid: int) -> int:
-    from services.bot.gallery.service import ImageService
 
     return (await ImageService(pool).page(uid, 0, avatar_id=None, favorites=False)).total
 

@@ -48,8 +48,8 @@ async def wire_generation(
     sender: Sender,
     texts: Texts,
     storage: BaseStorage,
+    checks: TrainingCheck,
     gate: PhotoGate | None = None,
-    checks: TrainingCheck | None = None,
 ) -> dict[str, Any]:
     """Services for the generation, gallery, share and inline handlers (by parameter name),
     and the `BOT_GENERATION` consumer running on the runtime."""
@@ -83,9 +83,7 @@ async def wire_generation(
             "upscale": UpscaleOutcomes(images, image_store, sender),
             "reference": ReferenceOutcomes(images, image_store, sender),
             "animation": AnimationOutcomes(images, image_store, sender),
-            "check": CheckDelivery(
-                rt.pool, checks or TrainingCheck(rt.pool), images, image_store, sender, likeness
-            ),
+            "check": CheckDelivery(avatars, checks, images, image_store, sender, likeness),
         },
     )
     rt.run_consumer(EventConsumer(rt.js, BOT_GENERATION, events.handlers(), rt.metrics))

@@ -21,6 +21,8 @@ from services.bot.app.metrics import BotMetrics
 from services.bot.avatars import likeness_rows
 from services.bot.avatars.likeness import Score, best
 from services.bot.avatars.photo_gate import PhotoGate
+from services.bot.gallery.image_files import Shown
+from services.bot.gallery.service import ImageService
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,17 @@ class LikenessScorer:
             else:
                 self._count("scored")
                 self.metrics.likeness_percent.observe(s.percent)
+        return scores
+
+    async def score_shown(
+        self, avatar_id: UUID | None, shown: Sequence[Shown], images: ImageService
+    ) -> list[Score | None]:
+        """Score a delivery's pictures and keep each score with its picture (the gallery
+        shows it later), before they are sent."""
+        scores = await self.score(avatar_id, [s.data for s in shown])
+        for picture, score in zip(shown, scores, strict=True):
+            if score is not None:
+                await images.set_likeness(picture.item.id, score.percent, score.distance)
         return scores
 
     def _count(self, outcome: str, n: int = 1) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
@@ -12,7 +15,8 @@ from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, Message
 from nats.js.errors import NotFoundError
 from nats.js.object_store import ObjectStore
 
-from services.bot.gallery.service import ImageItem
+from contracts import GeneratedImage
+from services.bot.gallery.service import ImageItem, ImageService
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +29,38 @@ async def load(store: ObjectStore, name: str) -> bytes | None:
         log.warning("image object %s is missing", name)
         return None
     return bytes(result.data or b"")
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A finished job's picture that can be shown: its row and its bytes."""
+
+    item: ImageItem
+    data: bytes
+
+
+async def showable(
+    images: ImageService,
+    store: ObjectStore,
+    generation_id: UUID,
+    results: Sequence[GeneratedImage],
+) -> tuple[list[Shown], int, int]:
+    """A finished generation's pictures to send (in the backend's order), how many were
+    withheld as NSFW and how many could not be found (no row or no stored object)."""
+    rows = {item.object_name: item for item in await images.of_generation(generation_id)}
+    shown: list[Shown] = []
+    withheld = missing = 0
+    for result in results:
+        row = rows.get(result.object_name)
+        if result.nsfw or (row is not None and row.nsfw):
+            withheld += 1
+            continue
+        data = await load(store, result.object_name) if row is not None else None
+        if row is None or data is None:
+            missing += 1
+            continue
+        shown.append(Shown(row, data))
+    return shown, withheld, missing
 
 
 def as_upload(item: ImageItem, data: bytes) -> BufferedInputFile:

@@ -8,7 +8,6 @@ picture carries them itself. Pictures flagged NSFW are never sent, only counted 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from uuid import UUID
 
 from aiogram.methods import SendMediaGroup, SendPhoto
@@ -28,8 +27,8 @@ from services.bot.app.texts import Translator
 from services.bot.avatars.likeness_scorer import LikenessScorer
 from services.bot.avatars.likeness_texts import line
 from services.bot.gallery.callbacks import GalleryCb
-from services.bot.gallery.image_files import as_upload, file_id_of, load
-from services.bot.gallery.service import ImageItem, ImageService
+from services.bot.gallery.image_files import Shown, as_upload, file_id_of, showable
+from services.bot.gallery.service import ImageService
 from services.bot.generation import keyboards as kb
 from services.bot.generation import views
 from services.bot.generation.likeness_retry import LikenessRetry
@@ -39,12 +38,6 @@ from services.bot.generation.service import Generation
 MediaItem = (
     InputMediaAudio | InputMediaDocument | InputMediaLivePhoto | InputMediaPhoto | InputMediaVideo
 )
-
-
-@dataclass(frozen=True)
-class _Ready:
-    item: ImageItem
-    data: bytes
 
 
 class ResultDelivery:
@@ -73,7 +66,7 @@ class ResultDelivery:
     ) -> dict[UUID, str]:
         """Send what can be shown; returns the new file_id of each sent picture by row id.
         `refunded` credits (nothing could be shown) are mentioned in the closing note."""
-        ready, withheld, missing = await self._collect(generation, results)
+        ready, withheld, missing = await showable(self.images, self.store, generation.id, results)
         chat_id = generation.progress_chat_id or generation.user_id
         caption = views.caption(t, generation, self.styles)
         scores, weak = await self._likeness(generation, ready, t)
@@ -113,35 +106,12 @@ class ResultDelivery:
         }
 
     async def _likeness(
-        self, generation: Generation, ready: list[_Ready], t: Translator
+        self, generation: Generation, ready: list[Shown], t: Translator
     ) -> tuple[list[str], int]:
         """Each picture's likeness line (stored with the picture first; "" when unscored)
         and how many are weak. Waits at most the scorer's bound (`LikenessScorer.timeout`)."""
         if self.likeness is None or generation.avatar_id is None:
             return [""] * len(ready), 0
-        scores = await self.likeness.score(generation.avatar_id, [r.data for r in ready])
-        for r, score in zip(ready, scores, strict=True):
-            if score is not None:
-                await self.images.set_likeness(r.item.id, score.percent, score.distance)
+        scores = await self.likeness.score_shown(generation.avatar_id, ready, self.images)
         lines = ["" if score is None else "\n" + line(t, score.percent) for score in scores]
         return lines, sum(1 for score in scores if score is not None and score.weak)
-
-    async def _collect(
-        self, generation: Generation, results: tuple[GeneratedImage, ...]
-    ) -> tuple[list[_Ready], int, int]:
-        """Pictures to send (in the backend's order), how many were withheld as NSFW and how
-        many could not be found (no row or no stored object)."""
-        rows = {item.object_name: item for item in await self.images.of_generation(generation.id)}
-        ready: list[_Ready] = []
-        withheld = missing = 0
-        for result in results:
-            row = rows.get(result.object_name)
-            if result.nsfw or (row is not None and row.nsfw):
-                withheld += 1
-                continue
-            data = await load(self.store, result.object_name) if row is not None else None
-            if row is None or data is None:
-                missing += 1
-                continue
-            ready.append(_Ready(row, data))
-        return ready, withheld, missing

@@ -372,8 +372,7 @@ class GenerationService:
 
     async def charged(self, generation_id: UUID) -> int:
         """Credits this generation cost (0 if free or not charged yet)."""
-        entry = await credits.entry(self.pool, credits.generation_charge_key(str(generation_id)))
-        return -entry.amount if entry is not None else 0
+        return await credits.charged(self.pool, credits.generation_charge_key(str(generation_id)))
 
     async def pack_refund_due(self, generation: Generation, lost: int) -> int:
         """Credits due back for `lost` pictures (withheld or missing) of a pack's generation."""

@@ -105,7 +105,6 @@ class Check:
 
 @dataclass(frozen=True)
 class Decided:
-    check: Check
     decision: Decision
     #: The avatar after the decision (a redo: training its next attempt).
     avatar: Avatar
@@ -214,13 +213,29 @@ class TrainingCheck:
         return generation
 
     async def finish(self, generation_id: UUID, scores: Sequence[float | None]) -> Check | None:
-        """The verdict, once: a redelivered delivery finds it taken and gets it unchanged."""
+        """The verdict on the test portraits, once."""
         state, score, reason = judge(scores)
+        return await self._settle(generation_id, state, score, reason, list(scores))
+
+    async def failed(self, generation_id: UUID) -> Check | None:
+        """The test portraits could not be made: the avatar is ready unchecked."""
+        return await self._settle(generation_id, CheckState.SKIPPED, None, "failed", None)
+
+    async def _settle(
+        self,
+        generation_id: UUID,
+        state: CheckState,
+        score: float | None,
+        reason: str | None,
+        scores: list[float | None] | None,
+    ) -> Check | None:
+        """`checking` → its end, once: a redelivered event finds it settled and gets the
+        stored check unchanged (None: no check has this generation)."""
         row = await self.pool.fetchrow(
             f"UPDATE training_checks SET state = $2, score = $3, reason = $4, scores = $5, "
             f"checked_at = now() WHERE generation_id = $1 AND state = 'checking' "
             f"RETURNING {_CHECK}",
-            generation_id, state.value, score, reason, list(scores),
+            generation_id, state.value, score, reason, scores,
         )  # fmt: skip
         if row is not None:
             self.metrics.training_checks.labels(reason or state.value).inc()
@@ -230,16 +245,6 @@ class TrainingCheck:
             f"SELECT {_CHECK} FROM training_checks WHERE generation_id = $1", generation_id
         )
         return None if row is None else Check.from_record(row)
-
-    async def failed(self, generation_id: UUID) -> None:
-        """The test portraits could not be made: the avatar is ready unchecked."""
-        done = await self.pool.execute(
-            "UPDATE training_checks SET state = 'skipped', reason = 'failed', checked_at = now() "
-            "WHERE generation_id = $1 AND state = 'checking'",
-            generation_id,
-        )
-        if done.endswith(" 1"):
-            self.metrics.training_checks.labels("failed").inc()
 
     async def paid_attempt(self, conn: asyncpg.Connection, avatar_id: UUID, attempt: int) -> int:
         """The attempt whose charge stands for `attempt`: a free redo's is the paid one."""
@@ -280,9 +285,9 @@ class TrainingCheck:
                 key = credits.training_charge_key(str(avatar_id), check.paid_attempt)
                 posting = await credits.refund(conn, charge_key=key, reason=REFUND_REASON)
                 refund = None if posting is None else posting.entry
-            moved = (avatar_id, chat_id, message_id) + ((left_out,) if left_out else ())
-            avatar = Avatar.from_record(await conn.fetchrow(_MOVES[decision, bool(left_out)],
-                                                            *moved))  # fmt: skip
+            redo = (left_out,) if decision is Decision.REDO else ()
+            row = await conn.fetchrow(_MOVES[decision], avatar_id, chat_id, message_id, *redo)
+            avatar = Avatar.from_record(row)
             if decision is Decision.REDO:
                 uow.publish(training_requested(avatar, 0, redo=True))
             await conn.execute(
@@ -294,7 +299,7 @@ class TrainingCheck:
         if refund is not None:
             self.metrics.credit_refunds.labels("training", REFUND_REASON).inc()
         log.info("training check decision %s", decision, extra={"avatar_id": str(avatar_id)})
-        return Decided(check, decision, avatar, refund, left_out)
+        return Decided(decision, avatar, refund, left_out)
 
     async def stats(self, days: int = 30) -> CheckStats:
         """The last `days` of checks; the cost is FAL's for the test portraits and for the free
@@ -340,16 +345,15 @@ class TrainingCheck:
 #: What each decision does to the avatar: a redo trains the next attempt (its request is
 #: the caller's), without the `$4` photos it left out; a refund retires the model
 #: (cancelled: the user turned it down; Retry stays, and is paid again); keeping it changes
-#: nothing but the live message. Keyed by (decision, whether photos were left out).
+#: nothing but the live message.
 _LIVE = "progress_chat_id = $2, progress_message_id = $3"
-_REDO = "status = 'training', training_attempt = training_attempt + 1, updated_at = now()"
 _SETS = {
-    (Decision.REDO, True): f"{_REDO}, photo_count = photo_count - $4, {_LIVE}",
-    (Decision.REDO, False): f"{_REDO}, {_LIVE}",
-    (Decision.REFUND, False): f"status = 'cancelled', updated_at = now(), {_LIVE}",
-    (Decision.KEEP, False): _LIVE,
+    Decision.REDO: "status = 'training', training_attempt = training_attempt + 1, "
+    f"photo_count = photo_count - $4, updated_at = now(), {_LIVE}",
+    Decision.REFUND: f"status = 'cancelled', updated_at = now(), {_LIVE}",
+    Decision.KEEP: _LIVE,
 }
 _MOVES = {
-    key: f"UPDATE avatars SET {sets} WHERE id = $1 RETURNING {AVATAR_COLUMNS}"
-    for key, sets in _SETS.items()
+    decision: f"UPDATE avatars SET {sets} WHERE id = $1 RETURNING {AVATAR_COLUMNS}"
+    for decision, sets in _SETS.items()
 }

@@ -1,6 +1,6 @@
 """How a training check looks: the silent "checking…" progress, the verdict (a new message,
-so the phone notifies once, when there is something to decide or use), the answers to the
-user's decision, and the admin's /stats line. Texts are `check.*` in the locale files."""
+so the phone notifies once, when there is something to decide or use) and the answers to
+the user's decision. Texts are `check.*` in the locale files."""
 
 from __future__ import annotations
 
@@ -11,21 +11,10 @@ from services.bot.app.texts import Translator
 from services.bot.avatars.likeness import MIN_FACES, WEAK
 from services.bot.training import keyboards as tkb
 from services.bot.training.check import Check, CheckState, Decision
-from services.kit.credits import Entry
 
 
-def checking(t: Translator, avatar: Avatar, pictures: int = 2) -> View:
+def checking(t: Translator, avatar: Avatar, pictures: int) -> View:
     return View(t("check.checking", name=avatar.name, count=pictures), None)
-
-
-def ready(t: Translator, text: str) -> View:
-    return View(text, menu.main_menu(t))
-
-
-def unchecked(t: Translator, avatar: Avatar, check: Check, ready: View) -> View:
-    """Ready without a check, and why (no faces to compare with, or too few)."""
-    note = t(f"check.skipped.{check.reason}", min=MIN_FACES)
-    return View(ready.text + "\n\n" + note, ready.markup)
 
 
 def portrait(t: Translator, number: int, likeness: str) -> str:
@@ -33,8 +22,10 @@ def portrait(t: Translator, number: int, likeness: str) -> str:
 
 
 def verdict(t: Translator, avatar: Avatar, check: Check, credits: int) -> View:
-    """What the user reads after the test portraits: ready with its score, ready unchecked,
-    or a poor likeness with its choices (the refund's amount on its button)."""
+    """What the user reads once the check has ended: ready with its score, ready unchecked
+    and why (nothing to compare with, no face, no test portraits), or a poor likeness with
+    its choices (the refund's amount on its button; a repeated verdict's buttons answer
+    "already answered" once one was pressed)."""
     ready = t("progress.completed", name=avatar.name)
     if check.state is CheckState.PASSED:
         score = round(check.score or 0)
@@ -44,16 +35,14 @@ def verdict(t: Translator, avatar: Avatar, check: Check, credits: int) -> View:
         note = t(f"check.skipped.{check.reason}", min=MIN_FACES)
         return View(ready + "\n\n" + note, menu.main_menu(t))
     shown = {"name": avatar.name, "score": round(check.score or 0), "threshold": round(WEAK)}
-    if check.decision is not None:  # shown again after the answer (a redelivery)
-        return decided(t, avatar, check.decision, None)
     key = "check.poor_offer" if check.redo_offered else "check.poor_again"
     text = t("check.poor", **shown) + "\n\n" + t(key, credits=credits)
     return View(text, tkb.poor_check(t, avatar.id, credits, check.redo_offered))
 
 
-def decided(t: Translator, avatar: Avatar, decision: Decision, refund: Entry | None) -> View:
+def decided(t: Translator, avatar: Avatar, decision: Decision, refunded: int) -> View:
     """The poor check's message once refunded or kept (a redo's becomes its progress)."""
     if decision is Decision.REFUND:
-        credits = refund.amount if refund is not None else 0
-        return View(t("check.refunded", name=avatar.name, credits=credits), menu.main_menu(t))
+        text = t("check.refunded", name=avatar.name, credits=refunded)
+        return View(text, menu.main_menu(t))
     return View(t("progress.completed", name=avatar.name), menu.main_menu(t))

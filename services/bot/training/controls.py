@@ -151,7 +151,8 @@ async def decide(
         view = progress.queued(t, done.avatar)
     else:
         await callback.answer()
-        view = decided(t, done.avatar, done.decision, done.refund)
+        refunded = done.refund.amount if done.refund is not None else 0
+        view = decided(t, done.avatar, done.decision, refunded)
     await sender.edit(chat_id, message_id, view.text, view.markup)
 
 

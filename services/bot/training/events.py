@@ -235,14 +235,14 @@ class TrainingEvents:
             avatar = Avatar.from_record(row)  # as it was before the move, like the view expects
             t = Translator(self.texts, row["language"])
             view = render(t, avatar)
-            check = None
+            checking = False
             if status is AvatarStatus.COMPLETED and self.check is not None:
                 check = await self.check.begin(uow, avatar, row["likeness_faces"])
-            checking = check is not None and check.state is CheckState.CHECKING
-            if check is not None and checking:
-                view = check_views.checking(t, avatar)
-            elif check is not None:
-                view = check_views.unchecked(t, avatar, check, view)
+                checking = check is not None and check.state is CheckState.CHECKING
+                if checking:
+                    view = check_views.checking(t, avatar, self.check.pictures)
+                elif check is not None:  # ready at once: nothing to compare with, and why
+                    view = check_views.verdict(t, avatar, check, 0)
             refunded = await self._refund(uow.conn, event, avatar.id)
             if refunded is not None:
                 view = View(view.text + "\n\n" + refund_note(t, refunded), view.markup)
