@@ -18,7 +18,8 @@ def checking(t: Translator, avatar: Avatar, pictures: int) -> View:
 
 
 def portrait(t: Translator, number: int, likeness: str) -> str:
-    return (t("check.portrait", number=number) + likeness).strip()
+    """A test portrait's caption: its number, and its likeness line below when scored."""
+    return "\n".join(part for part in (t("check.portrait", number=number), likeness) if part)
 
 
 def verdict(t: Translator, avatar: Avatar, check: Check, credits: int) -> View:

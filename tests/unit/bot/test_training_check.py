@@ -15,7 +15,7 @@ from services.bot.app.texts import Texts, Translator
 from services.bot.avatars.likeness import Identity
 from services.bot.training.callbacks import TrainingCb
 from services.bot.training.check import Check, CheckState, Decision, judge, weakest
-from services.bot.training.check_views import verdict
+from services.bot.training.check_views import portrait, verdict
 from services.kit.config import ConfigError, Env
 from services.trainer.presets import REDO_STEPS_FACTOR, plan_training
 
@@ -157,3 +157,8 @@ def test_the_number_of_test_portraits_is_configurable_and_zero_turns_it_off(
 def test_more_test_portraits_than_fal_draws_at_once_is_refused() -> None:
     with pytest.raises(ConfigError, match="BOT_TRAINING_CHECK_PICTURES"):
         BotConfig.from_env(Env({**BASE_ENV, "BOT_TRAINING_CHECK_PICTURES": "5"}))
+
+
+def test_a_test_portraits_caption_puts_its_likeness_on_a_line_of_its_own() -> None:
+    assert portrait(T, 1, "🪞 Likeness 96% (high)") == "Test portrait 1\n🪞 Likeness 96% (high)"
+    assert portrait(T, 2, "") == "Test portrait 2"  # no face: no score line
